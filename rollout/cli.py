@@ -1,0 +1,156 @@
+"""The ``rollout`` command. The only place that prints or chooses exit codes.
+
+Exit codes (the contract): 0 done and healthy; 1 a plant failed and was rolled back
+cleanly; 2 bad input, nothing touched; 3 a rollback failed, a plant needs attention;
+4 blocked. An unexpected internal error exits 70 with its traceback in a log file.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Callable, TypeVar
+
+import click
+from rich.console import Console
+
+from . import api, views
+from .errors import ConfigError, Problem, RolloutError
+
+EXIT_OK = 0
+EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 70
+
+F = TypeVar("F", bound=Callable[..., object])
+
+
+def _common(func: F) -> F:
+    """``-C DIR`` and ``--json``, which every verb takes."""
+    func = click.option("--json", "as_json", is_flag=True, help="One JSON object per line, for pipelines.")(func)
+    func = click.option("-C", "directory", type=click.Path(file_okay=False, path_type=Path), default=None,
+                        help="Project folder (default: found from the working folder upward).")(func)
+    return func
+
+
+def _release_option(func: F) -> F:
+    return click.option("--release", "-r", "release", default=None, metavar="REF",
+                        help="Tag, branch or commit of the code base (default: codebase.ref).")(func)
+
+
+def _project(directory: Path | None) -> api.Project:
+    return api.open_project(directory or Path.cwd())
+
+
+def _console() -> Console:
+    return Console(highlight=False, soft_wrap=False)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="rollout")
+def cli() -> None:
+    """Deploy one code base with per-plant overlays to many plants, in checked waves."""
+
+
+@cli.command()
+@_common
+@_release_option
+def validate(directory: Path | None, as_json: bool, release: str | None) -> int:
+    """Check the project, inventories, overlays, playbooks and templates; touches no host.
+
+    Every plant is rendered in memory at the release, so an undefined value or a
+    forbidden overlay is found here, not during a deploy.
+    """
+    result = api.validate(_project(directory), release)
+    views.validation(_console(), result, as_json)
+    return EXIT_OK
+
+
+@cli.command()
+@_common
+@_release_option
+def plan(directory: Path | None, as_json: bool, release: str | None) -> int:
+    """The waves, plants and order that a deploy would take."""
+    views.plan(_console(), api.plan(_project(directory), release), as_json)
+    return EXIT_OK
+
+
+@cli.command()
+@_common
+@_release_option
+@click.option("--plant", "-p", "plants", multiple=True, metavar="PLANT", help="Only this plant (repeatable).")
+@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder for the bundles (default: .rollout/bundles in the project).")
+@click.option("--explain", is_flag=True, help="Show every value of --plant and which layer set it; write nothing.")
+def render(directory: Path | None, as_json: bool, release: str | None, plants: tuple[str, ...], out: Path | None, explain: bool) -> int:
+    """Render bundles: one folder per plant and layer, with a manifest of file hashes."""
+    project = _project(directory)
+    if explain:
+        if len(plants) != 1:
+            raise click.UsageError("--explain needs exactly one --plant")
+        views.explained(_console(), plants[0], api.explain(project, release, plants[0]), as_json)
+        return EXIT_OK
+    target = out if out is not None else project.root / ".rollout" / "bundles"
+    results = api.render(project, release, list(plants), target)
+    views.rendered(_console(), results, str(target), as_json)
+    return EXIT_OK
+
+
+@cli.command()
+@_common
+@_release_option
+@click.option("--plant", "-p", "plant", required=True, metavar="PLANT", help="The plant to compare.")
+@click.option("--against", "-a", default=None, metavar="REF", help="The release to compare with.")
+def diff(directory: Path | None, as_json: bool, release: str | None, plant: str, against: str | None) -> int:
+    """What would change on a plant: a unified diff of its rendered files."""
+    result = api.diff(_project(directory), plant, release, against)
+    views.diffed(_console(), Console(stderr=True, highlight=False), result, as_json)
+    return EXIT_OK
+
+
+def _crash_log(exc: BaseException) -> Path:
+    base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "rollout"
+    base.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    path = base / f"crash-{stamp}.log"
+    path.write_text("".join(traceback.format_exception(exc)))
+    return path
+
+
+def run(argv: list[str]) -> int:
+    """Run the command line and return its exit code."""
+    as_json = "--json" in argv
+    err = Console(stderr=True, highlight=False)
+    try:
+        code = cli.main(args=argv, prog_name="rollout", standalone_mode=False)
+        return int(code or 0)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        if as_json:
+            views.problems(_console(), [Problem("(command line)", message=exc.format_message())], True)
+        else:
+            exc.show()
+        return exc.exit_code
+    except BrokenPipeError:  # the reader (head, less) went away: not an error of ours
+        sys.stdout = None  # type: ignore[assignment]  # keep Python's exit flush quiet
+        return EXIT_OK
+    except click.exceptions.Abort:
+        err.print("aborted")
+        return 130
+    except ConfigError as exc:
+        views.problems(_console() if as_json else err, exc.problems, as_json)
+        return EXIT_BAD_INPUT
+    except RolloutError as exc:
+        err.print(f"error: {exc}")
+        return EXIT_INTERNAL
+    except Exception as exc:  # the one place an unexpected error is caught: log it, never spill it
+        log = _crash_log(exc)
+        err.print(f"internal error: {type(exc).__name__}: {exc}\nthe traceback is in {log}")
+        return EXIT_INTERNAL
+
+
+def main() -> None:
+    sys.exit(run(sys.argv[1:]))

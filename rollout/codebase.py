@@ -1,0 +1,120 @@
+"""The solution's code base, read from git at a release ref (never from the working tree)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from types import MappingProxyType
+from typing import Mapping
+
+import git
+from gitdb.exc import BadName, BadObject
+
+from .errors import ReleaseError
+
+MAX_CODEBASE_BYTES = 512 * 1024 * 1024
+_FILE_MODES = {0o100644: 0o644, 0o100755: 0o755, 0o100664: 0o644}
+
+
+@dataclass(frozen=True)
+class Release:
+    """The code base at one ref: its id (the ref as given), commit and content hash."""
+
+    id: str
+    commit: str
+    content_hash: str
+    files: Mapping[str, bytes] = field(repr=False)
+    """Path relative to the code-base folder -> content."""
+    modes: Mapping[str, int] = field(repr=False)
+    """Path -> 0o644 or 0o755."""
+    origin: str = ""
+    """How to name a file of this release in messages: ``<origin>/<path>@<ref>``."""
+
+    @property
+    def short(self) -> str:
+        return f"{self.id}@{self.commit[:12]}"
+
+    def display(self, path: str) -> str:
+        prefix = f"{self.origin}/" if self.origin not in ("", ".") else ""
+        return f"{prefix}{path}@{self.id}"
+
+
+def open_release(repo_dir: Path, subdir: str, ref: str, display_repo: str) -> Release:
+    """Read every file under ``subdir`` of the repository at ``ref``."""
+    if not ref or ref.startswith("-") or any(c in ref for c in "\x00\n "):
+        raise ReleaseError.one(display_repo, f"invalid release ref {ref!r}", expected="a tag, branch or commit")
+    try:
+        repo = git.Repo(repo_dir, search_parent_directories=True)
+    except (git.NoSuchPathError, git.InvalidGitRepositoryError):
+        raise ReleaseError.one(display_repo, "not a git repository", expected="the code base's git repository") from None
+    with repo:
+        inner = _inner_path(repo, repo_dir, subdir, display_repo)
+        commit = _resolve(repo, ref, display_repo)
+        files, modes = _read_tree(commit, inner, ref, display_repo)
+    return Release(
+        id=ref,
+        commit=commit.hexsha,
+        content_hash=content_hash(files, modes),
+        files=MappingProxyType(files),
+        modes=MappingProxyType(modes),
+        origin=(PurePosixPath(display_repo) / subdir).as_posix() if subdir != "." else display_repo,
+    )
+
+
+def content_hash(files: Mapping[str, bytes], modes: Mapping[str, int]) -> str:
+    """sha256 over every path, mode and content: equal code bases hash equal, whatever the commit."""
+    digest = hashlib.sha256()
+    for path in sorted(files):
+        entry = f"{path}\0{modes[path]:o}\0{hashlib.sha256(files[path]).hexdigest()}\n"
+        digest.update(entry.encode())
+    return digest.hexdigest()
+
+
+def _inner_path(repo: git.Repo, repo_dir: Path, subdir: str, display: str) -> str:
+    """The code-base folder as a path inside the repository's tree."""
+    if repo.bare or repo.working_tree_dir is None:
+        base = PurePosixPath()
+    else:
+        top = Path(repo.working_tree_dir).resolve()
+        try:
+            base = PurePosixPath(repo_dir.resolve().relative_to(top).as_posix())
+        except ValueError:
+            raise ReleaseError.one(display, "code base folder is outside its repository") from None
+    inner = (base / subdir).as_posix()
+    return "" if inner == "." else inner
+
+
+def _resolve(repo: git.Repo, ref: str, display: str) -> git.Commit:
+    try:
+        return repo.commit(ref)
+    except (BadName, BadObject, ValueError, IndexError, git.GitCommandError):
+        known = sorted(t.name for t in repo.tags)[-8:] + sorted(h.name for h in repo.heads)[:4]
+        hint = "known refs include: " + ", ".join(known) if known else "the repository has no tags or branches"
+        raise ReleaseError.one(display, f"unknown release ref {ref!r} ({hint})", expected="a tag, branch or commit") from None
+
+
+def _read_tree(commit: git.Commit, inner: str, ref: str, display: str) -> tuple[dict[str, bytes], dict[str, int]]:
+    try:
+        tree = commit.tree / inner if inner else commit.tree
+    except KeyError:
+        raise ReleaseError.one(display, f"folder {inner!r} does not exist at release {ref!r}") from None
+    if tree.type != "tree":
+        raise ReleaseError.one(display, f"{inner!r} is not a folder at release {ref!r}")
+    files: dict[str, bytes] = {}
+    modes: dict[str, int] = {}
+    total = 0
+    for item in tree.traverse():
+        if item.type == "tree":
+            continue
+        rel = PurePosixPath(item.path).relative_to(inner).as_posix() if inner else item.path
+        if item.type != "blob" or item.mode not in _FILE_MODES:
+            what = "a symlink" if item.mode == 0o120000 else "a submodule" if item.type in ("commit", "submodule") else "special"
+            raise ReleaseError.one(display, f"{rel!r} at release {ref!r} is {what}", expected="regular files only")
+        data = item.data_stream.read()
+        total += len(data)
+        if total > MAX_CODEBASE_BYTES:
+            raise ReleaseError.one(display, f"code base larger than {MAX_CODEBASE_BYTES} bytes at {ref!r}")
+        files[rel] = data
+        modes[rel] = _FILE_MODES[item.mode]
+    return files, modes

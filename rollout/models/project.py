@@ -1,0 +1,94 @@
+"""``rollout.yaml``: the code base, the layers, what overlays may touch, the strategy."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from .checks import Check, PlaybookStep, Step
+from .common import AbsPath, Model, Name, RelPath
+from .inventory import GROUP_PATTERN
+from .strategy import StrategyConfig
+
+Glob = Annotated[RelPath, Field(max_length=512)]
+"""A pattern over code-base paths; like every path, it cannot leave its folder."""
+
+
+class CodebaseConfig(Model):
+    """Where the solution's files are: a git repository and a folder inside it."""
+
+    repo: Annotated[str, Field(min_length=1)] = "."
+    """The git repository, relative to the project folder (or absolute)."""
+    path: RelPath = "."
+    """The folder inside the repository that holds the solution."""
+    values: RelPath = "values.yaml"
+    """The base values file, relative to ``path``."""
+    ref: Annotated[str, Field(min_length=1, max_length=256)] = "HEAD"
+    """The release used when a command is given no ``--release``."""
+
+
+class LayerConfig(Model):
+    """One ordered part of the solution, deployed and checked as a unit."""
+
+    name: Name
+    group: Annotated[str, Field(pattern=GROUP_PATTERN)] | None = None
+    """Inventory group whose hosts receive this layer (default: the layer's name)."""
+    source: RelPath | None = None
+    """Folder of the code base rendered for this layer (default: the layer's name)."""
+    target: AbsPath
+    """Folder on each host holding ``releases/`` and the ``current`` link."""
+    activation: Literal["builtin"] | PlaybookStep = "builtin"
+    restart: Step | None = None
+    checks: list[Check] = []
+    keep_releases: Annotated[int, Field(ge=1, le=100)] = 5
+
+    @property
+    def inventory_group(self) -> str:
+        return self.group or self.name.replace("-", "_")
+
+    @property
+    def source_dir(self) -> str:
+        return self.source or self.name
+
+    @field_validator("checks")
+    @classmethod
+    def _unique_checks(cls, checks: list[Check]) -> list[Check]:
+        _unique([c.name for c in checks], "check")
+        return checks
+
+
+class OverlayPolicy(Model):
+    """Which code-base paths an overlay may replace and which it may add.
+
+    Patterns are matched segment by segment: ``*`` never crosses ``/``; a whole ``**``
+    segment matches any number of folders.
+    """
+
+    may_replace: list[Glob] = []
+    may_add: list[Glob] = []
+
+
+class ProjectConfig(Model):
+    """The root of a project: ``rollout.yaml``."""
+
+    version: Literal[1] = 1
+    name: Name
+    codebase: CodebaseConfig = CodebaseConfig()
+    layers: Annotated[list[LayerConfig], Field(min_length=1, max_length=50)]
+    overlays: OverlayPolicy = OverlayPolicy()
+    strategy: StrategyConfig
+
+    @model_validator(mode="after")
+    def _unique_layers(self) -> "ProjectConfig":
+        _unique([layer.name for layer in self.layers], "layer")
+        _unique([layer.source_dir for layer in self.layers], "layer source folder")
+        return self
+
+
+def _unique(names: list[str], what: str) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ValueError(f"{what} names to be unique; {name!r} appears twice")
+        seen.add(name)

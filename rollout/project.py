@@ -1,0 +1,243 @@
+"""Loading a project folder: ``rollout.yaml``, plants, inventories, playbooks, overlays.
+
+Every file is read and validated once; all problems found are reported together, so one
+``rollout validate`` lists everything there is to fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from types import MappingProxyType
+from typing import Mapping
+
+from .codebase import Release, open_release
+from .errors import ConfigError, Problem, ReleaseError
+from .inventory import Inventory, read_inventory
+from .models import PlantConfig, PlaybookCheck, PlaybookStep, ProjectConfig
+from .models.common import NAME_PATTERN
+from .models.validation import validate_doc
+from .overlays import ARCHETYPES_DIR, Overlay, read_overlay
+from .yamlfile import YamlDoc, format_path, read_yaml
+
+PROJECT_FILE = "rollout.yaml"
+PLANTS_DIR = "plants"
+INVENTORIES_DIR = "inventories"
+OVERLAYS_DIR = "overlays"
+PLAYBOOKS_DIR = "playbooks"
+MAX_PLANTS = 100_000
+
+
+@dataclass(frozen=True)
+class Plant:
+    name: str
+    config: PlantConfig
+    inventory: Inventory
+    file: str
+
+
+@dataclass(frozen=True)
+class Project:
+    root: Path
+    config: ProjectConfig
+    doc: YamlDoc
+    """``rollout.yaml`` as parsed, to locate problems the planner finds."""
+    plants: Mapping[str, Plant]
+    plant_overlays: Mapping[str, Overlay]
+    archetype_overlays: Mapping[str, Overlay]
+
+    def overlays_for(self, plant: Plant) -> list[Overlay]:
+        """The overlays of a plant in merge order: archetype, then plant."""
+        found = [self.archetype_overlays.get(plant.config.archetype), self.plant_overlays.get(plant.name)]
+        return [o for o in found if o is not None]
+
+    def plant(self, name: str) -> Plant:
+        if name not in self.plants:
+            close = difflib.get_close_matches(name, list(self.plants), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError.one("--plant", f"no plant named {name!r}{hint}", expected=f"one of the {len(self.plants)} plants in {PLANTS_DIR}/")
+        return self.plants[name]
+
+    def release(self, ref: str | None) -> Release:
+        """The code base at ``ref`` (default: ``codebase.ref`` of ``rollout.yaml``)."""
+        codebase = self.config.codebase
+        repo = Path(codebase.repo)
+        repo_dir = repo if repo.is_absolute() else self.root / repo
+        try:
+            return open_release(repo_dir, codebase.path, ref or codebase.ref, codebase.repo)
+        except ReleaseError as exc:
+            if ref:
+                file, location, line = "(command line)", "--release", None
+            else:
+                file, location, line = PROJECT_FILE, "codebase.ref", self.doc.line_of(("codebase", "ref"))
+            raise ReleaseError([
+                Problem(file, location, line, p.expected, p.found, f"{p.message} (repository {p.file!r})")
+                for p in exc.problems
+            ]) from None
+
+
+def find_project(start: Path) -> Path:
+    """The nearest folder from ``start`` upward that holds ``rollout.yaml``."""
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        if (folder / PROJECT_FILE).is_file():
+            return folder
+    raise ConfigError.one(str(start), f"no {PROJECT_FILE} here or in any parent folder", expected="a project folder (or -C DIR)")
+
+
+def load_project(root: Path) -> Project:
+    """Read and validate the whole project at ``root``."""
+    problems: list[Problem] = []
+    doc = _attempt(problems, lambda: read_yaml(root / PROJECT_FILE, PROJECT_FILE))
+    config = _attempt(problems, lambda: validate_doc(ProjectConfig, doc)) if doc else None
+    plants = _load_plants(root, config, problems)
+    if config is not None:
+        problems.extend(_playbook_problems(root, config))
+    plant_overlays, archetype_overlays = _load_overlays(root, plants, problems)
+    if problems or config is None or doc is None:
+        raise ConfigError(problems or [Problem(PROJECT_FILE, message="invalid project")])
+    return Project(
+        root,
+        config,
+        doc,
+        MappingProxyType(plants),
+        MappingProxyType(plant_overlays),
+        MappingProxyType(archetype_overlays),
+    )
+
+
+def _attempt(problems: list[Problem], action):  # type: ignore[no-untyped-def]
+    """Run ``action``; record its ConfigError and return None instead of raising."""
+    try:
+        return action()
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+        return None
+
+
+def _load_plants(root: Path, config: ProjectConfig | None, problems: list[Problem]) -> dict[str, Plant]:
+    folder = root / PLANTS_DIR
+    files = sorted(p for p in folder.glob("*") if p.suffix in (".yaml", ".yml")) if folder.is_dir() else []
+    if not files:
+        problems.append(Problem(f"{PLANTS_DIR}/", message="no plants defined", expected=f"one {PLANTS_DIR}/<plant>.yaml per plant"))
+        return {}
+    if len(files) > MAX_PLANTS:
+        problems.append(Problem(f"{PLANTS_DIR}/", message=f"more than {MAX_PLANTS} plants"))
+        return {}
+    plants: dict[str, Plant] = {}
+    for path in files:
+        plant = _attempt(problems, lambda path=path: _load_plant(root, path, config))
+        if plant is not None:
+            if plant.name in plants:
+                problems.append(Problem(plant.file, message=f"plant {plant.name!r} is defined twice (.yaml and .yml)"))
+            plants[plant.name] = plant
+    return plants
+
+
+def _load_plant(root: Path, path: Path, config: ProjectConfig | None) -> Plant:
+    display = f"{PLANTS_DIR}/{path.name}"
+    name = path.stem
+    if re.match(NAME_PATTERN, name) is None:
+        raise ConfigError.one(display, f"invalid plant name {name!r} (from the file name)",
+                              expected="lower-case letters, digits, '-' and '_'")
+    doc = read_yaml(path, display)
+    plant_config = validate_doc(PlantConfig, doc)
+    inventory_rel = plant_config.inventory or _default_inventory(root, name)
+    inventory = read_inventory(root / inventory_rel, inventory_rel)
+    if config is not None:
+        missing = [layer for layer in config.layers if not inventory.groups.get(layer.inventory_group)]
+        if missing:
+            raise ConfigError([
+                Problem(inventory_rel, message=f"no hosts in group {layer.inventory_group!r}",
+                        expected=f"the hosts of layer {layer.name!r} in group {layer.inventory_group!r}")
+                for layer in missing
+            ])
+    return Plant(name, plant_config, inventory, display)
+
+
+def _default_inventory(root: Path, name: str) -> str:
+    for suffix in (".yml", ".yaml"):
+        candidate = f"{INVENTORIES_DIR}/{name}{suffix}"
+        if (root / candidate).exists():
+            return candidate
+    return f"{INVENTORIES_DIR}/{name}.yml"
+
+
+def _playbook_problems(root: Path, config: ProjectConfig) -> list[Problem]:
+    problems = []
+    for i, layer in enumerate(config.layers):
+        refs: list[tuple[str, str]] = []
+        if isinstance(layer.activation, PlaybookStep):
+            refs.append((format_path(("layers", i, "activation", "playbook")), layer.activation.playbook))
+        if isinstance(layer.restart, PlaybookStep):
+            refs.append((format_path(("layers", i, "restart", "playbook")), layer.restart.playbook))
+        for j, check in enumerate(layer.checks):
+            if isinstance(check, PlaybookCheck):
+                refs.append((format_path(("layers", i, "checks", j, "playbook")), check.playbook))
+        problems.extend(_check_playbook(root, where, rel) for where, rel in refs)
+    return [p for p in problems if p is not None]
+
+
+def _check_playbook(root: Path, where: str, rel: str) -> Problem | None:
+    if PurePosixPath(rel).parts[0] != PLAYBOOKS_DIR:
+        return Problem(PROJECT_FILE, where, message=f"playbook {rel!r} is outside {PLAYBOOKS_DIR}/", expected=f"a path under {PLAYBOOKS_DIR}/")
+    path = root / rel
+    if path.is_symlink() or not path.is_file():
+        return Problem(PROJECT_FILE, where, message=f"playbook {rel!r} does not exist", expected="a playbook file")
+    try:
+        doc = read_yaml(path, rel)
+    except ConfigError as exc:
+        return exc.problems[0]
+    if not isinstance(doc.data, list) or not doc.data:
+        return doc.problem((), "not a playbook", expected="a list of plays")
+    for k, play in enumerate(doc.data):
+        if not isinstance(play, dict) or not ({"hosts", "import_playbook"} & set(play)):
+            return doc.problem((k,), "not a play", expected="a mapping with 'hosts' (or 'import_playbook')")
+    return None
+
+
+def _load_overlays(root: Path, plants: dict[str, Plant], problems: list[Problem]) -> tuple[dict[str, Overlay], dict[str, Overlay]]:
+    folder = root / OVERLAYS_DIR
+    if not folder.exists():
+        return {}, {}
+    if folder.is_symlink() or not folder.is_dir():
+        problems.append(Problem(f"{OVERLAYS_DIR}/", message="not a folder (symlinks are refused)"))
+        return {}, {}
+    archetypes = {p.config.archetype for p in plants.values()}
+    plant_overlays: dict[str, Overlay] = {}
+    archetype_overlays: dict[str, Overlay] = {}
+    for entry in sorted(folder.iterdir()):
+        rel = f"{OVERLAYS_DIR}/{entry.name}"
+        if entry.name == ARCHETYPES_DIR and entry.is_dir() and not entry.is_symlink():
+            for sub in sorted(entry.iterdir()):
+                sub_rel = f"{rel}/{sub.name}"
+                if _known(sub.name, archetypes, sub_rel, "archetype", problems) and _is_folder(sub, sub_rel, problems):
+                    overlay = _attempt(problems, lambda r=sub_rel, n=sub.name: read_overlay(root, r, f"archetype:{n}"))
+                    if overlay:
+                        archetype_overlays[sub.name] = overlay
+        elif entry.name == "README.md" and entry.is_file():
+            continue
+        elif _known(entry.name, set(plants), rel, "plant", problems) and _is_folder(entry, rel, problems):
+            overlay = _attempt(problems, lambda r=rel, n=entry.name: read_overlay(root, r, f"plant:{n}"))
+            if overlay:
+                plant_overlays[entry.name] = overlay
+    return plant_overlays, archetype_overlays
+
+
+def _known(name: str, names: set[str], rel: str, what: str, problems: list[Problem]) -> bool:
+    if name in names:
+        return True
+    close = difflib.get_close_matches(name, sorted(names), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    problems.append(Problem(rel, message=f"overlay for {what} {name!r}, which does not exist{hint}",
+                            expected=f"a folder named after a {what} of this project"))
+    return False
+
+
+def _is_folder(path: Path, rel: str, problems: list[Problem]) -> bool:
+    if path.is_symlink() or not path.is_dir():
+        problems.append(Problem(rel, message="not a folder (symlinks are refused)", expected="an overlay folder"))
+        return False
+    return True

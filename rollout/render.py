@@ -1,0 +1,462 @@
+"""Rendering the code base with a plant's overlays into one bundle per layer. Pure: no I/O.
+
+* Files ending in ``.j2`` are Jinja2 templates; they are rendered and lose the suffix.
+  A template whose name starts with ``_`` is a partial: it can be included, and is not
+  itself part of the bundle. Every other file is copied as it is.
+* Undefined names are errors (``StrictUndefined``), never an empty string.
+* A plant whose overlays bring any template has all its templates rendered in an
+  immutable sandbox, so overlay content can neither reach Python internals nor change
+  shared values, even through a base template that includes it.
+* ``{{ fail("why") }}`` lets a template refuse values it cannot work with.
+* Templates see ``values`` (merged), ``plant``, ``release``, ``layer``, ``hosts`` (the
+  layer's hosts) and ``groups`` (every inventory group's hosts); never connection
+  variables (``ansible_*``).
+* Plants whose inputs are equal share one rendering: the key is a hash of exactly the
+  inputs that the layer's templates read.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import hashlib
+import json
+import operator
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+
+import jinja2
+import jinja2.meta
+import jinja2.nodes
+import yaml
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+
+from .bundle import Bundle, BundleFile, sha256_json
+from .codebase import Release
+from .errors import ConfigError, Problem, RenderError
+from .models import CommandCheck, CommandStep, HttpCheck, LayerConfig, TcpCheck
+from .overlays import policy_problems
+from .project import PROJECT_FILE, Plant, Project
+from .values import MergedValues, merge_values
+from .yamlfile import YamlDoc, parse_yaml
+
+RENDERER_VERSION = 1
+TEMPLATE_SUFFIX = ".j2"
+MAX_OUTPUT_BYTES = 64 * 1024 * 1024
+MAX_SEQUENCE_PRODUCT = 1024 * 1024
+_CONTEXT_NAMES = ("values", "plant", "release", "layer", "hosts", "groups")
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _to_json(value: Any, indent: int | None = None) -> str:
+    return json.dumps(value, indent=indent, sort_keys=True, ensure_ascii=False)
+
+
+def _to_yaml(value: Any) -> str:
+    return yaml.safe_dump(value, sort_keys=True, default_flow_style=False, allow_unicode=True).rstrip("\n")
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """The immutable sandbox, which also refuses to build huge strings or numbers."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: jinja2.runtime.Context, operator_: str, left: Any, right: Any) -> Any:
+        if operator_ == "**" and isinstance(right, (int, float)) and abs(right) > 1000:
+            raise SecurityError("exponent too large for a template")
+        if operator_ == "*":
+            size = _sequence_size(left, right)
+            if size > MAX_SEQUENCE_PRODUCT:
+                raise SecurityError("string or list repetition too large for a template")
+        return super().call_binop(context, operator_, left, right)
+
+
+def _sequence_size(left: Any, right: Any) -> int:
+    for seq, count in ((left, right), (right, left)):
+        if isinstance(seq, (str, list, tuple)) and isinstance(count, int):
+            return len(seq) * max(count, 0)
+    return 0
+
+
+def _fail(message: str) -> None:
+    """``{{ fail("...") }}``: a template refuses values it cannot work with."""
+    raise jinja2.TemplateRuntimeError(str(message))
+
+
+def _environment(sandboxed: bool, loader: jinja2.BaseLoader) -> jinja2.Environment:
+    cls: type[jinja2.Environment] = _Sandbox if sandboxed else jinja2.Environment
+    env = cls(
+        loader=loader,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+        auto_reload=False,
+        cache_size=-1,
+    )
+    env.filters["to_json"] = _to_json
+    env.filters["to_yaml"] = _to_yaml
+    env.globals["fail"] = _fail
+    return env
+
+
+@dataclass(frozen=True)
+class _Source:
+    content: bytes
+    mode: int
+    display: str
+    from_overlay: bool
+
+
+class _FileSet:
+    """The code base at a release with one plant's overlay files laid over it."""
+
+    def __init__(self, release: Release, overlay_files: dict[str, tuple[bytes, str]]) -> None:
+        self.sources: dict[str, _Source] = {
+            path: _Source(data, release.modes[path], release.display(path), False) for path, data in release.files.items()
+        }
+        for path, (data, display) in overlay_files.items():
+            mode = release.modes.get(path, 0o644)
+            self.sources[path] = _Source(data, mode, display, True)
+        self.sandboxed = any(s.from_overlay and path.endswith(TEMPLATE_SUFFIX) for path, s in self.sources.items())
+        self.env = _environment(self.sandboxed, jinja2.FunctionLoader(self._load))
+        self._analysis: dict[str, tuple[frozenset[str], frozenset[str] | None]] = {}
+
+    def _load(self, name: str) -> tuple[str, str, Callable[[], bool]] | None:
+        source = self.sources.get(name)
+        if source is None or not name.endswith(TEMPLATE_SUFFIX):
+            return None
+        return source.content.decode("utf-8"), source.display, lambda: True
+
+    def layer_paths(self, layer: LayerConfig) -> list[str]:
+        prefix = "" if layer.source_dir == "." else layer.source_dir.rstrip("/") + "/"
+        return sorted(p for p in self.sources if p.startswith(prefix))
+
+    def reads(self, templates: Iterable[str]) -> tuple[frozenset[str], frozenset[str] | None]:
+        """Context names, and top-level value keys (None: all), that these templates read."""
+        names: set[str] = set()
+        keys: set[str] | None = set()
+        pending, seen = list(templates), set()
+        while pending:
+            name = pending.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            used, used_keys, includes = self._analyse(name)
+            names |= used
+            keys = None if keys is None or used_keys is None else keys | used_keys
+            if includes is None:
+                return frozenset(_CONTEXT_NAMES), None
+            pending.extend(includes)
+        return frozenset(names), (frozenset(keys) if keys is not None else None)
+
+    def _analyse(self, name: str) -> tuple[set[str], set[str] | None, list[str] | None]:
+        source = self.sources[name]
+        ast = self._parse(name, source)
+        used = set(jinja2.meta.find_undeclared_variables(ast)) & set(_CONTEXT_NAMES)
+        includes: list[str] | None = []
+        for ref in jinja2.meta.find_referenced_templates(ast):
+            if ref is None or ref not in self.sources:
+                includes = None  # dynamic or missing: the render will tell; key on everything
+                break
+            includes.append(ref)
+        return used, _value_keys(ast), includes
+
+    def _parse(self, name: str, source: _Source) -> jinja2.nodes.Template:
+        try:
+            return self.env.parse(source.content.decode("utf-8"), name, source.display)
+        except jinja2.TemplateSyntaxError as exc:
+            raise RenderError([Problem(source.display, line=exc.lineno, message=f"template syntax error: {exc.message}")]) from None
+        except UnicodeDecodeError:
+            raise RenderError([Problem(source.display, message="template is not UTF-8 text")]) from None
+
+    def render(self, name: str, context: dict[str, Any]) -> bytes:
+        source = self.sources[name]
+        try:
+            template = self.env.get_template(name)
+            return _bounded(template.generate(context), source.display)
+        except RenderError:
+            raise
+        except Exception as exc:  # template code can raise anything; each is bad input
+            raise RenderError([_template_problem(exc, source.display, self._displays())]) from None
+
+    def _displays(self) -> set[str]:
+        return {s.display for s in self.sources.values()}
+
+
+def _value_keys(ast: jinja2.nodes.Template) -> set[str] | None:
+    """Top-level keys read as ``values.key`` or ``values['key']``; None if values is used whole."""
+    keys: set[str] = set()
+    accessed = 0
+    for node in ast.find_all((jinja2.nodes.Getattr, jinja2.nodes.Getitem)):
+        target = node.node
+        if isinstance(target, jinja2.nodes.Name) and target.name == "values":
+            if isinstance(node, jinja2.nodes.Getattr):
+                keys.add(node.attr)
+            elif isinstance(node.arg, jinja2.nodes.Const) and isinstance(node.arg.value, str):
+                keys.add(node.arg.value)
+            else:
+                return None
+            accessed += 1
+    total = sum(1 for n in ast.find_all(jinja2.nodes.Name) if n.name == "values" and n.ctx == "load")
+    return keys if total == accessed else None
+
+
+def _bounded(chunks: Iterable[str], display: str) -> bytes:
+    parts, size = [], 0
+    for chunk in chunks:
+        size += len(chunk)
+        if size > MAX_OUTPUT_BYTES:
+            raise RenderError([Problem(display, message=f"template output larger than {MAX_OUTPUT_BYTES} bytes")])
+        parts.append(chunk)
+    return "".join(parts).encode("utf-8")
+
+
+def _template_problem(exc: Exception, display: str, displays: set[str]) -> Problem:
+    line, where = None, display
+    tb = exc.__traceback__
+    while tb is not None:  # Jinja maps frames to template lines; keep the deepest template frame
+        filename = tb.tb_frame.f_code.co_filename
+        if filename in displays:
+            where, line = filename, tb.tb_lineno
+        tb = tb.tb_next
+    if isinstance(exc, jinja2.TemplateSyntaxError):
+        return Problem(exc.filename or where, line=exc.lineno, message=f"template syntax error: {exc.message}")
+    if isinstance(exc, jinja2.UndefinedError):
+        return Problem(where, line=line, message=f"undefined value: {exc.message}", expected="a value defined in values or the template context")
+    if isinstance(exc, SecurityError):
+        return Problem(where, line=line, message=f"not allowed in a sandboxed template: {exc}")
+    if isinstance(exc, jinja2.TemplateRuntimeError):
+        return Problem(where, line=line, message=f"template refused its values: {exc}")
+    if isinstance(exc, jinja2.TemplateNotFound):
+        return Problem(where, line=line, message=f"includes {exc.name!r}, which is not a template of the code base")
+    return Problem(where, line=line, message=f"template failed: {type(exc).__name__}: {exc}")
+
+
+class Renderer:
+    """Renders every plant and layer of a project at one release."""
+
+    def __init__(self, project: Project, release: Release) -> None:
+        self.project = project
+        self.release = release
+        self.base_values = self._base_values()
+        self._filesets: dict[str, _FileSet] = {}
+        self._memo: dict[str, tuple[BundleFile, ...]] = {}
+        self._values: dict[str, MergedValues] = {}
+        self.hits = 0
+        """Renderings saved because another plant had equal inputs."""
+
+    def _base_values(self) -> YamlDoc:
+        path = self.project.config.codebase.values
+        display = self.release.display(path)
+        if path not in self.release.files:
+            raise ConfigError.one(display, "base values file does not exist at this release", expected="a YAML mapping of values")
+        try:
+            text = self.release.files[path].decode("utf-8")
+        except UnicodeDecodeError:
+            raise ConfigError.one(display, "not UTF-8 text") from None
+        return parse_yaml(text, display)
+
+    def values(self, plant: Plant) -> MergedValues:
+        """The plant's merged values with the source of each."""
+        if plant.name not in self._values:
+            layers = [(o.label, o.values) for o in self.project.overlays_for(plant) if o.values is not None]
+            self._values[plant.name] = merge_values(self.base_values, layers)
+        return self._values[plant.name]
+
+    def check_plant(self, plant: Plant) -> None:
+        """Raise every policy and value problem of the plant's overlays at this release."""
+        config = self.project.config
+        problems: list[Problem] = []
+        for overlay in self.project.overlays_for(plant):
+            problems += policy_problems(overlay, self.release, config.overlays, config.layers, config.codebase.values)
+        try:
+            self.values(plant)
+        except ConfigError as exc:
+            problems += exc.problems
+        missing = [layer for layer in config.layers if not self._fileset(plant).layer_paths(layer)]
+        problems += [
+            Problem(self.release.display(layer.source_dir), message=f"layer {layer.name!r} has no files at this release",
+                    expected=f"a folder {layer.source_dir}/ in the code base")
+            for layer in missing
+        ]
+        if problems:
+            raise ConfigError(problems)
+
+    def render_plant(self, plant: Plant) -> list[Bundle]:
+        self.check_plant(plant)
+        self.render_steps(plant)
+        return [self.render_layer(plant, layer) for layer in self.project.config.layers]
+
+    def render_steps(self, plant: Plant) -> dict[tuple[str, str], dict[str, dict[str, str]]]:
+        """The templated fields of every check and command step, per (layer, host).
+
+        Result: ``{(layer, host): {"checks.<name>" | "restart": {field: text}}}``.
+        """
+        out: dict[tuple[str, str], dict[str, dict[str, str]]] = {}
+        problems: list[Problem] = []
+        for i, layer in enumerate(self.project.config.layers):
+            base = self._context(plant, layer)
+            for host in plant.inventory.group_hosts(layer.inventory_group):
+                context = {**base, "host": host.template_view()}
+                out[(layer.name, host.name)] = {
+                    key: self._render_fields(fields, context, location, problems)
+                    for key, fields, location in _templated(layer, i)
+                }
+        if problems:
+            raise RenderError(_unique_problems(problems))
+        return out
+
+    def _render_fields(self, fields: dict[str, str], context: dict[str, Any], location: str,
+                       problems: list[Problem]) -> dict[str, str]:
+        rendered = {}
+        for name, text in fields.items():
+            where = f"{location}.{name}"
+            line = self.project.doc.line_of(_parse_location(where))
+            try:
+                rendered[name] = _string_env().from_string(text).render(context)
+            except Exception as exc:  # template code can raise anything; each is bad input
+                problem = _template_problem(exc, PROJECT_FILE, set())
+                problems.append(Problem(PROJECT_FILE, where, line, problem.expected, "", problem.message))
+                continue
+            if name == "port" and not (rendered[name].isdigit() and 1 <= int(rendered[name]) <= 65535):
+                problems.append(Problem(PROJECT_FILE, where, line, "a TCP port (1-65535)", repr(rendered[name]),
+                                        f"renders to an invalid port for plant {context['plant']['name']}"))
+        return rendered
+
+    def render_layer(self, plant: Plant, layer: LayerConfig) -> Bundle:
+        files = self._fileset(plant)
+        paths = files.layer_paths(layer)
+        templates = [p for p in paths if p.endswith(TEMPLATE_SUFFIX)]
+        names, keys = files.reads(templates)
+        context = self._context(plant, layer)
+        overlay_files = {p: sha for p, sha in self._overlay_digests(plant).items() if p in paths}
+        inputs = _inputs(self.release, layer, context, names, keys, overlay_files)
+        inputs_hash = sha256_json(inputs)
+        if inputs_hash in self._memo:
+            self.hits += 1
+        else:
+            self._memo[inputs_hash] = _render_files(files, layer, paths, context)
+        return Bundle(
+            plant=plant.name,
+            layer=layer.name,
+            release_id=self.release.id,
+            commit=self.release.commit,
+            content_hash=self.release.content_hash,
+            overlay_hash=self.overlay_hash(plant),
+            inputs_hash=inputs_hash,
+            files=self._memo[inputs_hash],
+        )
+
+    def overlay_hash(self, plant: Plant) -> str:
+        """Hash of everything the plant's overlays bring (values and files)."""
+        overlays = self.project.overlays_for(plant)
+        return sha256_json([
+            {"label": o.label, "values": o.values.data if o.values else None,
+             "files": {p: _digest(d) for p, d in sorted(o.files.items())}}
+            for o in overlays
+        ])
+
+    def _overlay_digests(self, plant: Plant) -> dict[str, str]:
+        merged: dict[str, str] = {}
+        for overlay in self.project.overlays_for(plant):
+            merged.update({p: _digest(d) for p, d in overlay.files.items()})
+        return merged
+
+    def _fileset(self, plant: Plant) -> _FileSet:
+        overlay_files: dict[str, tuple[bytes, str]] = {}
+        for overlay in self.project.overlays_for(plant):
+            overlay_files.update({p: (d, overlay.display(p)) for p, d in overlay.files.items()})
+        key = sha256_json(sorted((p, display, _digest(d)) for p, (d, display) in overlay_files.items()))
+        if key not in self._filesets:
+            self._filesets[key] = _FileSet(self.release, overlay_files)
+        return self._filesets[key]
+
+    def _context(self, plant: Plant, layer: LayerConfig) -> dict[str, Any]:
+        inventory = plant.inventory
+        return {
+            "values": copy.deepcopy(self.values(plant).values),
+            "plant": {
+                "name": plant.name,
+                "archetype": plant.config.archetype,
+                "timezone": plant.config.timezone,
+                "tags": list(plant.config.tags),
+            },
+            "release": {"id": self.release.id, "commit": self.release.commit, "content_hash": self.release.content_hash},
+            "layer": {"name": layer.name, "target": layer.target, "group": layer.inventory_group},
+            "hosts": [h.template_view() for h in inventory.group_hosts(layer.inventory_group)],
+            "groups": {g: [h.template_view() for h in inventory.group_hosts(g)] for g in inventory.groups},
+        }
+
+
+@functools.cache
+def _string_env() -> jinja2.Environment:
+    """Checks and steps in rollout.yaml are small templates too, rendered sandboxed."""
+    return _environment(True, jinja2.DictLoader({}))
+
+
+def _templated(layer: LayerConfig, index: int) -> list[tuple[str, dict[str, str], str]]:
+    """(key, templated fields, location in rollout.yaml) of a layer's checks and steps."""
+    found: list[tuple[str, dict[str, str], str]] = []
+    for j, check in enumerate(layer.checks):
+        location = f"layers[{index}].checks[{j}]"
+        if isinstance(check, CommandCheck):
+            found.append((f"checks.{check.name}", {"command": check.command}, location))
+        elif isinstance(check, HttpCheck):
+            found.append((f"checks.{check.name}", {"url": check.url}, location))
+        elif isinstance(check, TcpCheck):
+            found.append((f"checks.{check.name}", {"host": check.host, "port": str(check.port)}, location))
+    if isinstance(layer.restart, CommandStep):
+        found.append(("restart", {"command": layer.restart.command}, f"layers[{index}].restart"))
+    return found
+
+
+def _parse_location(location: str) -> tuple[str | int, ...]:
+    parts: list[str | int] = []
+    for piece in location.replace("[", ".").replace("]", "").split("."):
+        parts.append(int(piece) if piece.isdigit() else piece)
+    return tuple(parts)
+
+
+def _unique_problems(problems: list[Problem]) -> list[Problem]:
+    return list(dict.fromkeys(problems))
+
+
+def _inputs(release: Release, layer: LayerConfig, context: dict[str, Any], names: frozenset[str],
+            keys: frozenset[str] | None, overlay_files: dict[str, str]) -> dict[str, Any]:
+    read = {name: context[name] for name in sorted(names)}
+    if "values" in read and keys is not None:
+        read["values"] = {k: read["values"][k] for k in sorted(keys) if k in read["values"]}
+        read["values_missing"] = sorted(k for k in keys if k not in context["values"])
+    return {
+        "renderer": RENDERER_VERSION,
+        "content_hash": release.content_hash,
+        "layer": {"name": layer.name, "source": layer.source_dir},
+        "context": read,
+        "overlay_files": overlay_files,
+    }
+
+
+def _render_files(files: _FileSet, layer: LayerConfig, paths: list[str], context: dict[str, Any]) -> tuple[BundleFile, ...]:
+    prefix_len = 0 if layer.source_dir == "." else len(layer.source_dir.rstrip("/")) + 1
+    out: dict[str, BundleFile] = {}
+    origin: dict[str, str] = {}
+    for path in paths:
+        rel = path[prefix_len:]
+        name = rel.rsplit("/", 1)[-1]
+        source = files.sources[path]
+        if path.endswith(TEMPLATE_SUFFIX):
+            if name.startswith("_"):
+                continue  # a partial, only ever included
+            rel = rel[: -len(TEMPLATE_SUFFIX)]
+            content = files.render(path, copy.deepcopy(context))
+        else:
+            content = source.content
+        if rel in out:
+            raise RenderError([Problem(source.display, message=f"renders to {rel!r}, as {origin[rel]} already does",
+                                       expected="one source file per bundle path")])
+        out[rel] = BundleFile(rel, content, source.mode)
+        origin[rel] = source.display
+    return tuple(sorted(out.values(), key=operator.attrgetter("path")))
