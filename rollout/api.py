@@ -107,7 +107,7 @@ def diff(project: Project, plant_name: str, ref: str | None, against: str | None
     plant = project.plant(plant_name)
     release = project.release(ref)
     new = Renderer(project, release).render_plant(plant)
-    old_release = project.release(against) if against else None
+    old_release = project.release(against, "--against") if against else None
     old = Renderer(project, old_release).render_plant(plant) if old_release else []
     old_label = old_release.id if old_release else "nothing"
     return Diff(plant.name, release, old_release, diff_bundles(old, new, old_label, release.id))

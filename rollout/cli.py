@@ -41,16 +41,25 @@ def _release_option(func: F) -> F:
 
 
 def _project(directory: Path | None) -> api.Project:
+    """The project from the verb's ``-C``, else the one before the verb, else the working folder."""
+    if directory is None:
+        directory = click.get_current_context().find_root().params.get("directory")
     return api.open_project(directory or Path.cwd())
 
 
-def _console() -> Console:
-    return Console(highlight=False, soft_wrap=False)
+def _console(stderr: bool = False) -> Console:
+    # Off a terminal (CI logs, pipes) rich would assume 80 columns and squeeze tables.
+    console = Console(stderr=stderr, highlight=False)
+    if not console.is_terminal:
+        console = Console(stderr=stderr, highlight=False, width=int(os.environ.get("COLUMNS", "160")))
+    return console
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="rollout")
-def cli() -> None:
+@click.option("-C", "directory", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Project folder, for every verb (as with git -C).")
+def cli(directory: Path | None) -> None:
     """Deploy one code base with per-plant overlays to many plants, in checked waves."""
 
 
@@ -106,7 +115,7 @@ def render(directory: Path | None, as_json: bool, release: str | None, plants: t
 def diff(directory: Path | None, as_json: bool, release: str | None, plant: str, against: str | None) -> int:
     """What would change on a plant: a unified diff of its rendered files."""
     result = api.diff(_project(directory), plant, release, against)
-    views.diffed(_console(), Console(stderr=True, highlight=False), result, as_json)
+    views.diffed(_console(), _console(stderr=True), result, as_json)
     return EXIT_OK
 
 
@@ -122,7 +131,7 @@ def _crash_log(exc: BaseException) -> Path:
 def run(argv: list[str]) -> int:
     """Run the command line and return its exit code."""
     as_json = "--json" in argv
-    err = Console(stderr=True, highlight=False)
+    err = _console(stderr=True)
     try:
         code = cli.main(args=argv, prog_name="rollout", standalone_mode=False)
         return int(code or 0)

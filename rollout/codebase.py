@@ -14,6 +14,8 @@ from gitdb.exc import BadName, BadObject
 from .errors import ReleaseError
 
 MAX_CODEBASE_BYTES = 512 * 1024 * 1024
+# Which setting a ReleaseError is about; the project maps these onto rollout.yaml.
+REPO, PATH, REF = "codebase.repo", "codebase.path", "codebase.ref"
 _FILE_MODES = {0o100644: 0o644, 0o100755: 0o755, 0o100664: 0o644}
 
 
@@ -42,23 +44,25 @@ class Release:
 
 def open_release(repo_dir: Path, subdir: str, ref: str, display_repo: str) -> Release:
     """Read every file under ``subdir`` of the repository at ``ref``."""
+    origin = (PurePosixPath(display_repo) / subdir).as_posix()
     if not ref or ref.startswith("-") or any(c in ref for c in "\x00\n "):
-        raise ReleaseError.one(display_repo, f"invalid release ref {ref!r}", expected="a tag, branch or commit")
+        raise ReleaseError.one(display_repo, f"invalid release ref {ref!r}", location=REF, expected="a tag, branch or commit")
     try:
         repo = git.Repo(repo_dir, search_parent_directories=True)
     except (git.NoSuchPathError, git.InvalidGitRepositoryError):
-        raise ReleaseError.one(display_repo, "not a git repository", expected="the code base's git repository") from None
+        raise ReleaseError.one(display_repo, f"{display_repo!r} is not in a git repository", location=REPO,
+                               expected="the code base's git repository") from None
     with repo:
         inner = _inner_path(repo, repo_dir, subdir, display_repo)
         commit = _resolve(repo, ref, display_repo)
-        files, modes = _read_tree(commit, inner, ref, display_repo)
+        files, modes = _read_tree(commit, inner, ref, origin)
     return Release(
         id=ref,
         commit=commit.hexsha,
         content_hash=content_hash(files, modes),
         files=MappingProxyType(files),
         modes=MappingProxyType(modes),
-        origin=(PurePosixPath(display_repo) / subdir).as_posix() if subdir != "." else display_repo,
+        origin=origin,
     )
 
 
@@ -80,7 +84,7 @@ def _inner_path(repo: git.Repo, repo_dir: Path, subdir: str, display: str) -> st
         try:
             base = PurePosixPath(repo_dir.resolve().relative_to(top).as_posix())
         except ValueError:
-            raise ReleaseError.one(display, "code base folder is outside its repository") from None
+            raise ReleaseError.one(display, "code base folder is outside its repository", location=REPO) from None
     inner = (base / subdir).as_posix()
     return "" if inner == "." else inner
 
@@ -91,16 +95,17 @@ def _resolve(repo: git.Repo, ref: str, display: str) -> git.Commit:
     except (BadName, BadObject, ValueError, IndexError, git.GitCommandError):
         known = sorted(t.name for t in repo.tags)[-8:] + sorted(h.name for h in repo.heads)[:4]
         hint = "known refs include: " + ", ".join(known) if known else "the repository has no tags or branches"
-        raise ReleaseError.one(display, f"unknown release ref {ref!r} ({hint})", expected="a tag, branch or commit") from None
+        raise ReleaseError.one(display, f"unknown release ref {ref!r} ({hint})", location=REF,
+                               expected="a tag, branch or commit") from None
 
 
-def _read_tree(commit: git.Commit, inner: str, ref: str, display: str) -> tuple[dict[str, bytes], dict[str, int]]:
+def _read_tree(commit: git.Commit, inner: str, ref: str, origin: str) -> tuple[dict[str, bytes], dict[str, int]]:
     try:
         tree = commit.tree / inner if inner else commit.tree
     except KeyError:
-        raise ReleaseError.one(display, f"folder {inner!r} does not exist at release {ref!r}") from None
+        raise ReleaseError.one(origin, f"folder {inner!r} does not exist at release {ref!r}", location=PATH) from None
     if tree.type != "tree":
-        raise ReleaseError.one(display, f"{inner!r} is not a folder at release {ref!r}")
+        raise ReleaseError.one(origin, f"{inner!r} is not a folder at release {ref!r}", location=PATH)
     files: dict[str, bytes] = {}
     modes: dict[str, int] = {}
     total = 0
@@ -110,11 +115,11 @@ def _read_tree(commit: git.Commit, inner: str, ref: str, display: str) -> tuple[
         rel = PurePosixPath(item.path).relative_to(inner).as_posix() if inner else item.path
         if item.type != "blob" or item.mode not in _FILE_MODES:
             what = "a symlink" if item.mode == 0o120000 else "a submodule" if item.type in ("commit", "submodule") else "special"
-            raise ReleaseError.one(display, f"{rel!r} at release {ref!r} is {what}", expected="regular files only")
+            raise ReleaseError.one(f"{origin}/{rel}@{ref}", f"the code base holds {what}", expected="regular files only")
         data = item.data_stream.read()
         total += len(data)
         if total > MAX_CODEBASE_BYTES:
-            raise ReleaseError.one(display, f"code base larger than {MAX_CODEBASE_BYTES} bytes at {ref!r}")
+            raise ReleaseError.one(origin, f"code base larger than {MAX_CODEBASE_BYTES} bytes at {ref!r}")
         files[rel] = data
         modes[rel] = _FILE_MODES[item.mode]
     return files, modes

@@ -53,7 +53,7 @@ class ConfigError(RolloutError):
     def __init__(self, problems: list[Problem]) -> None:
         if not problems:
             raise ValueError("ConfigError needs at least one problem")
-        self.problems = problems
+        self.problems = list(dict.fromkeys(problems))  # plants sharing a fault report it once
         super().__init__("\n".join(p.render() for p in problems))
 
     @classmethod

@@ -13,7 +13,7 @@ from pathlib import Path, PurePosixPath
 from types import MappingProxyType
 from typing import Mapping
 
-from .codebase import Release, open_release
+from .codebase import REF, Release, open_release
 from .errors import ConfigError, Problem, ReleaseError
 from .inventory import Inventory, read_inventory
 from .models import PlantConfig, PlaybookCheck, PlaybookStep, ProjectConfig
@@ -60,7 +60,7 @@ class Project:
             raise ConfigError.one("--plant", f"no plant named {name!r}{hint}", expected=f"one of the {len(self.plants)} plants in {PLANTS_DIR}/")
         return self.plants[name]
 
-    def release(self, ref: str | None) -> Release:
+    def release(self, ref: str | None, option: str = "--release") -> Release:
         """The code base at ``ref`` (default: ``codebase.ref`` of ``rollout.yaml``)."""
         codebase = self.config.codebase
         repo = Path(codebase.repo)
@@ -68,14 +68,16 @@ class Project:
         try:
             return open_release(repo_dir, codebase.path, ref or codebase.ref, codebase.repo)
         except ReleaseError as exc:
-            if ref:
-                file, location, line = "(command line)", "--release", None
-            else:
-                file, location, line = PROJECT_FILE, "codebase.ref", self.doc.line_of(("codebase", "ref"))
-            raise ReleaseError([
-                Problem(file, location, line, p.expected, p.found, f"{p.message} (repository {p.file!r})")
-                for p in exc.problems
-            ]) from None
+            raise ReleaseError([self._locate(p, ref, option) for p in exc.problems]) from None
+
+    def _locate(self, problem: Problem, ref: str | None, option: str) -> Problem:
+        """Name the setting at fault: the command-line option, or the key in rollout.yaml."""
+        if not problem.location.startswith("codebase."):
+            return problem
+        if problem.location == REF and ref:
+            return Problem("(command line)", option, None, problem.expected, problem.found, problem.message)
+        line = self.doc.line_of(tuple(problem.location.split(".")))
+        return Problem(PROJECT_FILE, problem.location, line, problem.expected, problem.found, problem.message)
 
 
 def find_project(start: Path) -> Path:
@@ -95,7 +97,9 @@ def load_project(root: Path) -> Project:
     plants = _load_plants(root, config, problems)
     if config is not None:
         problems.extend(_playbook_problems(root, config))
-    plant_overlays, archetype_overlays = _load_overlays(root, plants, problems)
+    names = {p.stem for p in _plant_files(root)}
+    complete = len(plants) == len(names)  # archetypes are known only if every plant loaded
+    plant_overlays, archetype_overlays = _load_overlays(root, names, plants if complete else None, problems)
     if problems or config is None or doc is None:
         raise ConfigError(problems or [Problem(PROJECT_FILE, message="invalid project")])
     return Project(
@@ -118,8 +122,7 @@ def _attempt(problems: list[Problem], action):  # type: ignore[no-untyped-def]
 
 
 def _load_plants(root: Path, config: ProjectConfig | None, problems: list[Problem]) -> dict[str, Plant]:
-    folder = root / PLANTS_DIR
-    files = sorted(p for p in folder.glob("*") if p.suffix in (".yaml", ".yml")) if folder.is_dir() else []
+    files = _plant_files(root)
     if not files:
         problems.append(Problem(f"{PLANTS_DIR}/", message="no plants defined", expected=f"one {PLANTS_DIR}/<plant>.yaml per plant"))
         return {}
@@ -134,6 +137,11 @@ def _load_plants(root: Path, config: ProjectConfig | None, problems: list[Proble
                 problems.append(Problem(plant.file, message=f"plant {plant.name!r} is defined twice (.yaml and .yml)"))
             plants[plant.name] = plant
     return plants
+
+
+def _plant_files(root: Path) -> list[Path]:
+    folder = root / PLANTS_DIR
+    return sorted(p for p in folder.glob("*") if p.suffix in (".yaml", ".yml")) if folder.is_dir() else []
 
 
 def _load_plant(root: Path, path: Path, config: ProjectConfig | None) -> Plant:
@@ -198,14 +206,16 @@ def _check_playbook(root: Path, where: str, rel: str) -> Problem | None:
     return None
 
 
-def _load_overlays(root: Path, plants: dict[str, Plant], problems: list[Problem]) -> tuple[dict[str, Overlay], dict[str, Overlay]]:
+def _load_overlays(root: Path, names: set[str], plants: dict[str, Plant] | None,
+                   problems: list[Problem]) -> tuple[dict[str, Overlay], dict[str, Overlay]]:
+    """Overlays by plant and by archetype; ``plants`` is None when some plant failed to load."""
     folder = root / OVERLAYS_DIR
-    if not folder.exists():
+    if not folder.exists() or not names:  # with no plant at all, "unknown plant" would only add noise
         return {}, {}
     if folder.is_symlink() or not folder.is_dir():
         problems.append(Problem(f"{OVERLAYS_DIR}/", message="not a folder (symlinks are refused)"))
         return {}, {}
-    archetypes = {p.config.archetype for p in plants.values()}
+    archetypes = {p.config.archetype for p in plants.values()} if plants is not None else None
     plant_overlays: dict[str, Overlay] = {}
     archetype_overlays: dict[str, Overlay] = {}
     for entry in sorted(folder.iterdir()):
@@ -213,13 +223,14 @@ def _load_overlays(root: Path, plants: dict[str, Plant], problems: list[Problem]
         if entry.name == ARCHETYPES_DIR and entry.is_dir() and not entry.is_symlink():
             for sub in sorted(entry.iterdir()):
                 sub_rel = f"{rel}/{sub.name}"
-                if _known(sub.name, archetypes, sub_rel, "archetype", problems) and _is_folder(sub, sub_rel, problems):
+                known = archetypes is None or _known(sub.name, archetypes, sub_rel, "archetype", problems)
+                if known and _is_folder(sub, sub_rel, problems):
                     overlay = _attempt(problems, lambda r=sub_rel, n=sub.name: read_overlay(root, r, f"archetype:{n}"))
                     if overlay:
                         archetype_overlays[sub.name] = overlay
         elif entry.name == "README.md" and entry.is_file():
             continue
-        elif _known(entry.name, set(plants), rel, "plant", problems) and _is_folder(entry, rel, problems):
+        elif _known(entry.name, names, rel, "plant", problems) and _is_folder(entry, rel, problems):
             overlay = _attempt(problems, lambda r=rel, n=entry.name: read_overlay(root, r, f"plant:{n}"))
             if overlay:
                 plant_overlays[entry.name] = overlay
@@ -232,7 +243,7 @@ def _known(name: str, names: set[str], rel: str, what: str, problems: list[Probl
     close = difflib.get_close_matches(name, sorted(names), n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     problems.append(Problem(rel, message=f"overlay for {what} {name!r}, which does not exist{hint}",
-                            expected=f"a folder named after a {what} of this project"))
+                            expected=f"a folder named after one of this project's {what}s"))
     return False
 
 

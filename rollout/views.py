@@ -17,8 +17,10 @@ from .yamlfile import Path_, format_path
 
 
 def emit_json(console: Console, records: Iterable[dict[str, Any]]) -> None:
+    """One object per line, written raw: no wrapping, markup or colour can touch it."""
     for record in records:
-        console.out(json.dumps(record, sort_keys=True, ensure_ascii=False, default=str), highlight=False, soft_wrap=True)
+        console.file.write(json.dumps(record, sort_keys=True, ensure_ascii=False, default=str) + "\n")
+    console.file.flush()
 
 
 def problems(console: Console, found: list[Problem], as_json: bool) -> None:

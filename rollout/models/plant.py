@@ -26,6 +26,20 @@ def _local_time(value: object) -> time:
 LocalTime = Annotated[time, BeforeValidator(_local_time)]
 
 
+def _day_ranges(days: list[Day]) -> str:
+    """``[mon, tue, wed, fri]`` -> ``mon-wed,fri``."""
+    indexes = sorted({DAYS.index(d) for d in days})
+    if len(indexes) == 7:
+        return "daily"
+    runs: list[list[int]] = []
+    for i in indexes:
+        if runs and i == runs[-1][-1] + 1:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    return ",".join(DAYS[r[0]] if len(r) == 1 else f"{DAYS[r[0]]}-{DAYS[r[-1]]}" for r in runs)
+
+
 @functools.cache
 def _zones() -> frozenset[str]:
     return frozenset(zoneinfo.available_timezones())
@@ -48,8 +62,7 @@ class Window(Model):
         return self
 
     def describe(self) -> str:
-        days = ",".join(self.days)
-        return f"{days} {self.start:%H:%M}-{self.end:%H:%M}"
+        return f"{_day_ranges(self.days)} {self.start:%H:%M}-{self.end:%H:%M}"
 
 
 class PlantConfig(Model):

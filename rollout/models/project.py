@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from .checks import Check, PlaybookStep, Step
 from .common import AbsPath, Model, Name, RelPath
@@ -79,11 +79,12 @@ class ProjectConfig(Model):
     overlays: OverlayPolicy = OverlayPolicy()
     strategy: StrategyConfig
 
-    @model_validator(mode="after")
-    def _unique_layers(self) -> "ProjectConfig":
-        _unique([layer.name for layer in self.layers], "layer")
-        _unique([layer.source_dir for layer in self.layers], "layer source folder")
-        return self
+    @field_validator("layers")
+    @classmethod
+    def _unique_layers(cls, layers: list[LayerConfig]) -> list[LayerConfig]:
+        _unique([layer.name for layer in layers], "layer")
+        _unique([layer.source_dir for layer in layers], "layer source folder")
+        return layers
 
 
 def _unique(names: list[str], what: str) -> None:

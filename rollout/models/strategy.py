@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from .common import Duration, Model, Name, Threshold
 
@@ -66,12 +66,13 @@ class StrategyConfig(Model):
     max_window_wait: Duration = 4 * 3600.0
     waves: Annotated[list[WaveConfig], Field(min_length=1, max_length=100)]
 
-    @model_validator(mode="after")
-    def _waves_ok(self) -> "StrategyConfig":
-        names = [wave.name for wave in self.waves]
+    @field_validator("waves")
+    @classmethod
+    def _waves_ok(cls, waves: list[WaveConfig]) -> list[WaveConfig]:
+        names = [wave.name for wave in waves]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"wave names to be unique; {duplicates[0]!r} appears twice")
-        if sum(1 for w in self.waves if w.select.remaining) > 1:
+        if sum(1 for w in waves if w.select.remaining) > 1:
             raise ValueError("at most one wave with 'remaining: true'")
-        return self
+        return waves

@@ -70,7 +70,8 @@ def _problem(doc: YamlDoc, model: type[BaseModel], err: Any, wrap: str | None) -
     loc: tuple[str | int, ...] = tuple(err["loc"])
     if wrap and loc[:1] == (wrap,):
         loc = loc[1:]
-    path = _resolve(doc.data, loc, err["type"])
+    root = model.model_fields[wrap].annotation if wrap else model
+    path = _resolve(doc.data, loc, err["type"], root)
     kind = err["type"]
     line = doc.line_of(path)
     where = format_path(path)
@@ -78,8 +79,13 @@ def _problem(doc: YamlDoc, model: type[BaseModel], err: Any, wrap: str | None) -
         return Problem(doc.file, where, line, message=f"missing required key {path[-1]!r}")
     if kind == "extra_forbidden":
         return _unknown_key(doc.file, where, line, str(path[-1]), model, loc, wrap)
+    if kind == "union_tag_invalid":
+        tags = err["ctx"]["expected_tags"]
+        return Problem(doc.file, format_path(path + ("type",)), doc.line_of(path + ("type",)),
+                       f"one of {tags}", repr(err["ctx"]["tag"]), "unknown type")
     expected = _expected(err)
-    found = shorten(err.get("input"))
+    value = err.get("input")
+    found = "" if isinstance(value, (dict, list)) and len(shorten(value)) > 40 else shorten(value)
     return Problem(doc.file, where, line, expected, found, "invalid value")
 
 
@@ -95,11 +101,15 @@ def _unknown_key(
     return Problem(file, where, line, expected="one of: " + ", ".join(allowed), message=f"unknown key {key!r}{hint}")
 
 
-def _resolve(data: Any, loc: tuple[str | int, ...], kind: str) -> Path_:
-    """Map pydantic's loc onto the document, dropping what is not in it (union tags)."""
+def _resolve(data: Any, loc: tuple[str | int, ...], kind: str, model: Any) -> Path_:
+    """Map pydantic's loc onto the document, walking the model beside it to skip union tags."""
     path: list[str | int] = []
-    node = data
+    node, tp = data, model
     for i, part in enumerate(loc):
+        chosen = _union_member(tp, part)
+        if chosen is not None:  # a tag naming the union member, not a key of the document
+            tp = chosen
+            continue
         if isinstance(node, dict) and part in node:
             node = node[part]
             path.append(part)
@@ -108,7 +118,20 @@ def _resolve(data: Any, loc: tuple[str | int, ...], kind: str) -> Path_:
             path.append(part)
         elif i == len(loc) - 1 and kind == "missing":
             path.append(part)
+        tp = _step(tp, part) if tp is not None else None
     return tuple(path)
+
+
+def _union_member(tp: Any, part: str | int) -> Any:
+    """The member a union error's loc part names: a discriminator value or a class name."""
+    models = [m for m in _members(tp) if _is_model(m)] if tp is not None else []
+    if len(_members(tp)) < 2 or not isinstance(part, str):
+        return None
+    for member in models:
+        tag = member.model_fields.get("type")
+        if member.__name__ == part or (tag is not None and part in typing.get_args(tag.annotation)):
+            return member
+    return None
 
 
 def _model_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> type[BaseModel] | None:

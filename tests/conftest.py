@@ -1,0 +1,222 @@
+"""Shared fixtures: real git repositories in temporary folders, the example project, the CLI."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from rollout import cli
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE_ENTRIES = ["rollout.yaml", "plants", "inventories", "overlays", "playbooks", "solution", "example"]
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "test",
+    "GIT_AUTHOR_EMAIL": "test@example.invalid",
+    "GIT_COMMITTER_NAME": "test",
+    "GIT_COMMITTER_EMAIL": "test@example.invalid",
+    "GIT_CONFIG_GLOBAL": "/dev/null",
+    "GIT_CONFIG_NOSYSTEM": "1",
+}
+
+
+def git(cwd: Path, *args: str) -> str:
+    env = {**os.environ, **GIT_ENV}
+    done = subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True, timeout=60)
+    return done.stdout.strip()
+
+
+def commit_all(root: Path, message: str, tag: str | None = None) -> str:
+    if not (root / ".git").exists():
+        git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "--allow-empty", "-m", message)
+    if tag:
+        git(root, "tag", "-f", tag)
+    return git(root, "rev-parse", "HEAD")
+
+
+MINI_FILES: dict[str, str] = {
+    "rollout.yaml": """
+        name: mini
+        codebase:
+          repo: .
+          path: app
+          ref: v1
+        layers:
+          - name: edge
+            target: /opt/mini/edge
+            checks:
+              - name: config
+                type: command
+                command: "test -f current/config.yaml"
+          - name: ingest
+            target: /opt/mini/ingest
+            restart:
+              command: "current/run.sh restart"
+            checks:
+              - name: health
+                type: http
+                url: "http://{{ host.address }}:{{ values.port }}/health"
+              - name: port
+                type: tcp
+                port: "{{ values.port }}"
+        overlays:
+          may_replace: ["edge/*.j2"]
+          may_add: ["edge/extra/*"]
+        strategy:
+          parallelism: 2
+          waves:
+            - name: canary
+              select: {plants: [p1]}
+            - name: rest
+              select: {remaining: true}
+              max_failures: "50%"
+        """,
+    "plants/p1.yaml": """
+        archetype: small
+        timezone: Europe/Berlin
+        windows:
+          - {days: [sat, sun], start: "02:00", end: "06:00"}
+        tags: [eu]
+        """,
+    "plants/p2.yaml": """
+        archetype: small
+        timezone: America/Chicago
+        windows: always
+        tags: [na]
+        """,
+    "plants/p3.yaml": """
+        archetype: large
+        timezone: Asia/Tokyo
+        windows: always
+        """,
+    "app/values.yaml": """
+        port: 8000
+        lines: 2
+        sensors: {}
+        kpi:
+          oee: 0.85
+        """,
+    "app/edge/config.yaml.j2": """
+        port: {{ values.port }}
+        lines: {{ values.lines }}
+        """,
+    "app/edge/static.txt": "unchanged bytes\n",
+    "app/ingest/app.conf.j2": """
+        plant={{ plant.name }}
+        port={{ values.port }}
+        oee={{ values.kpi.oee }}
+        """,
+    "app/ingest/run.sh": "#!/bin/sh\nexit 0\n",
+    "overlays/p1/values.yaml": "port: 9000\n",
+    "overlays/_archetypes/large/values.yaml": "lines: 4\n",
+}
+
+
+def _inventory(name: str, base: int) -> str:
+    return textwrap.dedent(f"""
+        all:
+          vars:
+            ansible_connection: local
+          children:
+            edge:
+              hosts:
+                {name}-gw:
+                  ansible_host: 127.0.3.{base + 1}
+            ingest:
+              hosts:
+                {name}-in:
+                  ansible_host: 127.0.3.{base + 2}
+        """)
+
+
+for _i, _name in enumerate(["p1", "p2", "p3"]):
+    MINI_FILES[f"inventories/{_name}.yml"] = _inventory(_name, _i * 10)
+
+
+@dataclass
+class MiniProject:
+    """A small valid project in a real git repository; tests change it and commit."""
+
+    root: Path
+
+    def write(self, rel: str, text: str) -> Path:
+        path = self.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip("\n"))
+        return path
+
+    def remove(self, rel: str) -> None:
+        path = self.root / rel
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+
+    def commit(self, tag: str = "v1") -> str:
+        return commit_all(self.root, f"release {tag}", tag)
+
+
+def make_mini(root: Path) -> MiniProject:
+    project = MiniProject(root)
+    for rel, text in MINI_FILES.items():
+        project.write(rel, text)
+    (root / "app/ingest/run.sh").chmod(0o755)
+    project.commit("v1")
+    return project
+
+
+@pytest.fixture
+def mini(tmp_path: Path) -> MiniProject:
+    return make_mini(tmp_path / "mini")
+
+
+def copy_example(dest: Path) -> Path:
+    """The repository's example project in a new git repository, with its releases made."""
+    dest.mkdir(parents=True)
+    for entry in EXAMPLE_ENTRIES:
+        src = REPO / entry
+        if src.is_dir():
+            shutil.copytree(src, dest / entry)
+        else:
+            shutil.copy2(src, dest / entry)
+    commit_all(dest, "example")
+    subprocess.run([str(dest / "example/make-releases")], check=True, capture_output=True, timeout=60)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def example(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A read-only copy of the example; tests that change it use ``copy_example``."""
+    return copy_example(tmp_path_factory.mktemp("example") / "project")
+
+
+@dataclass(frozen=True)
+class Result:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def text(self) -> str:
+        return self.out + self.err
+
+
+@pytest.fixture
+def rollout(capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
+    """Run the CLI in-process, exactly as the console script does, and capture it."""
+
+    def run(*args: str | Path) -> Result:
+        capsys.readouterr()
+        code = cli.run([str(a) for a in args])
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return run
