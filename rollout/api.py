@@ -12,9 +12,9 @@ from .customization import Customization, customization
 from .diff import FileChange, diff_bundles
 from .errors import ConfigError, Problem
 from .plan import Plan, make_plan
-from .project import Plant, Project, find_project, load_project
+from .project import Project, find_project, load_project
 from .render import Renderer
-from .values import MergedValues, Source, merge_values
+from .values import Source, merge_values
 from .yamlfile import Path_
 
 
@@ -111,7 +111,3 @@ def diff(project: Project, plant_name: str, ref: str | None, against: str | None
     old = Renderer(project, old_release).render_plant(plant) if old_release else []
     old_label = old_release.id if old_release else "nothing"
     return Diff(plant.name, release, old_release, diff_bundles(old, new, old_label, release.id))
-
-
-def plant_values(project: Project, plant: Plant, release: Release) -> MergedValues:
-    return Renderer(project, release).values(plant)

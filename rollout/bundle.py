@@ -64,7 +64,9 @@ class Bundle:
 def canonical_json(value: Any, indent: int | None = None) -> bytes:
     """JSON with sorted keys and fixed separators, so equal data gives equal bytes."""
     separators = (",", ": ") if indent else (",", ":")
-    return json.dumps(value, sort_keys=True, indent=indent, separators=separators, ensure_ascii=False, default=str).encode()
+    return json.dumps(
+        value, sort_keys=True, indent=indent, separators=separators, ensure_ascii=False, default=str
+    ).encode()
 
 
 def sha256_json(value: Any) -> str:

@@ -11,14 +11,16 @@ import datetime
 import os
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 import click
 from rich.console import Console
 
 from . import api, views
 from .errors import ConfigError, Problem, RolloutError
+from .project import Project
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
@@ -30,17 +32,28 @@ F = TypeVar("F", bound=Callable[..., object])
 def _common(func: F) -> F:
     """``-C DIR`` and ``--json``, which every verb takes."""
     func = click.option("--json", "as_json", is_flag=True, help="One JSON object per line, for pipelines.")(func)
-    func = click.option("-C", "directory", type=click.Path(file_okay=False, path_type=Path), default=None,
-                        help="Project folder (default: found from the working folder upward).")(func)
+    func = click.option(
+        "-C",
+        "directory",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help="Project folder (default: found from the working folder upward).",
+    )(func)
     return func
 
 
 def _release_option(func: F) -> F:
-    return click.option("--release", "-r", "release", default=None, metavar="REF",
-                        help="Tag, branch or commit of the code base (default: codebase.ref).")(func)
+    return click.option(
+        "--release",
+        "-r",
+        "release",
+        default=None,
+        metavar="REF",
+        help="Tag, branch or commit of the code base (default: codebase.ref).",
+    )(func)
 
 
-def _project(directory: Path | None) -> api.Project:
+def _project(directory: Path | None) -> Project:
     """The project from the verb's ``-C``, else the one before the verb, else the working folder."""
     if directory is None:
         directory = click.get_current_context().find_root().params.get("directory")
@@ -57,8 +70,13 @@ def _console(stderr: bool = False) -> Console:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="rollout")
-@click.option("-C", "directory", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Project folder, for every verb (as with git -C).")
+@click.option(
+    "-C",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Project folder, for every verb (as with git -C).",
+)
 def cli(directory: Path | None) -> None:
     """Deploy one code base with per-plant overlays to many plants, in checked waves."""
 
@@ -90,10 +108,17 @@ def plan(directory: Path | None, as_json: bool, release: str | None) -> int:
 @_common
 @_release_option
 @click.option("--plant", "-p", "plants", multiple=True, metavar="PLANT", help="Only this plant (repeatable).")
-@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder for the bundles (default: .rollout/bundles in the project).")
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder for the bundles (default: .rollout/bundles in the project).",
+)
 @click.option("--explain", is_flag=True, help="Show every value of --plant and which layer set it; write nothing.")
-def render(directory: Path | None, as_json: bool, release: str | None, plants: tuple[str, ...], out: Path | None, explain: bool) -> int:
+def render(
+    directory: Path | None, as_json: bool, release: str | None, plants: tuple[str, ...], out: Path | None, explain: bool
+) -> int:
     """Render bundles: one folder per plant and layer, with a manifest of file hashes."""
     project = _project(directory)
     if explain:
@@ -122,7 +147,7 @@ def diff(directory: Path | None, as_json: bool, release: str | None, plant: str,
 def _crash_log(exc: BaseException) -> Path:
     base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "rollout"
     base.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%S%fZ")
     path = base / f"crash-{stamp}.log"
     path.write_text("".join(traceback.format_exception(exc)))
     return path
@@ -144,7 +169,7 @@ def run(argv: list[str]) -> int:
             exc.show()
         return exc.exit_code
     except BrokenPipeError:  # the reader (head, less) went away: not an error of ours
-        sys.stdout = None  # type: ignore[assignment]  # keep Python's exit flush quiet
+        sys.stdout = None  # keep Python's exit flush quiet
         return EXIT_OK
     except click.exceptions.Abort:
         err.print("aborted")

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from types import MappingProxyType
-from typing import Mapping
+from typing import Any
 
 import git
 from gitdb.exc import BadName, BadObject
@@ -46,12 +47,18 @@ def open_release(repo_dir: Path, subdir: str, ref: str, display_repo: str) -> Re
     """Read every file under ``subdir`` of the repository at ``ref``."""
     origin = (PurePosixPath(display_repo) / subdir).as_posix()
     if not ref or ref.startswith("-") or any(c in ref for c in "\x00\n "):
-        raise ReleaseError.one(display_repo, f"invalid release ref {ref!r}", location=REF, expected="a tag, branch or commit")
+        raise ReleaseError.one(
+            display_repo, f"invalid release ref {ref!r}", location=REF, expected="a tag, branch or commit"
+        )
     try:
         repo = git.Repo(repo_dir, search_parent_directories=True)
     except (git.NoSuchPathError, git.InvalidGitRepositoryError):
-        raise ReleaseError.one(display_repo, f"{display_repo!r} is not in a git repository", location=REPO,
-                               expected="the code base's git repository") from None
+        raise ReleaseError.one(
+            display_repo,
+            f"{display_repo!r} is not in a git repository",
+            location=REPO,
+            expected="the code base's git repository",
+        ) from None
     with repo:
         inner = _inner_path(repo, repo_dir, subdir, display_repo)
         commit = _resolve(repo, ref, display_repo)
@@ -95,8 +102,9 @@ def _resolve(repo: git.Repo, ref: str, display: str) -> git.Commit:
     except (BadName, BadObject, ValueError, IndexError, git.GitCommandError):
         known = sorted(t.name for t in repo.tags)[-8:] + sorted(h.name for h in repo.heads)[:4]
         hint = "known refs include: " + ", ".join(known) if known else "the repository has no tags or branches"
-        raise ReleaseError.one(display, f"unknown release ref {ref!r} ({hint})", location=REF,
-                               expected="a tag, branch or commit") from None
+        raise ReleaseError.one(
+            display, f"unknown release ref {ref!r} ({hint})", location=REF, expected="a tag, branch or commit"
+        ) from None
 
 
 def _read_tree(commit: git.Commit, inner: str, ref: str, origin: str) -> tuple[dict[str, bytes], dict[str, int]]:
@@ -109,13 +117,22 @@ def _read_tree(commit: git.Commit, inner: str, ref: str, origin: str) -> tuple[d
     files: dict[str, bytes] = {}
     modes: dict[str, int] = {}
     total = 0
-    for item in tree.traverse():
+    entries: Iterable[Any] = tree.traverse()  # GitPython's traverse() is loosely typed
+    for item in entries:
         if item.type == "tree":
             continue
-        rel = PurePosixPath(item.path).relative_to(inner).as_posix() if inner else item.path
+        rel = PurePosixPath(item.path).relative_to(inner).as_posix() if inner else str(item.path)
         if item.type != "blob" or item.mode not in _FILE_MODES:
-            what = "a symlink" if item.mode == 0o120000 else "a submodule" if item.type in ("commit", "submodule") else "special"
-            raise ReleaseError.one(f"{origin}/{rel}@{ref}", f"the code base holds {what}", expected="regular files only")
+            what = (
+                "a symlink"
+                if item.mode == 0o120000
+                else "a submodule"
+                if item.type in ("commit", "submodule")
+                else "special"
+            )
+            raise ReleaseError.one(
+                f"{origin}/{rel}@{ref}", f"the code base holds {what}", expected="regular files only"
+            )
         data = item.data_stream.read()
         total += len(data)
         if total > MAX_CODEBASE_BYTES:

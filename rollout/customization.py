@@ -36,7 +36,9 @@ class Customization:
         }
 
 
-def customization(project: Project, release: Release, plant: Plant, merged: MergedValues, base: MergedValues) -> Customization:
+def customization(
+    project: Project, release: Release, plant: Plant, merged: MergedValues, base: MergedValues
+) -> Customization:
     changed = []
     for path, value, source in merged.leaves():
         if source.layer == "base":

@@ -36,7 +36,9 @@ def diff_bundles(old: list[Bundle], new: list[Bundle], old_label: str, new_label
     return changes
 
 
-def _change(layer: str, path: str, a: BundleFile | None, b: BundleFile | None, old_label: str, new_label: str) -> FileChange | None:
+def _change(
+    layer: str, path: str, a: BundleFile | None, b: BundleFile | None, old_label: str, new_label: str
+) -> FileChange | None:
     if a is not None and b is not None and a.content == b.content:
         if a.mode == b.mode:
             return None
@@ -44,7 +46,9 @@ def _change(layer: str, path: str, a: BundleFile | None, b: BundleFile | None, o
     status: Status = "added" if a is None else "removed" if b is None else "modified"
     old_text, new_text = _text(a), _text(b)
     if old_text is None or new_text is None:
-        return FileChange(layer, path, status, f"Binary files {old_label}/{layer}/{path} and {new_label}/{layer}/{path} differ\n")
+        return FileChange(
+            layer, path, status, f"Binary files {old_label}/{layer}/{path} and {new_label}/{layer}/{path} differ\n"
+        )
     lines = difflib.unified_diff(
         old_text.splitlines(keepends=True),
         new_text.splitlines(keepends=True),

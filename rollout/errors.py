@@ -65,7 +65,7 @@ class ConfigError(RolloutError):
         line: int | None = None,
         expected: str = "",
         found: str = "",
-    ) -> "ConfigError":
+    ) -> ConfigError:
         """Shorthand for a single problem."""
         problem = Problem(file, location, line, expected, found, message)
         return cls([problem])

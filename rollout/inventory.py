@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 from .errors import ConfigError
 from .models import InventoryFile, InventoryGroup
@@ -96,8 +97,8 @@ def _host(name: str, groups: dict[str, _Group], members: dict[str, set[str]], de
     merged: dict[str, Any] = {}
     for group in sorted((g for g in groups if name in members[g]), key=lambda g: (depth[g], g)):
         merged.update(groups[group].vars)
-    for group in groups.values():
-        merged.update(group.hosts.get(name, {}))
+    for entry in groups.values():
+        merged.update(entry.hosts.get(name, {}))
     address = str(merged.get("ansible_host", name))
     return Host(name, address, MappingProxyType(merged))
 

@@ -15,10 +15,10 @@ from __future__ import annotations
 import fnmatch
 import os
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from types import MappingProxyType
-from typing import Mapping
 
 from .codebase import Release
 from .errors import ConfigError, Problem
@@ -56,7 +56,9 @@ def read_overlay(root: Path, folder: str, label: str) -> Overlay:
     for entry in sorted(os.scandir(base), key=lambda e: e.name):
         display = f"{folder}/{entry.name}"
         if entry.name not in _ALLOWED_TOP:
-            problems.append(Problem(display, message="unexpected entry in overlay", expected="values.yaml, files/ or README.md"))
+            problems.append(
+                Problem(display, message="unexpected entry in overlay", expected="values.yaml, files/ or README.md")
+            )
         elif entry.name == "values.yaml":
             values = _read_values(entry, display, problems)
         elif entry.name == "files":
@@ -73,7 +75,9 @@ def _refuse_links(root: Path, folder: str, problems: list[Problem]) -> None:
     for part in PurePosixPath(folder).parts:
         current = current / part
         if current.is_symlink():
-            problems.append(Problem(folder, message=f"{part!r} is a symlink", expected="a real folder inside the project"))
+            problems.append(
+                Problem(folder, message=f"{part!r} is a symlink", expected="a real folder inside the project")
+            )
 
 
 def _read_values(entry: os.DirEntry[str], display: str, problems: list[Problem]) -> YamlDoc | None:
@@ -107,9 +111,13 @@ def _walk_files(folder: Path, display: str, rel: PurePosixPath, out: dict[str, b
         elif not stat.S_ISREG(st.st_mode):
             problems.append(Problem(shown, message="not a regular file", expected="a regular file"))
         elif st.st_size > MAX_OVERLAY_FILE_BYTES:
-            problems.append(Problem(shown, message="file too large", expected=f"at most {MAX_OVERLAY_FILE_BYTES} bytes"))
+            problems.append(
+                Problem(shown, message="file too large", expected=f"at most {MAX_OVERLAY_FILE_BYTES} bytes")
+            )
         elif len(out) >= MAX_OVERLAY_FILES:
-            problems.append(Problem(shown, message="too many files in overlay", expected=f"at most {MAX_OVERLAY_FILES}"))
+            problems.append(
+                Problem(shown, message="too many files in overlay", expected=f"at most {MAX_OVERLAY_FILES}")
+            )
             return
         else:
             out[path.as_posix()] = Path(entry.path).read_bytes()
@@ -128,22 +136,36 @@ def _match(parts: tuple[str, ...], pats: tuple[str, ...]) -> bool:
     return bool(parts) and fnmatch.fnmatchcase(parts[0], pats[0]) and _match(parts[1:], pats[1:])
 
 
-def policy_problems(overlay: Overlay, release: Release, policy: OverlayPolicy, layers: list[LayerConfig], values_file: str) -> list[Problem]:
+def policy_problems(
+    overlay: Overlay, release: Release, policy: OverlayPolicy, layers: list[LayerConfig], values_file: str
+) -> list[Problem]:
     """Everything an overlay's files do that ``rollout.yaml`` does not allow, at this release."""
     problems = []
     sources = sorted({layer.source_dir for layer in layers})
     for path in overlay.files:
         shown = overlay.display(path)
         if path == values_file:
-            problems.append(Problem(shown, message="the base values file cannot be replaced", expected="values in values.yaml"))
+            problems.append(
+                Problem(shown, message="the base values file cannot be replaced", expected="values in values.yaml")
+            )
         elif not any(path.startswith(src.rstrip("/") + "/") or src == "." for src in sources):
             where = ", ".join(f"{s}/" for s in sources)
             problems.append(Problem(shown, message="not inside any layer's folder", expected=f"a path under {where}"))
         elif path in release.files:
             if not any(glob_match(path, p) for p in policy.may_replace):
-                problems.append(Problem(shown, message=f"replaces {path!r}, which overlays may not replace",
-                                        expected="a path matching overlays.may_replace in rollout.yaml"))
+                problems.append(
+                    Problem(
+                        shown,
+                        message=f"replaces {path!r}, which overlays may not replace",
+                        expected="a path matching overlays.may_replace in rollout.yaml",
+                    )
+                )
         elif not any(glob_match(path, p) for p in policy.may_add):
-            problems.append(Problem(shown, message=f"adds {path!r}, which overlays may not add",
-                                    expected="a path matching overlays.may_add in rollout.yaml"))
+            problems.append(
+                Problem(
+                    shown,
+                    message=f"adds {path!r}, which overlays may not add",
+                    expected="a path matching overlays.may_add in rollout.yaml",
+                )
+            )
     return problems

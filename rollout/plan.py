@@ -63,23 +63,47 @@ class Plan:
 
     def records(self) -> list[dict[str, Any]]:
         """One JSON-ready record per wave and per plant, in execution order."""
-        out: list[dict[str, Any]] = [{
-            "type": "plan", "release": self.release, "commit": self.commit, "layers": list(self.layers),
-            "waves": len(self.waves), "plants": self.plant_count,
-        }]
+        out: list[dict[str, Any]] = [
+            {
+                "type": "plan",
+                "release": self.release,
+                "commit": self.commit,
+                "layers": list(self.layers),
+                "waves": len(self.waves),
+                "plants": self.plant_count,
+            }
+        ]
         for wave in self.waves:
-            out.append({
-                "type": "wave", "index": wave.index, "name": wave.name, "plants": [p.name for p in wave.plants],
-                "parallelism": wave.parallelism, "max_failures": wave.max_failures, "threshold": wave.threshold,
-                "on_failure": wave.on_failure, "bake_s": wave.bake_s, "approval": wave.approval,
-                "outside_window": wave.outside_window,
-            })
+            out.append(
+                {
+                    "type": "wave",
+                    "index": wave.index,
+                    "name": wave.name,
+                    "plants": [p.name for p in wave.plants],
+                    "parallelism": wave.parallelism,
+                    "max_failures": wave.max_failures,
+                    "threshold": wave.threshold,
+                    "on_failure": wave.on_failure,
+                    "bake_s": wave.bake_s,
+                    "approval": wave.approval,
+                    "outside_window": wave.outside_window,
+                }
+            )
             for order, plant in enumerate(wave.plants):
-                out.append({
-                    "type": "plant", "wave": wave.name, "order": order, "plant": plant.name,
-                    "archetype": plant.archetype, "timezone": plant.timezone, "windows": plant.windows,
-                    "tags": list(plant.tags), "hosts": plant.hosts, "layers": list(self.layers),
-                })
+                out.append(
+                    {
+                        "type": "plant",
+                        "wave": wave.name,
+                        "order": order,
+                        "plant": plant.name,
+                        "archetype": plant.archetype,
+                        "timezone": plant.timezone,
+                        "windows": plant.windows,
+                        "tags": list(plant.tags),
+                        "hosts": plant.hosts,
+                        "layers": list(self.layers),
+                    }
+                )
         return out
 
 
@@ -88,11 +112,17 @@ def make_plan(project: Project, release: str, commit: str) -> Plan:
     strategy = project.config.strategy
     selected, problems = _select(project)
     assigned: dict[str, str] = {}
-    for wave, names in zip(strategy.waves, selected):
+    for wave, names in zip(strategy.waves, selected, strict=True):
         for name in names:
             if name in assigned:
-                problems.append(_wave_problem(project, wave, f"plant {name!r} is already in wave {assigned[name]!r}",
-                                              "each plant in exactly one wave"))
+                problems.append(
+                    _wave_problem(
+                        project,
+                        wave,
+                        f"plant {name!r} is already in wave {assigned[name]!r}",
+                        "each plant in exactly one wave",
+                    )
+                )
             assigned.setdefault(name, wave.name)
     remaining = [n for n in project.plants if n not in assigned]
     for i, wave in enumerate(strategy.waves):
@@ -100,9 +130,15 @@ def make_plan(project: Project, release: str, commit: str) -> Plan:
             selected[i] = remaining
             remaining = []
     if remaining:
-        problems.append(Problem(PROJECT_FILE, "strategy.waves", project.doc.line_of(("strategy", "waves")),
-                                expected="every plant in one wave (or a wave with 'remaining: true')",
-                                message=f"no wave takes plant(s) {', '.join(remaining)}"))
+        problems.append(
+            Problem(
+                PROJECT_FILE,
+                "strategy.waves",
+                project.doc.line_of(("strategy", "waves")),
+                expected="every plant in one wave (or a wave with 'remaining: true')",
+                message=f"no wave takes plant(s) {', '.join(remaining)}",
+            )
+        )
     for i, wave in enumerate(strategy.waves):
         if not selected[i] and not wave.select.remaining:
             problems.append(_wave_problem(project, wave, "selects no plant", "at least one plant"))
@@ -124,7 +160,9 @@ def _select(project: Project) -> tuple[list[list[str]], list[Problem]]:
         for pattern in unknown:
             close = difflib.get_close_matches(pattern, list(project.plants), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            problems.append(_wave_problem(project, wave, f"no plant matches {pattern!r}{hint}", "names of existing plants"))
+            problems.append(
+                _wave_problem(project, wave, f"no plant matches {pattern!r}{hint}", "names of existing plants")
+            )
         selected.append(names)
     return selected, problems
 
@@ -152,8 +190,13 @@ def _selects(select: Selector, plant: Plant) -> bool:
 def _wave_problem(project: Project, wave: WaveConfig, message: str, expected: str) -> Problem:
     index = project.config.strategy.waves.index(wave)
     path = ("strategy", "waves", index, "select")
-    return Problem(PROJECT_FILE, f"strategy.waves[{index}].select", project.doc.line_of(path),
-                   expected=expected, message=f"wave {wave.name!r}: {message}")
+    return Problem(
+        PROJECT_FILE,
+        f"strategy.waves[{index}].select",
+        project.doc.line_of(path),
+        expected=expected,
+        message=f"wave {wave.name!r}: {message}",
+    )
 
 
 def _wave(project: Project, index: int, wave: WaveConfig, names: list[str]) -> WavePlan:
@@ -177,5 +220,11 @@ def _wave(project: Project, index: int, wave: WaveConfig, names: list[str]) -> W
 def _planned(plant: Plant, project: Project) -> PlannedPlant:
     groups = {layer.inventory_group for layer in project.config.layers}
     hosts = {h for g in groups for h in plant.inventory.groups.get(g, ())}
-    return PlannedPlant(plant.name, plant.config.archetype, plant.config.timezone, plant.config.windows_text(),
-                        tuple(plant.config.tags), len(hosts))
+    return PlannedPlant(
+        plant.name,
+        plant.config.archetype,
+        plant.config.timezone,
+        plant.config.windows_text(),
+        tuple(plant.config.tags),
+        len(hosts),
+    )

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from types import MappingProxyType
-from typing import Mapping
 
 from .codebase import REF, Release, open_release
 from .errors import ConfigError, Problem, ReleaseError
@@ -57,7 +57,11 @@ class Project:
         if name not in self.plants:
             close = difflib.get_close_matches(name, list(self.plants), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError.one("--plant", f"no plant named {name!r}{hint}", expected=f"one of the {len(self.plants)} plants in {PLANTS_DIR}/")
+            raise ConfigError.one(
+                "--plant",
+                f"no plant named {name!r}{hint}",
+                expected=f"one of the {len(self.plants)} plants in {PLANTS_DIR}/",
+            )
         return self.plants[name]
 
     def release(self, ref: str | None, option: str = "--release") -> Release:
@@ -86,7 +90,9 @@ def find_project(start: Path) -> Path:
     for folder in (start, *start.parents):
         if (folder / PROJECT_FILE).is_file():
             return folder
-    raise ConfigError.one(str(start), f"no {PROJECT_FILE} here or in any parent folder", expected="a project folder (or -C DIR)")
+    raise ConfigError.one(
+        str(start), f"no {PROJECT_FILE} here or in any parent folder", expected="a project folder (or -C DIR)"
+    )
 
 
 def load_project(root: Path) -> Project:
@@ -124,7 +130,9 @@ def _attempt(problems: list[Problem], action):  # type: ignore[no-untyped-def]
 def _load_plants(root: Path, config: ProjectConfig | None, problems: list[Problem]) -> dict[str, Plant]:
     files = _plant_files(root)
     if not files:
-        problems.append(Problem(f"{PLANTS_DIR}/", message="no plants defined", expected=f"one {PLANTS_DIR}/<plant>.yaml per plant"))
+        problems.append(
+            Problem(f"{PLANTS_DIR}/", message="no plants defined", expected=f"one {PLANTS_DIR}/<plant>.yaml per plant")
+        )
         return {}
     if len(files) > MAX_PLANTS:
         problems.append(Problem(f"{PLANTS_DIR}/", message=f"more than {MAX_PLANTS} plants"))
@@ -148,8 +156,11 @@ def _load_plant(root: Path, path: Path, config: ProjectConfig | None) -> Plant:
     display = f"{PLANTS_DIR}/{path.name}"
     name = path.stem
     if re.match(NAME_PATTERN, name) is None:
-        raise ConfigError.one(display, f"invalid plant name {name!r} (from the file name)",
-                              expected="lower-case letters, digits, '-' and '_'")
+        raise ConfigError.one(
+            display,
+            f"invalid plant name {name!r} (from the file name)",
+            expected="lower-case letters, digits, '-' and '_'",
+        )
     doc = read_yaml(path, display)
     plant_config = validate_doc(PlantConfig, doc)
     inventory_rel = plant_config.inventory or _default_inventory(root, name)
@@ -157,11 +168,16 @@ def _load_plant(root: Path, path: Path, config: ProjectConfig | None) -> Plant:
     if config is not None:
         missing = [layer for layer in config.layers if not inventory.groups.get(layer.inventory_group)]
         if missing:
-            raise ConfigError([
-                Problem(inventory_rel, message=f"no hosts in group {layer.inventory_group!r}",
-                        expected=f"the hosts of layer {layer.name!r} in group {layer.inventory_group!r}")
-                for layer in missing
-            ])
+            raise ConfigError(
+                [
+                    Problem(
+                        inventory_rel,
+                        message=f"no hosts in group {layer.inventory_group!r}",
+                        expected=f"the hosts of layer {layer.name!r} in group {layer.inventory_group!r}",
+                    )
+                    for layer in missing
+                ]
+            )
     return Plant(name, plant_config, inventory, display)
 
 
@@ -174,7 +190,7 @@ def _default_inventory(root: Path, name: str) -> str:
 
 
 def _playbook_problems(root: Path, config: ProjectConfig) -> list[Problem]:
-    problems = []
+    problems: list[Problem | None] = []
     for i, layer in enumerate(config.layers):
         refs: list[tuple[str, str]] = []
         if isinstance(layer.activation, PlaybookStep):
@@ -190,7 +206,12 @@ def _playbook_problems(root: Path, config: ProjectConfig) -> list[Problem]:
 
 def _check_playbook(root: Path, where: str, rel: str) -> Problem | None:
     if PurePosixPath(rel).parts[0] != PLAYBOOKS_DIR:
-        return Problem(PROJECT_FILE, where, message=f"playbook {rel!r} is outside {PLAYBOOKS_DIR}/", expected=f"a path under {PLAYBOOKS_DIR}/")
+        return Problem(
+            PROJECT_FILE,
+            where,
+            message=f"playbook {rel!r} is outside {PLAYBOOKS_DIR}/",
+            expected=f"a path under {PLAYBOOKS_DIR}/",
+        )
     path = root / rel
     if path.is_symlink() or not path.is_file():
         return Problem(PROJECT_FILE, where, message=f"playbook {rel!r} does not exist", expected="a playbook file")
@@ -206,8 +227,9 @@ def _check_playbook(root: Path, where: str, rel: str) -> Problem | None:
     return None
 
 
-def _load_overlays(root: Path, names: set[str], plants: dict[str, Plant] | None,
-                   problems: list[Problem]) -> tuple[dict[str, Overlay], dict[str, Overlay]]:
+def _load_overlays(
+    root: Path, names: set[str], plants: dict[str, Plant] | None, problems: list[Problem]
+) -> tuple[dict[str, Overlay], dict[str, Overlay]]:
     """Overlays by plant and by archetype; ``plants`` is None when some plant failed to load."""
     folder = root / OVERLAYS_DIR
     if not folder.exists() or not names:  # with no plant at all, "unknown plant" would only add noise
@@ -242,8 +264,13 @@ def _known(name: str, names: set[str], rel: str, what: str, problems: list[Probl
         return True
     close = difflib.get_close_matches(name, sorted(names), n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
-    problems.append(Problem(rel, message=f"overlay for {what} {name!r}, which does not exist{hint}",
-                            expected=f"a folder named after one of this project's {what}s"))
+    problems.append(
+        Problem(
+            rel,
+            message=f"overlay for {what} {name!r}, which does not exist{hint}",
+            expected=f"a folder named after one of this project's {what}s",
+        )
+    )
     return False
 
 

@@ -22,14 +22,16 @@ import functools
 import hashlib
 import json
 import operator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import jinja2
 import jinja2.meta
 import jinja2.nodes
 import yaml
-from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from .bundle import Bundle, BundleFile, sha256_json
 from .codebase import Release
@@ -56,7 +58,7 @@ def _to_json(value: Any, indent: int | None = None) -> str:
 
 
 def _to_yaml(value: Any) -> str:
-    return yaml.safe_dump(value, sort_keys=True, default_flow_style=False, allow_unicode=True).rstrip("\n")
+    return str(yaml.safe_dump(value, sort_keys=True, default_flow_style=False, allow_unicode=True)).rstrip("\n")
 
 
 class _Sandbox(ImmutableSandboxedEnvironment):
@@ -115,7 +117,8 @@ class _FileSet:
 
     def __init__(self, release: Release, overlay_files: dict[str, tuple[bytes, str]]) -> None:
         self.sources: dict[str, _Source] = {
-            path: _Source(data, release.modes[path], release.display(path), False) for path, data in release.files.items()
+            path: _Source(data, release.modes[path], release.display(path), False)
+            for path, data in release.files.items()
         }
         for path, (data, display) in overlay_files.items():
             mode = release.modes.get(path, 0o644)
@@ -156,19 +159,18 @@ class _FileSet:
         source = self.sources[name]
         ast = self._parse(name, source)
         used = set(jinja2.meta.find_undeclared_variables(ast)) & set(_CONTEXT_NAMES)
-        includes: list[str] | None = []
-        for ref in jinja2.meta.find_referenced_templates(ast):
-            if ref is None or ref not in self.sources:
-                includes = None  # dynamic or missing: the render will tell; key on everything
-                break
-            includes.append(ref)
-        return used, _value_keys(ast), includes
+        refs = list(jinja2.meta.find_referenced_templates(ast))
+        if any(ref is None or ref not in self.sources for ref in refs):
+            return used, _value_keys(ast), None  # dynamic or missing: the render will tell; key on everything
+        return used, _value_keys(ast), [ref for ref in refs if ref is not None]
 
     def _parse(self, name: str, source: _Source) -> jinja2.nodes.Template:
         try:
             return self.env.parse(source.content.decode("utf-8"), name, source.display)
         except jinja2.TemplateSyntaxError as exc:
-            raise RenderError([Problem(source.display, line=exc.lineno, message=f"template syntax error: {exc.message}")]) from None
+            raise RenderError(
+                [Problem(source.display, line=exc.lineno, message=f"template syntax error: {exc.message}")]
+            ) from None
         except UnicodeDecodeError:
             raise RenderError([Problem(source.display, message="template is not UTF-8 text")]) from None
 
@@ -191,6 +193,7 @@ def _value_keys(ast: jinja2.nodes.Template) -> set[str] | None:
     keys: set[str] = set()
     accessed = 0
     for node in ast.find_all((jinja2.nodes.Getattr, jinja2.nodes.Getitem)):
+        assert isinstance(node, (jinja2.nodes.Getattr, jinja2.nodes.Getitem))
         target = node.node
         if isinstance(target, jinja2.nodes.Name) and target.name == "values":
             if isinstance(node, jinja2.nodes.Getattr):
@@ -225,7 +228,12 @@ def _template_problem(exc: Exception, display: str, displays: set[str]) -> Probl
     if isinstance(exc, jinja2.TemplateSyntaxError):
         return Problem(exc.filename or where, line=exc.lineno, message=f"template syntax error: {exc.message}")
     if isinstance(exc, jinja2.UndefinedError):
-        return Problem(where, line=line, message=f"undefined value: {exc.message}", expected="a value defined in values or the template context")
+        return Problem(
+            where,
+            line=line,
+            message=f"undefined value: {exc.message}",
+            expected="a value defined in values or the template context",
+        )
     if isinstance(exc, SecurityError):
         return Problem(where, line=line, message=f"not allowed in a sandboxed template: {exc}")
     if isinstance(exc, jinja2.TemplateRuntimeError):
@@ -252,7 +260,9 @@ class Renderer:
         path = self.project.config.codebase.values
         display = self.release.display(path)
         if path not in self.release.files:
-            raise ConfigError.one(display, "base values file does not exist at this release", expected="a YAML mapping of values")
+            raise ConfigError.one(
+                display, "base values file does not exist at this release", expected="a YAML mapping of values"
+            )
         try:
             text = self.release.files[path].decode("utf-8")
         except UnicodeDecodeError:
@@ -278,8 +288,11 @@ class Renderer:
             problems += exc.problems
         missing = [layer for layer in config.layers if not self._fileset(plant).layer_paths(layer)]
         problems += [
-            Problem(self.release.display(layer.source_dir), message=f"layer {layer.name!r} has no files at this release",
-                    expected=f"a folder {layer.source_dir}/ in the code base")
+            Problem(
+                self.release.display(layer.source_dir),
+                message=f"layer {layer.name!r} has no files at this release",
+                expected=f"a folder {layer.source_dir}/ in the code base",
+            )
             for layer in missing
         ]
         if problems:
@@ -309,8 +322,9 @@ class Renderer:
             raise RenderError(_unique_problems(problems))
         return out
 
-    def _render_fields(self, fields: dict[str, str], context: dict[str, Any], location: str,
-                       problems: list[Problem]) -> dict[str, str]:
+    def _render_fields(
+        self, fields: dict[str, str], context: dict[str, Any], location: str, problems: list[Problem]
+    ) -> dict[str, str]:
         rendered = {}
         for name, text in fields.items():
             where = f"{location}.{name}"
@@ -322,8 +336,16 @@ class Renderer:
                 problems.append(Problem(PROJECT_FILE, where, line, problem.expected, "", problem.message))
                 continue
             if name == "port" and not (rendered[name].isdigit() and 1 <= int(rendered[name]) <= 65535):
-                problems.append(Problem(PROJECT_FILE, where, line, "a TCP port (1-65535)", repr(rendered[name]),
-                                        f"renders to an invalid port for plant {context['plant']['name']}"))
+                problems.append(
+                    Problem(
+                        PROJECT_FILE,
+                        where,
+                        line,
+                        "a TCP port (1-65535)",
+                        repr(rendered[name]),
+                        f"renders to an invalid port for plant {context['plant']['name']}",
+                    )
+                )
         return rendered
 
     def render_layer(self, plant: Plant, layer: LayerConfig) -> Bundle:
@@ -353,11 +375,16 @@ class Renderer:
     def overlay_hash(self, plant: Plant) -> str:
         """Hash of everything the plant's overlays bring (values and files)."""
         overlays = self.project.overlays_for(plant)
-        return sha256_json([
-            {"label": o.label, "values": o.values.data if o.values else None,
-             "files": {p: _digest(d) for p, d in sorted(o.files.items())}}
-            for o in overlays
-        ])
+        return sha256_json(
+            [
+                {
+                    "label": o.label,
+                    "values": o.values.data if o.values else None,
+                    "files": {p: _digest(d) for p, d in sorted(o.files.items())},
+                }
+                for o in overlays
+            ]
+        )
 
     def _overlay_digests(self, plant: Plant) -> dict[str, str]:
         merged: dict[str, str] = {}
@@ -384,7 +411,11 @@ class Renderer:
                 "timezone": plant.config.timezone,
                 "tags": list(plant.config.tags),
             },
-            "release": {"id": self.release.id, "commit": self.release.commit, "content_hash": self.release.content_hash},
+            "release": {
+                "id": self.release.id,
+                "commit": self.release.commit,
+                "content_hash": self.release.content_hash,
+            },
             "layer": {"name": layer.name, "target": layer.target, "group": layer.inventory_group},
             "hosts": [h.template_view() for h in inventory.group_hosts(layer.inventory_group)],
             "groups": {g: [h.template_view() for h in inventory.group_hosts(g)] for g in inventory.groups},
@@ -424,8 +455,14 @@ def _unique_problems(problems: list[Problem]) -> list[Problem]:
     return list(dict.fromkeys(problems))
 
 
-def _inputs(release: Release, layer: LayerConfig, context: dict[str, Any], names: frozenset[str],
-            keys: frozenset[str] | None, overlay_files: dict[str, str]) -> dict[str, Any]:
+def _inputs(
+    release: Release,
+    layer: LayerConfig,
+    context: dict[str, Any],
+    names: frozenset[str],
+    keys: frozenset[str] | None,
+    overlay_files: dict[str, str],
+) -> dict[str, Any]:
     read = {name: context[name] for name in sorted(names)}
     if "values" in read and keys is not None:
         read["values"] = {k: read["values"][k] for k in sorted(keys) if k in read["values"]}
@@ -439,7 +476,9 @@ def _inputs(release: Release, layer: LayerConfig, context: dict[str, Any], names
     }
 
 
-def _render_files(files: _FileSet, layer: LayerConfig, paths: list[str], context: dict[str, Any]) -> tuple[BundleFile, ...]:
+def _render_files(
+    files: _FileSet, layer: LayerConfig, paths: list[str], context: dict[str, Any]
+) -> tuple[BundleFile, ...]:
     prefix_len = 0 if layer.source_dir == "." else len(layer.source_dir.rstrip("/")) + 1
     out: dict[str, BundleFile] = {}
     origin: dict[str, str] = {}
@@ -455,8 +494,15 @@ def _render_files(files: _FileSet, layer: LayerConfig, paths: list[str], context
         else:
             content = source.content
         if rel in out:
-            raise RenderError([Problem(source.display, message=f"renders to {rel!r}, as {origin[rel]} already does",
-                                       expected="one source file per bundle path")])
+            raise RenderError(
+                [
+                    Problem(
+                        source.display,
+                        message=f"renders to {rel!r}, as {origin[rel]} already does",
+                        expected="one source file per bundle path",
+                    )
+                ]
+            )
         out[rel] = BundleFile(rel, content, source.mode)
         origin[rel] = source.display
     return tuple(sorted(out.values(), key=operator.attrgetter("path")))

@@ -78,7 +78,9 @@ def _mapping_or_empty(doc: YamlDoc) -> dict[str, Any]:
     if doc.data is None:
         return {}
     if not isinstance(doc.data, dict):
-        raise ConfigError([doc.problem((), "wrong top level", expected="a mapping of values", found=type(doc.data).__name__)])
+        raise ConfigError(
+            [doc.problem((), "wrong top level", expected="a mapping of values", found=type(doc.data).__name__)]
+        )
     return copy.deepcopy(doc.data)
 
 
@@ -110,7 +112,12 @@ def _merge(target: dict[str, Any], overlay: dict[str, Any], base: Any, open_: bo
             continue
         if value is not None and current is not None and _kind(current) != _kind(value):
             ctx.problems.append(
-                ctx.doc.problem(here, "changes the kind of a base value", expected=_kind(current), found=f"{_kind(value)} {shorten(value)}")
+                ctx.doc.problem(
+                    here,
+                    "changes the kind of a base value",
+                    expected=_kind(current),
+                    found=f"{_kind(value)} {shorten(value)}",
+                )
             )
             continue
         _forget(ctx.sources, here)

@@ -129,9 +129,7 @@ class _Builder:
         self.budget = MAX_NODES
         self.constructor = _Core12Loader("")
 
-    def fail(
-        self, node: yaml.Node, path: Path_, message: str, expected: str = "", found: str = ""
-    ) -> ConfigError:
+    def fail(self, node: yaml.Node, path: Path_, message: str, expected: str = "", found: str = "") -> ConfigError:
         line = node.start_mark.line + 1
         return ConfigError([Problem(self.display, format_path(path), line, expected, found, message)])
 
@@ -150,19 +148,23 @@ class _Builder:
             raise self.fail(node, path, f"invalid value: {exc}") from None
 
     def _mapping(self, node: yaml.MappingNode, path: Path_) -> dict[str, Any]:
+        own = {id(k) for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge"}
         try:
-            self.constructor.flatten_mapping(node)  # resolves "<<" merge keys
+            self.constructor.flatten_mapping(node)  # resolves "<<": merged keys first, own keys win
         except yaml.YAMLError as exc:
             raise self.fail(node, path, f"invalid merge key: {exc}") from None
         out: dict[str, Any] = {}
+        seen_own: set[str] = set()
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
                 raise self.fail(key_node, path, "invalid key", expected="a string key", found="a mapping or list")
             key = self.constructor.construct_object(key_node)
             if not isinstance(key, str):
                 raise self.fail(key_node, path, "invalid key", expected="a string key", found=shorten(key))
-            if key in out:
-                raise self.fail(key_node, path + (key,), f"duplicate key {key!r}")
+            if id(key_node) in own:
+                if key in seen_own:
+                    raise self.fail(key_node, path + (key,), f"duplicate key {key!r}")
+                seen_own.add(key)
             self.lines[path + (key,)] = key_node.start_mark.line + 1
             out[key] = self.build(value_node, path + (key,))
         return out

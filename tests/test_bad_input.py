@@ -7,9 +7,9 @@ thing, commits it as release v1, and runs ``rollout validate`` and ``rollout ren
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -81,35 +81,100 @@ BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
 
 CASES = [
     # rollout.yaml: syntax, structure, unknown keys, types
-    Case("yaml-syntax", edit("rollout.yaml", "name: mini", "name: [mini"), "rollout.yaml", "rollout.yaml:2: invalid YAML"),
+    Case(
+        "yaml-syntax", edit("rollout.yaml", "name: mini", "name: [mini"), "rollout.yaml", "rollout.yaml:2: invalid YAML"
+    ),
     Case("yaml-empty", write("rollout.yaml", ""), "rollout.yaml", "file is empty"),
     Case("yaml-top-list", write("rollout.yaml", "- a\n- b\n"), "rollout.yaml", "wrong top level"),
     Case("yaml-two-docs", write("rollout.yaml", "name: a\n---\nname: b\n"), "rollout.yaml", ":3"),
-    Case("yaml-duplicate-key", edit("rollout.yaml", "name: mini", "name: mini\nname: other"), "rollout.yaml", ":2: name"),
+    Case(
+        "yaml-duplicate-key", edit("rollout.yaml", "name: mini", "name: mini\nname: other"), "rollout.yaml", ":2: name"
+    ),
     Case("yaml-alias-bomb", write("rollout.yaml", BOMB), "rollout.yaml", "document too large"),
     Case("yaml-not-utf8", raw("rollout.yaml", b"name: \xff\xfe\n"), "rollout.yaml", "not UTF-8"),
     Case("unknown-top-key", edit("rollout.yaml", "name: mini", "nmae: mini"), "rollout.yaml", "did you mean 'name'"),
-    Case("unknown-layer-key", edit("rollout.yaml", "target: /opt/mini/edge", "taget: /opt/mini/edge"), "rollout.yaml", "layers[0].taget"),
+    Case(
+        "unknown-layer-key",
+        edit("rollout.yaml", "target: /opt/mini/edge", "taget: /opt/mini/edge"),
+        "rollout.yaml",
+        "layers[0].taget",
+    ),
     Case("wrong-version", edit("rollout.yaml", "name: mini", "name: mini\nversion: 2"), "rollout.yaml", "version"),
     Case("layers-not-list", edit("rollout.yaml", "layers:", "layers: edge\nold_layers:"), "rollout.yaml", "layers"),
-    Case("relative-target", edit("rollout.yaml", "/opt/mini/edge", "opt/mini/edge"), "rollout.yaml", "layers[0].target"),
+    Case(
+        "relative-target", edit("rollout.yaml", "/opt/mini/edge", "opt/mini/edge"), "rollout.yaml", "layers[0].target"
+    ),
     Case("duplicate-layer", edit("rollout.yaml", "- name: ingest", "- name: edge"), "rollout.yaml", "appears twice"),
-    Case("check-timeout-word", edit("rollout.yaml", "type: command", "type: command\n        timeout: soon"), "rollout.yaml", "checks[0].timeout"),
-    Case("check-timeout-huge", edit("rollout.yaml", "type: command", "type: command\n        timeout: 9999h"), "rollout.yaml", "checks[0].timeout"),
-    Case("check-retries-negative", edit("rollout.yaml", "type: command", "type: command\n        retries: -1"), "rollout.yaml", "checks[0].retries"),
-    Case("check-unknown-type", edit("rollout.yaml", "type: command", "type: ping"), "rollout.yaml", "layers[0].checks[0]"),
-    Case("http-check-no-url", edit("rollout.yaml", CHECK_URL, "expect_status: 200"), "rollout.yaml", "missing required key 'url'"),
-    Case("http-check-bad-regex", edit("rollout.yaml", CHECK_URL, CHECK_URL + "\n        body_regex: '('"), "rollout.yaml", "body_regex"),
-    Case("http-status-range", edit("rollout.yaml", CHECK_URL, CHECK_URL + "\n        expect_status: 999"), "rollout.yaml", "expect_status"),
+    Case(
+        "check-timeout-word",
+        edit("rollout.yaml", "type: command", "type: command\n        timeout: soon"),
+        "rollout.yaml",
+        "checks[0].timeout",
+    ),
+    Case(
+        "check-timeout-huge",
+        edit("rollout.yaml", "type: command", "type: command\n        timeout: 9999h"),
+        "rollout.yaml",
+        "checks[0].timeout",
+    ),
+    Case(
+        "check-retries-negative",
+        edit("rollout.yaml", "type: command", "type: command\n        retries: -1"),
+        "rollout.yaml",
+        "checks[0].retries",
+    ),
+    Case(
+        "check-unknown-type", edit("rollout.yaml", "type: command", "type: ping"), "rollout.yaml", "layers[0].checks[0]"
+    ),
+    Case(
+        "http-check-no-url",
+        edit("rollout.yaml", CHECK_URL, "expect_status: 200"),
+        "rollout.yaml",
+        "missing required key 'url'",
+    ),
+    Case(
+        "http-check-bad-regex",
+        edit("rollout.yaml", CHECK_URL, CHECK_URL + "\n        body_regex: '('"),
+        "rollout.yaml",
+        "body_regex",
+    ),
+    Case(
+        "http-status-range",
+        edit("rollout.yaml", CHECK_URL, CHECK_URL + "\n        expect_status: 999"),
+        "rollout.yaml",
+        "expect_status",
+    ),
     # strategy
     Case("threshold-over-100", edit("rollout.yaml", '"50%"', '"150%"'), "rollout.yaml", "waves[1].max_failures"),
-    Case("failure-response", edit("rollout.yaml", "parallelism: 2", "parallelism: 2\n  on_failure: explode"), "rollout.yaml", "strategy.on_failure"),
-    Case("parallelism-zero", edit("rollout.yaml", "parallelism: 2", "parallelism: 0"), "rollout.yaml", "strategy.parallelism"),
+    Case(
+        "failure-response",
+        edit("rollout.yaml", "parallelism: 2", "parallelism: 2\n  on_failure: explode"),
+        "rollout.yaml",
+        "strategy.on_failure",
+    ),
+    Case(
+        "parallelism-zero",
+        edit("rollout.yaml", "parallelism: 2", "parallelism: 0"),
+        "rollout.yaml",
+        "strategy.parallelism",
+    ),
     Case("empty-selector", edit("rollout.yaml", "{plants: [p1]}", "{}"), "rollout.yaml", "waves[0].select"),
-    Case("overlapping-waves", edit("rollout.yaml", "{remaining: true}", "{plants: [p1, p2, p3]}"), "rollout.yaml", "already in wave 'canary'"),
+    Case(
+        "overlapping-waves",
+        edit("rollout.yaml", "{remaining: true}", "{plants: [p1, p2, p3]}"),
+        "rollout.yaml",
+        "already in wave 'canary'",
+    ),
     Case("plant-in-no-wave", edit("rollout.yaml", "{remaining: true}", "{plants: [p2]}"), "rollout.yaml", "p3"),
-    Case("wave-unknown-plant", edit("rollout.yaml", "{plants: [p1]}", "{plants: [p1, p9]}"), "rollout.yaml", "no plant matches 'p9'"),
-    Case("two-remaining-waves", edit("rollout.yaml", "{plants: [p1]}", "{remaining: true}"), "rollout.yaml", "strategy"),
+    Case(
+        "wave-unknown-plant",
+        edit("rollout.yaml", "{plants: [p1]}", "{plants: [p1, p9]}"),
+        "rollout.yaml",
+        "no plant matches 'p9'",
+    ),
+    Case(
+        "two-remaining-waves", edit("rollout.yaml", "{plants: [p1]}", "{remaining: true}"), "rollout.yaml", "strategy"
+    ),
     Case("duplicate-wave", edit("rollout.yaml", "name: rest", "name: canary"), "rollout.yaml", "appears twice"),
     # plants
     Case("bad-timezone", edit("plants/p1.yaml", "Europe/Berlin", "Europe/Atlantis"), "plants/p1.yaml", "timezone"),
@@ -117,57 +182,258 @@ CASES = [
     Case("window-hour", edit("plants/p1.yaml", '"02:00"', '"25:00"'), "plants/p1.yaml", "windows[0].start"),
     Case("window-day", edit("plants/p1.yaml", "[sat, sun]", "[sat, funday]"), "plants/p1.yaml", "windows[0].days[1]"),
     Case("window-empty", edit("plants/p1.yaml", '"06:00"', '"02:00"'), "plants/p1.yaml", "windows[0]"),
-    Case("plant-unknown-key", edit("plants/p1.yaml", "archetype:", "archtype:"), "plants/p1.yaml", "did you mean 'archetype'"),
-    Case("plant-archetype-list", edit("plants/p1.yaml", "archetype: small", "archetype: [small]"), "plants/p1.yaml", "archetype"),
-    Case("plant-bad-name", write("plants/P 1.yaml", "archetype: x\ntimezone: UTC\nwindows: always\n"), "plants/P 1.yaml", "invalid plant name"),
+    Case(
+        "plant-unknown-key",
+        edit("plants/p1.yaml", "archetype:", "archtype:"),
+        "plants/p1.yaml",
+        "did you mean 'archetype'",
+    ),
+    Case(
+        "plant-archetype-list",
+        edit("plants/p1.yaml", "archetype: small", "archetype: [small]"),
+        "plants/p1.yaml",
+        "archetype",
+    ),
+    Case(
+        "plant-bad-name",
+        write("plants/P 1.yaml", "archetype: x\ntimezone: UTC\nwindows: always\n"),
+        "plants/P 1.yaml",
+        "invalid plant name",
+    ),
     Case("plant-duplicate-key", edit("plants/p2.yaml", "tags: [na]", "tags: [na]\ntags: [eu]"), "plants/p2.yaml", ":5"),
     Case("no-plants", remove("plants"), "plants/", "no plants defined"),
     # inventories
-    Case("inventory-missing-group", edit("inventories/p2.yml", "    ingest:\n", "    ingestion:\n"), "inventories/p2.yml", "'ingest'"),
-    Case("inventory-host-range", edit("inventories/p2.yml", "p2-gw:", '"p2-gw[1:3]":'), "inventories/p2.yml", "host ranges"),
-    Case("inventory-ini", both(write("inventories/p2.ini", "[edge]\nh1\n"), edit("plants/p2.yaml", "windows: always", "windows: always\ninventory: inventories/p2.ini")), "inventories/p2.ini", "YAML inventory"),
+    Case(
+        "inventory-missing-group",
+        edit("inventories/p2.yml", "    ingest:\n", "    ingestion:\n"),
+        "inventories/p2.yml",
+        "'ingest'",
+    ),
+    Case(
+        "inventory-host-range",
+        edit("inventories/p2.yml", "p2-gw:", '"p2-gw[1:3]":'),
+        "inventories/p2.yml",
+        "host ranges",
+    ),
+    Case(
+        "inventory-ini",
+        both(
+            write("inventories/p2.ini", "[edge]\nh1\n"),
+            edit("plants/p2.yaml", "windows: always", "windows: always\ninventory: inventories/p2.ini"),
+        ),
+        "inventories/p2.ini",
+        "YAML inventory",
+    ),
     Case("inventory-missing-file", remove("inventories/p3.yml"), "inventories/p3.yml", "file not found"),
-    Case("inventory-unknown-key", edit("inventories/p1.yml", "      hosts:\n        p1-gw", "      host:\n        p1-gw"), "inventories/p1.yml", "did you mean 'hosts'"),
-    Case("inventory-path-escape", edit("plants/p2.yaml", "windows: always", "windows: always\ninventory: ../p2.yml"), "plants/p2.yaml", "inventory"),
+    Case(
+        "inventory-unknown-key",
+        edit("inventories/p1.yml", "      hosts:\n        p1-gw", "      host:\n        p1-gw"),
+        "inventories/p1.yml",
+        "did you mean 'hosts'",
+    ),
+    Case(
+        "inventory-path-escape",
+        edit("plants/p2.yaml", "windows: always", "windows: always\ninventory: ../p2.yml"),
+        "plants/p2.yaml",
+        "inventory",
+    ),
     # overlays
     Case("overlay-unknown-plant", write("overlays/p9/values.yaml", "port: 1\n"), "overlays/p9", "plant 'p9'"),
-    Case("overlay-unknown-archetype", write("overlays/_archetypes/huge/values.yaml", "port: 1\n"), "overlays/_archetypes/huge", "archetype 'huge'"),
-    Case("overlay-replace-not-allowed", write("overlays/p1/files/ingest/app.conf.j2", "x\n"), "overlays/p1/files/ingest/app.conf.j2", "may not replace"),
-    Case("overlay-add-not-allowed", write("overlays/p1/files/edge/new.txt", "x\n"), "overlays/p1/files/edge/new.txt", "may not add"),
-    Case("overlay-outside-layers", write("overlays/p1/files/docs/x.txt", "x\n"), "overlays/p1/files/docs/x.txt", "not inside any layer"),
-    Case("overlay-replace-values", write("overlays/p1/files/values.yaml", "port: 1\n"), "overlays/p1/files/values.yaml", "cannot be replaced"),
-    Case("overlay-symlink-out", symlink("overlays/p1/files/edge/extra/passwd", "/etc/passwd"), "overlays/p1/files/edge/extra/passwd", "symlink"),
+    Case(
+        "overlay-unknown-archetype",
+        write("overlays/_archetypes/huge/values.yaml", "port: 1\n"),
+        "overlays/_archetypes/huge",
+        "archetype 'huge'",
+    ),
+    Case(
+        "overlay-replace-not-allowed",
+        write("overlays/p1/files/ingest/app.conf.j2", "x\n"),
+        "overlays/p1/files/ingest/app.conf.j2",
+        "may not replace",
+    ),
+    Case(
+        "overlay-add-not-allowed",
+        write("overlays/p1/files/edge/new.txt", "x\n"),
+        "overlays/p1/files/edge/new.txt",
+        "may not add",
+    ),
+    Case(
+        "overlay-outside-layers",
+        write("overlays/p1/files/docs/x.txt", "x\n"),
+        "overlays/p1/files/docs/x.txt",
+        "not inside any layer",
+    ),
+    Case(
+        "overlay-replace-values",
+        write("overlays/p1/files/values.yaml", "port: 1\n"),
+        "overlays/p1/files/values.yaml",
+        "cannot be replaced",
+    ),
+    Case(
+        "overlay-symlink-out",
+        symlink("overlays/p1/files/edge/extra/passwd", "/etc/passwd"),
+        "overlays/p1/files/edge/extra/passwd",
+        "symlink",
+    ),
     Case("overlay-folder-symlink", symlink("overlays/p2", "/etc"), "overlays/p2", "symlink"),
-    Case("overlay-dir-symlink", symlink("overlays/p1/files/edge/extra", "/etc"), "overlays/p1/files/edge/extra", "symlink"),
-    Case("overlay-values-symlink", symlink("overlays/p1/values.yaml", "/etc/hostname"), "overlays/p1/values.yaml", "symlink"),
+    Case(
+        "overlay-dir-symlink",
+        symlink("overlays/p1/files/edge/extra", "/etc"),
+        "overlays/p1/files/edge/extra",
+        "symlink",
+    ),
+    Case(
+        "overlay-values-symlink",
+        symlink("overlays/p1/values.yaml", "/etc/hostname"),
+        "overlays/p1/values.yaml",
+        "symlink",
+    ),
     Case("overlay-stray-entry", write("overlays/p1/secrets.txt", "x\n"), "overlays/p1/secrets.txt", "unexpected entry"),
-    Case("overlay-unknown-value", write("overlays/p1/values.yaml", "prot: 9000\n"), "overlays/p1/values.yaml", "did you mean 'port'"),
+    Case(
+        "overlay-unknown-value",
+        write("overlays/p1/values.yaml", "prot: 9000\n"),
+        "overlays/p1/values.yaml",
+        "did you mean 'port'",
+    ),
     Case("overlay-value-kind", write("overlays/p1/values.yaml", "kpi: 0.9\n"), "overlays/p1/values.yaml", ":1: kpi"),
-    Case("overlay-values-list", write("overlays/p1/values.yaml", "- port\n"), "overlays/p1/values.yaml", "wrong top level"),
+    Case(
+        "overlay-values-list",
+        write("overlays/p1/values.yaml", "- port\n"),
+        "overlays/p1/values.yaml",
+        "wrong top level",
+    ),
     Case("policy-dotdot", edit("rollout.yaml", '["edge/extra/*"]', '["../*"]'), "rollout.yaml", "overlays.may_add[0]"),
-    Case("policy-absolute", edit("rollout.yaml", '["edge/*.j2"]', '["/etc/*"]'), "rollout.yaml", "overlays.may_replace[0]"),
+    Case(
+        "policy-absolute",
+        edit("rollout.yaml", '["edge/*.j2"]', '["/etc/*"]'),
+        "rollout.yaml",
+        "overlays.may_replace[0]",
+    ),
     Case("codebase-absolute", edit("rollout.yaml", "path: app", "path: /etc"), "rollout.yaml", "codebase.path"),
     # playbooks
-    Case("playbook-dotdot", edit("rollout.yaml", "target: /opt/mini/edge", "target: /opt/mini/edge\n    activation: {playbook: ../x.yml}"), "rollout.yaml", "activation.playbook"),
-    Case("playbook-missing", edit("rollout.yaml", "target: /opt/mini/edge", "target: /opt/mini/edge\n    activation: {playbook: playbooks/nope.yml}"), "rollout.yaml", "does not exist"),
-    Case("playbook-outside", both(write("other/x.yml", "- hosts: all\n"), edit("rollout.yaml", "target: /opt/mini/edge", "target: /opt/mini/edge\n    activation: {playbook: other/x.yml}")), "rollout.yaml", "outside playbooks/"),
-    Case("playbook-not-plays", both(write("playbooks/x.yml", "hosts: all\n"), edit("rollout.yaml", "target: /opt/mini/edge", "target: /opt/mini/edge\n    activation: {playbook: playbooks/x.yml}")), "playbooks/x.yml", "list of plays"),
+    Case(
+        "playbook-dotdot",
+        edit("rollout.yaml", "target: /opt/mini/edge", "target: /opt/mini/edge\n    activation: {playbook: ../x.yml}"),
+        "rollout.yaml",
+        "activation.playbook",
+    ),
+    Case(
+        "playbook-missing",
+        edit(
+            "rollout.yaml",
+            "target: /opt/mini/edge",
+            "target: /opt/mini/edge\n    activation: {playbook: playbooks/nope.yml}",
+        ),
+        "rollout.yaml",
+        "does not exist",
+    ),
+    Case(
+        "playbook-outside",
+        both(
+            write("other/x.yml", "- hosts: all\n"),
+            edit(
+                "rollout.yaml",
+                "target: /opt/mini/edge",
+                "target: /opt/mini/edge\n    activation: {playbook: other/x.yml}",
+            ),
+        ),
+        "rollout.yaml",
+        "outside playbooks/",
+    ),
+    Case(
+        "playbook-not-plays",
+        both(
+            write("playbooks/x.yml", "hosts: all\n"),
+            edit(
+                "rollout.yaml",
+                "target: /opt/mini/edge",
+                "target: /opt/mini/edge\n    activation: {playbook: playbooks/x.yml}",
+            ),
+        ),
+        "playbooks/x.yml",
+        "list of plays",
+    ),
     # templates
-    Case("template-undefined", write("app/edge/config.yaml.j2", "a: 1\nport: {{ values.missing }}\n"), "app/edge/config.yaml.j2@v1:2", "missing"),
+    Case(
+        "template-undefined",
+        write("app/edge/config.yaml.j2", "a: 1\nport: {{ values.missing }}\n"),
+        "app/edge/config.yaml.j2@v1:2",
+        "missing",
+    ),
     Case("template-syntax", write("app/edge/config.yaml.j2", "{% if %}\n"), "app/edge/config.yaml.j2@v1:1", "syntax"),
-    Case("overlay-template-undefined", write(OVERLAY_TEMPLATE, "x: {{ nothing_here }}\n"), OVERLAY_TEMPLATE + ":1", "nothing_here"),
-    Case("overlay-template-mro", write(OVERLAY_TEMPLATE, "{{ ''.__class__.__mro__[1].__subclasses__() }}\n"), OVERLAY_TEMPLATE + ":1", "sandbox"),
-    Case("overlay-template-globals", write(OVERLAY_TEMPLATE, "a: 1\n{{ cycler.__init__.__globals__.os.system('id') }}\n"), OVERLAY_TEMPLATE + ":2", "sandbox"),
-    Case("overlay-template-mutate", write(OVERLAY_TEMPLATE, "{{ values.sensors.update({'a': 1}) }}\n"), OVERLAY_TEMPLATE + ":1", "sandbox"),
-    Case("overlay-template-include-file", write(OVERLAY_TEMPLATE, "{% include '../../../../etc/passwd' %}\n"), OVERLAY_TEMPLATE, "not a template of the code base"),
-    Case("overlay-template-huge", write(OVERLAY_TEMPLATE, "{{ 'x' * 100000000 }}\n"), OVERLAY_TEMPLATE + ":1", "too large"),
-    Case("check-url-undefined", edit("rollout.yaml", "{{ values.port }}/health", "{{ values.nope }}/health"), "rollout.yaml", "layers[1].checks[0].url"),
-    Case("tcp-port-renders-bad", edit("rollout.yaml", 'port: "{{ values.port }}"', 'port: "{{ values.port }}x"'), "rollout.yaml", "layers[1].checks[1].port"),
+    Case(
+        "overlay-template-undefined",
+        write(OVERLAY_TEMPLATE, "x: {{ nothing_here }}\n"),
+        OVERLAY_TEMPLATE + ":1",
+        "nothing_here",
+    ),
+    Case(
+        "overlay-template-mro",
+        write(OVERLAY_TEMPLATE, "{{ ''.__class__.__mro__[1].__subclasses__() }}\n"),
+        OVERLAY_TEMPLATE + ":1",
+        "sandbox",
+    ),
+    Case(
+        "overlay-template-globals",
+        write(OVERLAY_TEMPLATE, "a: 1\n{{ cycler.__init__.__globals__.os.system('id') }}\n"),
+        OVERLAY_TEMPLATE + ":2",
+        "sandbox",
+    ),
+    Case(
+        "overlay-template-mutate",
+        write(OVERLAY_TEMPLATE, "{{ values.sensors.update({'a': 1}) }}\n"),
+        OVERLAY_TEMPLATE + ":1",
+        "sandbox",
+    ),
+    Case(
+        "overlay-template-include-file",
+        write(OVERLAY_TEMPLATE, "{% include '../../../../etc/passwd' %}\n"),
+        OVERLAY_TEMPLATE,
+        "not a template of the code base",
+    ),
+    Case(
+        "overlay-template-huge",
+        write(OVERLAY_TEMPLATE, "{{ 'x' * 100000000 }}\n"),
+        OVERLAY_TEMPLATE + ":1",
+        "too large",
+    ),
+    Case(
+        "check-url-undefined",
+        edit("rollout.yaml", "{{ values.port }}/health", "{{ values.nope }}/health"),
+        "rollout.yaml",
+        "layers[1].checks[0].url",
+    ),
+    Case(
+        "tcp-port-renders-bad",
+        edit("rollout.yaml", 'port: "{{ values.port }}"', 'port: "{{ values.port }}x"'),
+        "rollout.yaml",
+        "layers[1].checks[1].port",
+    ),
     # code base and release
-    Case("unknown-ref", edit("rollout.yaml", "ref: v1", "ref: v99"), "rollout.yaml:5: codebase.ref", "unknown release ref 'v99'"),
-    Case("option-like-ref", edit("rollout.yaml", "ref: v1", "ref: --upload-pack=touch"), "rollout.yaml", "invalid release ref"),
-    Case("codebase-folder-missing", edit("rollout.yaml", "path: app", "path: application"), "rollout.yaml:4: codebase.path", "'application' does not exist"),
-    Case("codebase-not-git", edit("rollout.yaml", "repo: .", "repo: /"), "rollout.yaml:3: codebase.repo", "not in a git repository"),
+    Case(
+        "unknown-ref",
+        edit("rollout.yaml", "ref: v1", "ref: v99"),
+        "rollout.yaml:5: codebase.ref",
+        "unknown release ref 'v99'",
+    ),
+    Case(
+        "option-like-ref",
+        edit("rollout.yaml", "ref: v1", "ref: --upload-pack=touch"),
+        "rollout.yaml",
+        "invalid release ref",
+    ),
+    Case(
+        "codebase-folder-missing",
+        edit("rollout.yaml", "path: app", "path: application"),
+        "rollout.yaml:4: codebase.path",
+        "'application' does not exist",
+    ),
+    Case(
+        "codebase-not-git",
+        edit("rollout.yaml", "repo: .", "repo: /"),
+        "rollout.yaml:3: codebase.repo",
+        "not in a git repository",
+    ),
     Case("codebase-symlink", symlink("app/edge/link", "/etc/passwd"), "app/edge/link@v1", "symlink"),
     Case("base-values-missing", remove("app/values.yaml"), "app/values.yaml@v1", "does not exist"),
     Case("base-values-broken", write("app/values.yaml", "port: [\n"), "app/values.yaml@v1", ":2"),

@@ -102,18 +102,36 @@ def test_rendered_dashboards_are_json_and_follow_overlays(example: Path, rollout
 
 
 def test_diff_between_releases_shows_the_change(example: Path, rollout) -> None:
-    result = rollout("diff", "-C", example, "--plant", "monterrey", "--release", "example-2026.11.1",
-                     "--against", "example-2026.11.0")
+    result = rollout(
+        "diff",
+        "-C",
+        example,
+        "--plant",
+        "monterrey",
+        "--release",
+        "example-2026.11.1",
+        "--against",
+        "example-2026.11.0",
+    )
     assert result.code == 0, result.text
     assert "--- example-2026.11.0/ingest/ingest.json" in result.out
     assert '+  "queue_limit": 2000,' in result.out
     assert "scrap rate" in result.out
-    records = _records(rollout("diff", "-C", example, "-p", "monterrey", "--against", "example-2026.11.0", "--json").out)
+    records = _records(
+        rollout("diff", "-C", example, "-p", "monterrey", "--against", "example-2026.11.0", "--json").out
+    )
     changed = {(r["layer"], r["path"]) for r in records if r["type"] == "change"}
     assert ("ingest", "ingest_service.py") in changed and ("dashboards", "plant-overview.json") in changed
     same = _records(rollout("diff", "-C", example, "-p", "monterrey", "--against", "example-2026.11.1", "--json").out)
-    assert same == [{"type": "diff", "plant": "monterrey", "release": "example-2026.11.1",
-                     "against": "example-2026.11.1", "changed": 0}]
+    assert same == [
+        {
+            "type": "diff",
+            "plant": "monterrey",
+            "release": "example-2026.11.1",
+            "against": "example-2026.11.1",
+            "changed": 0,
+        }
+    ]
 
 
 def test_explain_names_the_layer_and_line_of_every_value(example: Path, rollout) -> None:

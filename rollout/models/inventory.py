@@ -21,7 +21,7 @@ Vars = dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], Any]
 
 class InventoryGroup(Model):
     hosts: dict[HostName, Vars | None] | None = None
-    children: dict[GroupName, "InventoryGroup | None"] | None = None
+    children: dict[GroupName, InventoryGroup | None] | None = None
     vars: Vars | None = None
 
 

@@ -56,7 +56,7 @@ class Window(Model):
     end: LocalTime
 
     @model_validator(mode="after")
-    def _not_empty(self) -> "Window":
+    def _not_empty(self) -> Window:
         if self.start == self.end:
             raise ValueError("a window whose end differs from its start")
         return self

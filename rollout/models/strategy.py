@@ -33,7 +33,7 @@ class Selector(Model):
     """Every plant that no other wave selects."""
 
     @model_validator(mode="after")
-    def _meaningful(self) -> "Selector":
+    def _meaningful(self) -> Selector:
         criteria = bool(self.plants or self.archetypes or self.tags)
         if self.remaining and criteria:
             raise ValueError("'remaining: true' alone, without plants, archetypes or tags")

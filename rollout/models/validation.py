@@ -44,8 +44,11 @@ def _dedupe(problems: list[Problem]) -> list[Problem]:
     out = []
     for problem in problems:
         key = (problem.location, problem.message)
-        deeper = any(loc.startswith(problem.location + ".") or loc.startswith(problem.location + "[")
-                     for loc in locations if problem.location)
+        deeper = any(
+            loc.startswith(problem.location + ".") or loc.startswith(problem.location + "[")
+            for loc in locations
+            if problem.location
+        )
         if key not in seen and not deeper:
             seen.add(key)
             out.append(problem)
@@ -81,8 +84,14 @@ def _problem(doc: YamlDoc, model: type[BaseModel], err: Any, wrap: str | None) -
         return _unknown_key(doc.file, where, line, str(path[-1]), model, loc, wrap)
     if kind == "union_tag_invalid":
         tags = err["ctx"]["expected_tags"]
-        return Problem(doc.file, format_path(path + ("type",)), doc.line_of(path + ("type",)),
-                       f"one of {tags}", repr(err["ctx"]["tag"]), "unknown type")
+        return Problem(
+            doc.file,
+            format_path(path + ("type",)),
+            doc.line_of(path + ("type",)),
+            f"one of {tags}",
+            repr(err["ctx"]["tag"]),
+            "unknown type",
+        )
     expected = _expected(err)
     value = err.get("input")
     found = "" if isinstance(value, (dict, list)) and len(shorten(value)) > 40 else shorten(value)

@@ -1,0 +1,83 @@
+"""The command line's contract: exit codes, -C anywhere, JSON errors, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import MiniProject
+from rollout import api
+
+
+def test_usage_errors_exit_2(mini: MiniProject, rollout) -> None:
+    assert rollout("frobnicate").code == 2
+    assert rollout("plan", "-C", mini.root, "--no-such-option").code == 2
+    result = rollout("render", "-C", mini.root, "--explain")
+    assert result.code == 2 and "--explain needs exactly one --plant" in result.text
+    assert rollout("diff", "-C", mini.root).code == 2  # --plant is required
+
+
+def test_dash_c_before_or_after_the_verb(mini: MiniProject, rollout) -> None:
+    assert rollout("-C", mini.root, "plan").code == 0
+    assert rollout("plan", "-C", mini.root).code == 0
+
+
+def test_project_is_found_from_a_subfolder(mini: MiniProject, rollout, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(mini.root / "app" / "edge")
+    result = rollout("plan", "--json")
+    assert result.code == 0 and json.loads(result.out.splitlines()[0])["release"] == "v1"
+
+
+def test_unknown_plant_is_bad_input(mini: MiniProject, rollout) -> None:
+    result = rollout("diff", "-C", mini.root, "--plant", "p11")
+    assert result.code == 2 and "no plant named 'p11' (did you mean 'p1'?)" in result.err
+    result = rollout("render", "-C", mini.root, "--plant", "nope", "--json")
+    error = json.loads(result.out.splitlines()[0])
+    assert result.code == 2 and error["type"] == "error" and error["file"] == "--plant"
+
+
+def test_bad_release_option_names_the_option(mini: MiniProject, rollout) -> None:
+    result = rollout("diff", "-C", mini.root, "-p", "p1", "--against", "v7")
+    assert result.code == 2 and "(command line): --against" in result.err
+    result = rollout("plan", "-C", mini.root, "--release", "v7")
+    assert result.code == 2 and "(command line): --release" in result.err
+
+
+def test_json_usage_error_is_json(mini: MiniProject, rollout) -> None:
+    result = rollout("plan", "-C", mini.root, "--json", "--bogus")
+    record = json.loads(result.out.splitlines()[0])
+    assert result.code == 2 and record["type"] == "error" and "bogus" in record["message"]
+
+
+def test_unexpected_errors_go_to_a_log_not_the_screen(
+    mini: MiniProject, rollout, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+
+    def boom(*_: object) -> None:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(api, "plan", boom)
+    result = rollout("plan", "-C", mini.root)
+    assert result.code == 70 and "Traceback" not in result.text
+    logs = list((tmp_path / "state" / "rollout").glob("crash-*.log"))
+    assert len(logs) == 1 and "RuntimeError: disk on fire" in logs[0].read_text()
+    assert str(logs[0]) in result.err
+
+
+def test_diff_summary_goes_to_stderr_so_stdout_is_a_patch(mini: MiniProject, rollout) -> None:
+    mini.write("app/edge/static.txt", "changed bytes\n")
+    mini.commit("v2")
+    result = rollout("diff", "-C", mini.root, "-p", "p2", "--release", "v2", "--against", "v1")
+    assert result.code == 0
+    assert result.out.startswith("--- v1/edge/static.txt\n+++ v2/edge/static.txt\n")
+    assert "-unchanged bytes\n+changed bytes\n" in result.out
+    assert "1 files differ" in result.err and "files differ" not in result.out
+
+
+def test_diff_against_nothing_shows_every_file_added(mini: MiniProject, rollout) -> None:
+    result = rollout("diff", "-C", mini.root, "-p", "p2", "--json")
+    changes = [json.loads(line) for line in result.out.splitlines()][:-1]
+    assert {c["status"] for c in changes} == {"added"} and len(changes) == 4
