@@ -23,10 +23,11 @@ import hashlib
 import json
 import operator
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jinja2
+import jinja2.bccache
 import jinja2.meta
 import jinja2.nodes
 import yaml
@@ -88,9 +89,29 @@ def _fail(message: str) -> None:
     raise jinja2.TemplateRuntimeError(str(message))
 
 
-def _environment(sandboxed: bool, loader: jinja2.BaseLoader) -> jinja2.Environment:
+class _MemoryBytecodeCache(jinja2.BytecodeCache):
+    """Compiled templates shared by every plant's environment; Jinja checks the source checksum."""
+
+    def __init__(self) -> None:
+        self._store: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        if bucket.key in self._store:
+            bucket.bytecode_from_string(self._store[bucket.key])
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        self._store[bucket.key] = bucket.bytecode_to_string()
+
+    def clear(self) -> None:
+        self._store.clear()
+
+
+def _environment(
+    sandboxed: bool, loader: jinja2.BaseLoader, bytecode: jinja2.BytecodeCache | None = None
+) -> jinja2.Environment:
     cls: type[jinja2.Environment] = _Sandbox if sandboxed else jinja2.Environment
     env = cls(
+        bytecode_cache=bytecode,
         loader=loader,
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
@@ -112,10 +133,19 @@ class _Source:
     from_overlay: bool
 
 
+@dataclass
+class _Shared:
+    """What every plant's file set of one Renderer shares: compiled code and template analyses."""
+
+    trusted_code: _MemoryBytecodeCache = field(default_factory=_MemoryBytecodeCache)
+    sandboxed_code: _MemoryBytecodeCache = field(default_factory=_MemoryBytecodeCache)
+    analysis: dict[str, tuple[set[str], set[str] | None, list[str | None]]] = field(default_factory=dict)
+
+
 class _FileSet:
     """The code base at a release with one plant's overlay files laid over it."""
 
-    def __init__(self, release: Release, overlay_files: dict[str, tuple[bytes, str]]) -> None:
+    def __init__(self, release: Release, overlay_files: dict[str, tuple[bytes, str]], shared: _Shared) -> None:
         self.sources: dict[str, _Source] = {
             path: _Source(data, release.modes[path], release.display(path), False)
             for path, data in release.files.items()
@@ -124,8 +154,9 @@ class _FileSet:
             mode = release.modes.get(path, 0o644)
             self.sources[path] = _Source(data, mode, display, True)
         self.sandboxed = any(s.from_overlay and path.endswith(TEMPLATE_SUFFIX) for path, s in self.sources.items())
-        self.env = _environment(self.sandboxed, jinja2.FunctionLoader(self._load))
-        self._analysis: dict[str, tuple[frozenset[str], frozenset[str] | None]] = {}
+        bytecode = shared.sandboxed_code if self.sandboxed else shared.trusted_code
+        self.env = _environment(self.sandboxed, jinja2.FunctionLoader(self._load), bytecode)
+        self._analysis = shared.analysis
 
     def _load(self, name: str) -> tuple[str, str, Callable[[], bool]] | None:
         source = self.sources.get(name)
@@ -157,12 +188,15 @@ class _FileSet:
 
     def _analyse(self, name: str) -> tuple[set[str], set[str] | None, list[str] | None]:
         source = self.sources[name]
-        ast = self._parse(name, source)
-        used = set(jinja2.meta.find_undeclared_variables(ast)) & set(_CONTEXT_NAMES)
-        refs = list(jinja2.meta.find_referenced_templates(ast))
+        digest = _digest(source.content)
+        if digest not in self._analysis:  # the analysis depends on the source text alone
+            ast = self._parse(name, source)
+            used = set(jinja2.meta.find_undeclared_variables(ast)) & set(_CONTEXT_NAMES)
+            self._analysis[digest] = (used, _value_keys(ast), list(jinja2.meta.find_referenced_templates(ast)))
+        used, keys, refs = self._analysis[digest]
         if any(ref is None or ref not in self.sources for ref in refs):
-            return used, _value_keys(ast), None  # dynamic or missing: the render will tell; key on everything
-        return used, _value_keys(ast), [ref for ref in refs if ref is not None]
+            return used, keys, None  # dynamic or missing: the render will tell; key on everything
+        return used, keys, [ref for ref in refs if ref is not None]
 
     def _parse(self, name: str, source: _Source) -> jinja2.nodes.Template:
         try:
@@ -251,6 +285,7 @@ class Renderer:
         self.release = release
         self.base_values = self._base_values()
         self._filesets: dict[str, _FileSet] = {}
+        self._shared = _Shared()
         self._memo: dict[str, tuple[BundleFile, ...]] = {}
         self._values: dict[str, MergedValues] = {}
         self.hits = 0
@@ -330,7 +365,7 @@ class Renderer:
             where = f"{location}.{name}"
             line = self.project.doc.line_of(_parse_location(where))
             try:
-                rendered[name] = _string_env().from_string(text).render(context)
+                rendered[name] = _compiled(text).render(context)
             except Exception as exc:  # template code can raise anything; each is bad input
                 problem = _template_problem(exc, PROJECT_FILE, set())
                 problems.append(Problem(PROJECT_FILE, where, line, problem.expected, "", problem.message))
@@ -398,7 +433,7 @@ class Renderer:
             overlay_files.update({p: (d, overlay.display(p)) for p, d in overlay.files.items()})
         key = sha256_json(sorted((p, display, _digest(d)) for p, (d, display) in overlay_files.items()))
         if key not in self._filesets:
-            self._filesets[key] = _FileSet(self.release, overlay_files)
+            self._filesets[key] = _FileSet(self.release, overlay_files, self._shared)
         return self._filesets[key]
 
     def _context(self, plant: Plant, layer: LayerConfig) -> dict[str, Any]:
@@ -426,6 +461,12 @@ class Renderer:
 def _string_env() -> jinja2.Environment:
     """Checks and steps in rollout.yaml are small templates too, rendered sandboxed."""
     return _environment(True, jinja2.DictLoader({}))
+
+
+@functools.lru_cache(maxsize=4096)
+def _compiled(text: str) -> jinja2.Template:
+    """Each check string is compiled once, however many plants and hosts render it."""
+    return _string_env().from_string(text)
 
 
 def _templated(layer: LayerConfig, index: int) -> list[tuple[str, dict[str, str], str]]:
