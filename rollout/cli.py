@@ -19,11 +19,15 @@ import click
 from rich.console import Console
 
 from . import api, views
+from .engine import Options, PlantResult, default_operator
 from .errors import ConfigError, Problem, RolloutError
+from .events import EventSink
 from .project import Project
 
 EXIT_OK = 0
+EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
+EXIT_ATTENTION = 3
 EXIT_INTERNAL = 70
 
 F = TypeVar("F", bound=Callable[..., object])
@@ -141,6 +145,97 @@ def diff(directory: Path | None, as_json: bool, release: str | None, plant: str,
     """What would change on a plant: a unified diff of its rendered files."""
     result = api.diff(_project(directory), plant, release, against)
     views.diffed(_console(), _console(stderr=True), result, as_json)
+    return EXIT_OK
+
+
+def _insecure_option(func: F) -> F:
+    return click.option(
+        "--insecure-skip-host-key-check",
+        "insecure",
+        is_flag=True,
+        help="Do NOT verify SSH host keys (reported loudly, on every run). Never for real plants.",
+    )(func)
+
+
+def _options(project: Project, insecure: bool, err: Console) -> Options:
+    ssh = project.config.ssh
+    configured = Path(ssh.known_hosts).expanduser()
+    known_hosts: Path | None = configured if configured.is_absolute() else project.root / configured
+    if insecure:
+        err.print(
+            "[bold red]WARNING: SSH host keys are NOT verified (--insecure-skip-host-key-check); "
+            "any machine answering at a plant's address will be trusted.[/]"
+        )
+        known_hosts = None
+    operator = os.environ.get("ROLLOUT_OPERATOR") or default_operator()
+    return Options(known_hosts, ssh.connect_timeout, ssh.command_timeout, operator)
+
+
+def _sink(console: Console, as_json: bool) -> EventSink:
+    if as_json:
+        return lambda event: views.emit_json(console, [event.as_dict()])
+    return lambda event: views.event_line(console, event)
+
+
+def _exit_for(results: list[PlantResult]) -> int:
+    if any(r.outcome == "attention" for r in results):
+        return EXIT_ATTENTION
+    if any(not r.ok for r in results):
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+@cli.command()
+@_common
+@_release_option
+@_insecure_option
+@click.option("--plant", "-p", "plants", multiple=True, metavar="PLANT", help="Only this plant (repeatable).")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask; for pipelines (nothing asks yet).")
+def deploy(
+    directory: Path | None, as_json: bool, release: str | None, insecure: bool, plants: tuple[str, ...], yes: bool
+) -> int:
+    """Deploy a release plant by plant, layer by layer, checking after every layer.
+
+    A plant whose check fails is rolled back automatically to the release it had.
+    Plants go one after another in the order of the plan.
+    """
+    project = _project(directory)
+    console = _console()
+    options = _options(project, insecure, _console(stderr=True))
+    results = api.deploy(project, release, list(plants), options, _sink(console, as_json))
+    views.plant_results(console, results, as_json)
+    return _exit_for(results)
+
+
+@cli.command()
+@_common
+@_insecure_option
+@click.option("--plant", "-p", "plant", required=True, metavar="PLANT", help="The plant to roll back.")
+@click.option(
+    "--to", "to", default=None, metavar="REF", help="The release to go to (default: what each host ran before)."
+)
+@click.option("--layer", "layer", default=None, metavar="LAYER", help="Only this layer and the layers above it.")
+def rollback(
+    directory: Path | None, as_json: bool, insecure: bool, plant: str, to: str | None, layer: str | None
+) -> int:
+    """Roll a plant (or one layer and those above it) back now, with the same checks."""
+    project = _project(directory)
+    console = _console()
+    options = _options(project, insecure, _console(stderr=True))
+    result = api.rollback(project, plant, to, layer, options, _sink(console, as_json))
+    views.plant_results(console, [result], as_json)
+    return EXIT_ATTENTION if result.outcome == "attention" else EXIT_OK
+
+
+@cli.command()
+@_common
+@_insecure_option
+@click.option("--plant", "-p", "plants", multiple=True, metavar="PLANT", help="Only this plant (repeatable).")
+def status(directory: Path | None, as_json: bool, insecure: bool, plants: tuple[str, ...]) -> int:
+    """What runs on every host of every layer, as the hosts themselves record it."""
+    project = _project(directory)
+    options = _options(project, insecure, _console(stderr=True))
+    views.status(_console(), api.status(project, list(plants), options), as_json)
     return EXIT_OK
 
 

@@ -24,6 +24,30 @@ class Host:
     """``ansible_host`` when set, else the inventory name."""
     vars: Mapping[str, Any]
 
+    @property
+    def connection(self) -> str:
+        return str(self.vars.get("ansible_connection", "ssh"))
+
+    @property
+    def port(self) -> int:
+        return int(self.vars.get("ansible_port", 22))
+
+    @property
+    def user(self) -> str | None:
+        user = self.vars.get("ansible_user")
+        return str(user) if user is not None else None
+
+    @property
+    def key_file(self) -> str | None:
+        key = self.vars.get("ansible_ssh_private_key_file") or self.vars.get("ansible_private_key_file")
+        return str(key) if key else None
+
+    @property
+    def root(self) -> str | None:
+        """``rollout_root``: a folder every target of this host lives under (default: '/')."""
+        root = self.vars.get("rollout_root")
+        return str(root) if root else None
+
     def template_view(self) -> dict[str, Any]:
         public = {k: v for k, v in self.vars.items() if not k.startswith(_HIDDEN_PREFIXES)}
         return {"name": self.name, "address": self.address, "vars": public}

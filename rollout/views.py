@@ -10,8 +10,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .api import Diff, Rendered, Validation
+from .api import Diff, HostStatus, Rendered, Validation
+from .engine import PlantResult
 from .errors import Problem
+from .events import Event
 from .plan import Plan
 from .values import Source
 from .yamlfile import Path_, format_path
@@ -253,3 +255,129 @@ def diffed(console: Console, err: Console, result: Diff, as_json: bool) -> None:
         highlight=False,
         style="bold",
     )
+
+
+_EVENT_TEXT = {
+    "plant.started": "deploying {release}",
+    "plant.preflight": "preflight",
+    "plant.preflight_failed": "[red]preflight failed[/]: {reason}",
+    "layer.staging": "staging {release} on {hosts}",
+    "layer.activating": "switching to {release} ({action})",
+    "layer.restarting": "restarting",
+    "layer.failed": "[red]failed[/]: {reason}",
+    "rollback.started": "[yellow]rolling back[/] {layers}",
+    "rollback.layer": "[yellow]rolling back[/] to {to}",
+    "plant.done": "[green]done[/] on {release}",
+    "plant.rolled_back": "[yellow]rolled back[/]: {reason}",
+    "plant.attention": "[bold red]NEEDS ATTENTION[/]: {reason}",
+    "warning": "[bold red]warning[/]: {reason}",
+}
+
+
+def event_line(console: Console, event: Event) -> None:
+    """One line per step worth a person's eye; check attempts only when they fail."""
+    if event.kind == "check.result":
+        outcome = event.detail.get("outcome")
+        colour = "green" if outcome == "succeeded" else "red"
+        where = event.host or "all hosts"
+        attempts = event.detail.get("attempts")
+        text = f"check {event.detail.get('check')} on {where}: [{colour}]{outcome}[/] after {attempts} attempt(s)"
+    elif event.kind in _EVENT_TEXT:
+        fields = {"release": event.release or "", **{k: _short(v) for k, v in event.detail.items()}}
+        try:
+            text = _EVENT_TEXT[event.kind].format_map(fields)
+        except KeyError:
+            text = event.kind
+    else:
+        return
+    layer = f" {event.layer:<10}" if event.layer else " " * 11
+    console.print(f"{event.plant:<12}{layer} {text}", highlight=False)
+
+
+def _short(value: object) -> str:
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+def plant_results(console: Console, results: list[PlantResult], as_json: bool) -> None:
+    if as_json:
+        emit_json(
+            console,
+            (
+                {
+                    "type": "plant",
+                    "plant": r.plant,
+                    "outcome": r.outcome,
+                    "release": r.release,
+                    "reason": r.reason,
+                    "checks": len(r.checks),
+                }
+                for r in results
+            ),
+        )
+        return
+    table = Table("plant", "outcome", "release", "reason", title="Plants")
+    colours = {
+        "updated": "green",
+        "unchanged": "green",
+        "rolled_back": "yellow",
+        "preflight_failed": "yellow",
+        "attention": "bold red",
+    }
+    for r in results:
+        table.add_row(r.plant, Text(r.outcome, style=colours[r.outcome]), r.release or "-", Text(r.reason[:200]))
+    console.print(table)
+
+
+def status(console: Console, rows: list[HostStatus], as_json: bool) -> None:
+    if as_json:
+        emit_json(console, (_status_record(r) for r in rows))
+        return
+    table = Table("plant", "layer", "host", "release", "bundle", "since", "by", "state", title="What runs where")
+    for row in rows:
+        state = row.running
+        if state is None:
+            table.add_row(
+                row.plant, row.layer, row.host, "-", "-", "-", "-", Text(f"unreachable: {row.error}", style="red")
+            )
+            continue
+        record = state.record
+        condition = (
+            Text(f"needs attention: {state.attention}", style="bold red")
+            if state.attention
+            else Text("ok", style="green")
+            if state.whole
+            else Text("record and link disagree", style="red")
+        )
+        table.add_row(
+            row.plant,
+            row.layer,
+            row.host,
+            state.release or "nothing",
+            (state.bundle_hash or "-")[:12],
+            str(record.get("at", "-")),
+            str(record.get("by", "-")),
+            condition,
+        )
+    console.print(table)
+
+
+def _status_record(row: HostStatus) -> dict[str, Any]:
+    state = row.running
+    base: dict[str, Any] = {"type": "host", "plant": row.plant, "layer": row.layer, "host": row.host}
+    if state is None:
+        return {**base, "reachable": False, "error": row.error}
+    return {
+        **base,
+        "reachable": True,
+        "release": state.release,
+        "commit": state.commit,
+        "bundle_hash": state.bundle_hash,
+        "release_dir": state.release_dir,
+        "since": state.record.get("at"),
+        "by": state.record.get("by"),
+        "whole": state.whole,
+        "attention": state.attention,
+        "staged": list(state.staged),
+    }

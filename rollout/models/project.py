@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 
 from .checks import Check, PlaybookStep, Step
-from .common import AbsPath, Model, Name, RelPath
+from .common import AbsPath, Duration, Model, Name, RelPath
 from .inventory import GROUP_PATTERN
 from .strategy import StrategyConfig
 
@@ -40,6 +40,9 @@ class LayerConfig(Model):
     """Folder on each host holding ``releases/`` and the ``current`` link."""
     activation: Literal["builtin"] | PlaybookStep = "builtin"
     restart: Step | None = None
+    """Run after the switch, forward and on rollback (e.g. restart the service)."""
+    stop: Step | None = None
+    """Run before a rollback to nothing removes the layer (a failed first install)."""
     checks: list[Check] = []
     keep_releases: Annotated[int, Field(ge=1, le=100)] = 5
 
@@ -69,6 +72,20 @@ class OverlayPolicy(Model):
     may_add: list[Glob] = []
 
 
+class SshConfig(Model):
+    """How plants' hosts are reached over SSH (hosts whose ``ansible_connection`` is ssh)."""
+
+    known_hosts: Annotated[str, Field(min_length=1)] = "~/.ssh/known_hosts"
+    """Host keys are verified against this file (relative to the project, or absolute)."""
+    connect_timeout: Duration = 10.0
+    command_timeout: Duration = 300.0
+
+
+class PreflightConfig(Model):
+    min_free_mb: Annotated[int, Field(ge=0, le=10**9)] = 50
+    """Room that must stay free on a target beyond twice the bundle's size."""
+
+
 class ProjectConfig(Model):
     """The root of a project: ``rollout.yaml``."""
 
@@ -78,6 +95,10 @@ class ProjectConfig(Model):
     layers: Annotated[list[LayerConfig], Field(min_length=1, max_length=50)]
     overlays: OverlayPolicy = OverlayPolicy()
     strategy: StrategyConfig
+    ssh: SshConfig = SshConfig()
+    preflight: PreflightConfig = PreflightConfig()
+    hosts_dir: RelPath = ".rollout/hosts"
+    """Where the local transport keeps each host's folder: ``<hosts_dir>/<plant>/<host>``."""
 
     @field_validator("layers")
     @classmethod

@@ -1,0 +1,678 @@
+"""The executor: the one place with side effects. Takes one plant from what it runs to a target.
+
+Deploying and rolling back are the same pipeline, ``converge``, aimed at different
+targets: for each layer, stage the target on every host, switch ``current`` atomically
+(or remove it, for "nothing installed"), run the restart step, run the checks. A host
+that already runs its target is left alone, so every step can be repeated.
+
+A forward deploy that fails on a layer converges every layer it touched, in reverse
+order, back to what each host ran before, runs the restart steps again and checks the
+old release. If that fails too, the touched layers are marked as needing attention.
+"""
+
+from __future__ import annotations
+
+import datetime
+import getpass
+import shlex
+import socket
+import sys
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, TypeVar
+
+from . import layout
+from .bundle import Bundle
+from .checks import CheckResult, host_probe, with_retries
+from .errors import RolloutError
+from .events import Event, EventKind, EventSink
+from .inventory import Host
+from .layout import Running
+from .models import Check, CommandStep, LayerConfig, PlaybookCheck, PlaybookStep
+from .models.checks import Step
+from .project import Plant, Project
+from .transports.ansible import run_playbook
+from .transports.base import Transport, TransportError
+from .transports.local import LocalTransport
+from .transports.ssh import SshTransport
+
+T = TypeVar("T")
+R = TypeVar("R")
+Outcome = Literal["updated", "unchanged", "rolled_back", "preflight_failed", "attention"]
+MAX_THREADS = 16
+
+
+class StepFailed(RolloutError):
+    """A step of one layer failed on one or more hosts."""
+
+    def __init__(self, layer: str, reason: str) -> None:
+        self.layer = layer
+        self.reason = reason
+        super().__init__(f"{layer}: {reason}")
+
+
+@dataclass(frozen=True)
+class Target:
+    """What one host's layer should run: a release folder (None: nothing) and how to get it."""
+
+    release_dir: str | None
+    release: str | None = None
+    commit: str | None = None
+    bundle_hash: str | None = None
+    bundle: Bundle | None = None
+    """Needed only when the folder may be missing on the host."""
+
+    @classmethod
+    def of(cls, bundle: Bundle) -> Target:
+        return cls(layout.release_dir(bundle), bundle.release_id, bundle.commit, bundle.bundle_hash, bundle)
+
+    @classmethod
+    def was(cls, running: Running) -> Target:
+        return cls(running.release_dir, running.release, running.commit, running.bundle_hash)
+
+    def label(self) -> str:
+        return self.release or "nothing"
+
+
+@dataclass(frozen=True)
+class Steps:
+    """Templated check and step fields of one release, per (layer, host)."""
+
+    fields: dict[tuple[str, str], dict[str, dict[str, str]]]
+
+
+@dataclass
+class PlantResult:
+    plant: str
+    outcome: Outcome
+    release: str | None
+    reason: str = ""
+    checks: list[CheckResult] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome in ("updated", "unchanged")
+
+
+@dataclass(frozen=True)
+class Options:
+    known_hosts: Path | None
+    """None: host keys are not verified (an explicit, loudly reported choice)."""
+    connect_timeout: float
+    command_timeout: float
+    operator: str
+
+
+def default_operator() -> str:
+    return f"{getpass.getuser()}@{socket.gethostname()}"
+
+
+class Connections:
+    """One transport per host for the whole of a plant's work, closed at the end."""
+
+    def __init__(self, project: Project, plant: Plant, options: Options) -> None:
+        self.project, self.plant, self.options = project, plant, options
+        self._open: dict[str, Transport] = {}
+
+    def get(self, host: Host) -> Transport:
+        if host.name not in self._open:
+            self._open[host.name] = self._make(host)
+        return self._open[host.name]
+
+    def _make(self, host: Host) -> Transport:
+        if host.connection == "local":
+            return LocalTransport(host.name)
+        return SshTransport(
+            host.name,
+            host.address,
+            host.port,
+            host.user,
+            host.key_file,
+            self.options.known_hosts,
+            self.options.connect_timeout,
+        )
+
+    def root(self, host: Host) -> str:
+        if host.root:
+            return host.root
+        if host.connection == "local":
+            return str(self.project.root / self.project.config.hosts_dir / self.plant.name / host.name)
+        return "/"
+
+    def dir(self, host: Host, layer: LayerConfig) -> str:
+        return layout.layer_dir(self.root(host), layer.target)
+
+    def close(self) -> None:
+        for transport in self._open.values():
+            transport.close()
+        self._open.clear()
+
+
+class Executor:
+    """Deploys and rolls back one plant at a time; announces every step to ``sink``."""
+
+    def __init__(self, project: Project, options: Options, sink: EventSink) -> None:
+        self.project = project
+        self.options = options
+        self.sink = sink
+
+    # -- reading ---------------------------------------------------------------------
+
+    def running(self, plant: Plant, conns: Connections | None = None) -> dict[tuple[str, str], Running]:
+        """What every host of every layer runs, asked of the hosts themselves."""
+        own = conns is None
+        conns = conns or Connections(self.project, plant, self.options)
+        try:
+            pairs = [(layer, host) for layer in self.layers() for host in self.hosts(plant, layer)]
+            results = _fan_out(
+                pairs,
+                lambda p: layout.read_running(conns.get(p[1]), conns.dir(p[1], p[0]), self.options.command_timeout),
+            )
+            found: dict[tuple[str, str], Running] = {}
+            for (layer, host), value in zip(pairs, results, strict=True):
+                if isinstance(value, BaseException):
+                    raise value
+                found[(layer.name, host.name)] = value
+            return found
+        finally:
+            if own:
+                conns.close()
+
+    def layers(self) -> list[LayerConfig]:
+        return list(self.project.config.layers)
+
+    def hosts(self, plant: Plant, layer: LayerConfig) -> tuple[Host, ...]:
+        return plant.inventory.group_hosts(layer.inventory_group)
+
+    # -- deploying ---------------------------------------------------------------------
+
+    def deploy(
+        self, plant: Plant, bundles: dict[str, Bundle], steps: Steps, old_steps: Callable[[str | None], Steps]
+    ) -> PlantResult:
+        """Take the plant to ``bundles`` layer by layer; roll back what was done on failure.
+
+        ``old_steps(commit)`` renders the checks of the release a host ran before, for the
+        checks after a rollback.
+        """
+        release = next(iter(bundles.values())).release_id
+        conns = Connections(self.project, plant, self.options)
+        self._emit("plant.started", plant, release=release)
+        try:
+            try:
+                before = self.running(plant, conns)
+            except TransportError as exc:
+                self._emit("plant.preflight_failed", plant, host=exc.host, detail={"reason": exc.reason})
+                return PlantResult(plant.name, "preflight_failed", release, f"{exc.host}: {exc.reason}")
+            problem = self._preflight(plant, conns, bundles)
+            if problem:
+                self._emit("plant.preflight_failed", plant, detail={"reason": problem})
+                return PlantResult(plant.name, "preflight_failed", release, problem)
+            targets = {
+                (layer.name, host.name): Target.of(bundles[layer.name])
+                for layer in self.layers()
+                for host in self.hosts(plant, layer)
+            }
+            if all(before[key].release_dir == t.release_dir and before[key].whole for key, t in targets.items()):
+                changed = False
+            else:
+                changed = True
+            touched: set[tuple[str, str]] = set()
+            results: list[CheckResult] = []
+            for layer in self.layers():
+                try:
+                    results += self.converge(plant, conns, layer, targets, before, steps, touched, "deploy")
+                except StepFailed as failure:
+                    self._emit(
+                        "layer.failed", plant, layer=layer.name, release=release, detail={"reason": failure.reason}
+                    )
+                    return self._roll_back(plant, conns, before, touched, old_steps, failure, release, results)
+            self._prune(plant, conns, bundles, before)
+            self._emit("plant.done", plant, release=release, detail={"changed": changed})
+            return PlantResult(plant.name, "updated" if changed else "unchanged", release, checks=results)
+        finally:
+            conns.close()
+
+    def _roll_back(
+        self,
+        plant: Plant,
+        conns: Connections,
+        before: dict[tuple[str, str], Running],
+        touched: set[tuple[str, str]],
+        old_steps: Callable[[str | None], Steps],
+        failure: StepFailed,
+        release: str,
+        results: list[CheckResult],
+    ) -> PlantResult:
+        self._emit(
+            "rollback.started", plant, release=release, detail={"reason": failure.reason, "layers": _layers_of(touched)}
+        )
+        targets = {key: Target.was(before[key]) for key in touched}
+        try:
+            for layer in reversed(self.layers()):
+                if not any(key[0] == layer.name for key in touched):
+                    continue
+                self._emit("rollback.layer", plant, layer=layer.name, detail={"to": _labels(targets, layer.name)})
+                steps = old_steps(_commit_of(targets, layer.name))
+                results += self.converge(plant, conns, layer, targets, None, steps, None, "rollback", only=touched)
+        except (StepFailed, TransportError) as exc:
+            reason = f"deploy failed ({failure.reason}); rollback failed too ({_reason(exc)})"
+            self._mark_attention(plant, conns, touched, reason)
+            return PlantResult(plant.name, "attention", release, reason, results)
+        self._emit("plant.rolled_back", plant, release=release, detail={"reason": failure.reason})
+        return PlantResult(plant.name, "rolled_back", release, failure.reason, results)
+
+    def rollback(
+        self, plant: Plant, targets: dict[tuple[str, str], Target], steps: Steps, layers: list[LayerConfig]
+    ) -> PlantResult:
+        """Plant IT's rollback: converge ``layers`` (top first) to ``targets``; a failure needs a person."""
+        conns = Connections(self.project, plant, self.options)
+        label = ", ".join(sorted({t.label() for t in targets.values()}))
+        self._emit("rollback.started", plant, release=label, detail={"layers": [layer.name for layer in layers]})
+        results: list[CheckResult] = []
+        try:
+            before = self.running(plant, conns)
+            for layer in sorted(layers, key=self.layers().index, reverse=True):
+                self._emit("rollback.layer", plant, layer=layer.name, detail={"to": _labels(targets, layer.name)})
+                results += self.converge(plant, conns, layer, targets, before, steps, None, "rollback")
+        except (StepFailed, TransportError) as exc:
+            reason = f"rollback failed: {_reason(exc)}"
+            self._mark_attention(plant, conns, set(targets), reason)
+            conns.close()
+            return PlantResult(plant.name, "attention", label, reason, results)
+        conns.close()
+        self._emit("plant.rolled_back", plant, release=label, detail={"reason": "requested"})
+        return PlantResult(plant.name, "rolled_back", label, "requested", results)
+
+    # -- the pipeline ------------------------------------------------------------------
+
+    def converge(
+        self,
+        plant: Plant,
+        conns: Connections,
+        layer: LayerConfig,
+        targets: dict[tuple[str, str], Target],
+        before: dict[tuple[str, str], Running] | None,
+        steps: Steps,
+        touched: set[tuple[str, str]] | None,
+        action: str,
+        only: set[tuple[str, str]] | None = None,
+    ) -> list[CheckResult]:
+        """Stage, switch, restart and check one layer on every host that needs it."""
+        hosts = [h for h in self.hosts(plant, layer) if only is None or (layer.name, h.name) in only]
+        if not hosts:
+            return []
+        now = before or {}
+        moving = [h for h in hosts if not _already(now.get((layer.name, h.name)), targets[(layer.name, h.name)])]
+        target_of = {h.name: targets[(layer.name, h.name)] for h in hosts}
+        release = _common(t.label() for t in target_of.values())
+        if any(target_of[h.name].release_dir for h in moving):
+            names = [h.name for h in moving]
+            self._emit("layer.staging", plant, layer=layer.name, release=release, detail={"hosts": names})
+            self._each(layer, moving, lambda h: self._stage(conns, h, layer, target_of[h.name]))
+            self._emit("layer.staged", plant, layer=layer.name, release=release)
+        if moving:
+            if touched is not None:
+                touched.update((layer.name, h.name) for h in moving)
+            self._emit("layer.activating", plant, layer=layer.name, release=release, detail={"action": action})
+            self._switch(plant, conns, layer, moving, target_of, now, action)
+            self._emit("layer.activated", plant, layer=layer.name, release=release)
+            live = [h for h in moving if target_of[h.name].release_dir is not None]
+            if layer.restart is not None and live:
+                self._emit("layer.restarting", plant, layer=layer.name, release=release)
+                self._run_step(plant, conns, layer, layer.restart, live, target_of, steps, "restart")
+        checked = [h for h in hosts if target_of[h.name].release_dir is not None]
+        if not checked or not layer.checks:
+            return []
+        self._emit("layer.checking", plant, layer=layer.name, release=release)
+        return self._checks(plant, conns, layer, checked, target_of, steps)
+
+    def _stage(self, conns: Connections, host: Host, layer: LayerConfig, target: Target) -> None:
+        if target.release_dir is None:
+            return
+        transport, directory = conns.get(host), conns.dir(host, layer)
+        if target.bundle is not None:
+            layout.stage(transport, directory, target.bundle, self.options.command_timeout)
+            return
+        script = f"test -f {shlex.quote(directory)}/releases/{shlex.quote(target.release_dir)}/{layout.MANIFEST_NAME}"
+        if not transport.run(script, self.options.command_timeout).ok:
+            raise TransportError(host.name, f"release folder {target.release_dir} is no longer on the host")
+
+    def _switch(
+        self,
+        plant: Plant,
+        conns: Connections,
+        layer: LayerConfig,
+        hosts: list[Host],
+        target_of: dict[str, Target],
+        now: dict[tuple[str, str], Running],
+        action: str,
+    ) -> None:
+        removing = [h for h in hosts if target_of[h.name].release_dir is None]
+        switching = [h for h in hosts if target_of[h.name].release_dir is not None]
+        if removing and layer.stop is not None:
+            self._run_step(plant, conns, layer, layer.stop, removing, target_of, None, "stop")
+        self._each(
+            layer,
+            removing,
+            lambda h: layout.deactivate(
+                conns.get(h),
+                conns.dir(h, layer),
+                self._record(plant, layer, h, target_of[h.name], now, action),
+                self.options.command_timeout,
+            ),
+        )
+        if not switching:
+            return
+        if isinstance(layer.activation, PlaybookStep):
+            self._playbook(plant, conns, layer, layer.activation, switching, target_of, "activation")
+            self._each(
+                layer, switching, lambda h: self._confirm_link(conns, h, layer, target_of[h.name], plant, now, action)
+            )
+        else:
+            self._each(
+                layer,
+                switching,
+                lambda h: layout.activate(
+                    conns.get(h),
+                    conns.dir(h, layer),
+                    str(target_of[h.name].release_dir),
+                    self._record(plant, layer, h, target_of[h.name], now, action),
+                    self.options.command_timeout,
+                ),
+            )
+
+    def _confirm_link(
+        self,
+        conns: Connections,
+        host: Host,
+        layer: LayerConfig,
+        target: Target,
+        plant: Plant,
+        now: dict[tuple[str, str], Running],
+        action: str,
+    ) -> None:
+        transport, directory = conns.get(host), conns.dir(host, layer)
+        link = layout.link_only(transport, directory, self.options.command_timeout)
+        if link != target.release_dir:
+            raise TransportError(
+                host.name, f"the activation playbook left current at {link or 'nothing'}, not {target.release_dir}"
+            )
+        layout.write_record(
+            transport, directory, self._record(plant, layer, host, target, now, action), self.options.command_timeout
+        )
+
+    def _record(
+        self,
+        plant: Plant,
+        layer: LayerConfig,
+        host: Host,
+        target: Target,
+        now: dict[tuple[str, str], Running],
+        action: str,
+    ) -> dict[str, object]:
+        previous = now.get((layer.name, host.name))
+        return {
+            "plant": plant.name,
+            "layer": layer.name,
+            "host": host.name,
+            "release": target.release,
+            "commit": target.commit,
+            "bundle_hash": target.bundle_hash,
+            "release_dir": target.release_dir,
+            "action": action,
+            "at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "by": self.options.operator,
+            "previous": {"release": previous.release, "release_dir": previous.release_dir, "commit": previous.commit}
+            if previous and previous.release_dir
+            else None,
+        }
+
+    def _run_step(
+        self,
+        plant: Plant,
+        conns: Connections,
+        layer: LayerConfig,
+        step: Step,
+        hosts: list[Host],
+        target_of: dict[str, Target],
+        steps: Steps | None,
+        what: str,
+    ) -> None:
+        if isinstance(step, PlaybookStep):
+            self._playbook(plant, conns, layer, step, hosts, target_of, what)
+            return
+        assert isinstance(step, CommandStep)
+
+        def run(host: Host) -> None:
+            fields = steps.fields.get((layer.name, host.name), {}).get(what) if steps else None
+            command = fields["command"] if fields else step.command
+            script = f"cd {shlex.quote(conns.dir(host, layer))} && {command}"
+            result = conns.get(host).run(script, step.timeout)
+            if not result.ok:
+                raise TransportError(host.name, f"{what} step exited {result.exit_code}: {result.output()}")
+
+        self._each(layer, hosts, run)
+
+    def _playbook(
+        self,
+        plant: Plant,
+        conns: Connections,
+        layer: LayerConfig,
+        step: PlaybookStep | PlaybookCheck,
+        hosts: list[Host],
+        target_of: dict[str, Target],
+        what: str,
+    ) -> None:
+        target = target_of[hosts[0].name]
+        result = run_playbook(
+            self.project.root / step.playbook,
+            self.project.root / plant.inventory.file,
+            {h.name: _playbook_vars(h, conns.dir(h, layer)) for h in hosts},
+            {
+                "rollout_plant": plant.name,
+                "rollout_layer": layer.name,
+                "rollout_release": target.release,
+                "rollout_release_dir": target.release_dir,
+                "rollout_commit": target.commit,
+            },
+            self.options.known_hosts,
+            step.timeout,
+        )
+        if not result.ok:
+            bad = ", ".join(result.failed + result.unreachable) or "?"
+            summary = result.summary()
+            raise StepFailed(
+                layer.name, f"{what} playbook {step.playbook} failed on {bad} ({result.status}): {summary}"
+            )
+
+    def _checks(
+        self,
+        plant: Plant,
+        conns: Connections,
+        layer: LayerConfig,
+        hosts: list[Host],
+        target_of: dict[str, Target],
+        steps: Steps,
+    ) -> list[CheckResult]:
+        results: list[CheckResult] = []
+        release = _common(target_of[h.name].label() for h in hosts)
+        for check in layer.checks:
+
+            def attempt_event(host: str | None, name: str = check.name) -> Callable[..., None]:
+                return lambda a: self._emit(
+                    "check.attempt",
+                    plant,
+                    layer=layer.name,
+                    host=host,
+                    release=release,
+                    detail={"check": name, **a.as_dict()},
+                )
+
+            if isinstance(check, PlaybookCheck):
+
+                def probe(check: PlaybookCheck = check) -> tuple[Literal["succeeded", "failed", "inconclusive"], str]:
+                    try:
+                        self._playbook(plant, conns, layer, check, hosts, target_of, f"check {check.name}")
+                    except StepFailed as exc:
+                        return "failed", exc.reason
+                    return "succeeded", "playbook passed"
+
+                found = [with_retries(check.name, None, probe, check.retries, check.interval, attempt_event(None))]
+            else:
+
+                def one(host: Host, check: Check = check) -> CheckResult:
+                    fields = steps.fields[(layer.name, host.name)][f"checks.{check.name}"]
+                    probe = host_probe(check, fields, conns.get(host), conns.dir(host, layer))
+                    return with_retries(
+                        check.name, host.name, probe, check.retries, check.interval, attempt_event(host.name)
+                    )
+
+                outcomes = _fan_out(hosts, one)
+                for outcome in outcomes:
+                    if isinstance(outcome, Exception):
+                        raise outcome
+                found = [r for r in outcomes if isinstance(r, CheckResult)]
+            for result in found:
+                self._emit(
+                    "check.result",
+                    plant,
+                    layer=layer.name,
+                    host=result.host,
+                    release=release,
+                    detail={"check": result.check, "outcome": result.outcome, "attempts": len(result.attempts)},
+                )
+            results += found
+            failed = [r for r in found if not r.passed]
+            if failed:
+                where = ", ".join(f"{r.host or 'all hosts'}: {r.outcome} ({r.attempts[-1].detail})" for r in failed)
+                raise StepFailed(layer.name, f"check {check.name} did not pass on {where}")
+        return results
+
+    # -- around the pipeline -----------------------------------------------------------
+
+    def _preflight(self, plant: Plant, conns: Connections, bundles: dict[str, Bundle]) -> str:
+        self._emit("plant.preflight", plant)
+        pairs = [(layer, host) for layer in self.layers() for host in self.hosts(plant, layer)]
+        answers = _fan_out(
+            pairs, lambda p: layout.probe(conns.get(p[1]), conns.dir(p[1], p[0]), self.options.command_timeout)
+        )
+        min_free = self.project.config.preflight.min_free_mb * 1024
+        for (layer, host), answer in zip(pairs, answers, strict=True):
+            where = f"{host.name} ({layer.name} at {conns.dir(host, layer)})"
+            if isinstance(answer, TransportError):
+                return f"{where}: {answer.reason}"
+            if isinstance(answer, BaseException):
+                raise answer
+            writable, why, free_kib = answer
+            if not writable:
+                return f"{where}: {why}"
+            need = 2 * sum(len(f.content) for f in bundles[layer.name].files) // 1024 + min_free
+            if free_kib < need:
+                return f"{where}: {free_kib} KiB free, {need} KiB needed (twice the bundle plus preflight.min_free_mb)"
+        return ""
+
+    def _prune(
+        self, plant: Plant, conns: Connections, bundles: dict[str, Bundle], before: dict[tuple[str, str], Running]
+    ) -> None:
+        for layer in self.layers():
+            keep = layer.keep_releases
+
+            def prune(host: Host, layer: LayerConfig = layer, keep: int = keep) -> list[str]:
+                previous = before[(layer.name, host.name)].release_dir
+                protect = {layout.release_dir(bundles[layer.name])} | ({previous} if previous else set())
+                return layout.prune(
+                    conns.get(host), conns.dir(host, layer), keep, protect, self.options.command_timeout
+                )
+
+            self._each(layer, list(self.hosts(plant, layer)), prune)
+
+    def _mark_attention(self, plant: Plant, conns: Connections, keys: set[tuple[str, str]], reason: str) -> None:
+        self._emit("plant.attention", plant, detail={"reason": reason})
+        for layer in self.layers():
+            for host in self.hosts(plant, layer):
+                if (layer.name, host.name) in keys:
+                    try:
+                        layout.set_attention(
+                            conns.get(host), conns.dir(host, layer), reason, self.options.command_timeout
+                        )
+                    except TransportError:
+                        pass  # the host may be the very reason; the event and the result still say it
+
+    def _each(self, layer: LayerConfig, hosts: list[Host], action: Callable[[Host], object]) -> None:
+        """Run ``action`` on every host in parallel; any failure fails the layer, naming every host."""
+        errors = [(h, r) for h, r in zip(hosts, _fan_out(hosts, action), strict=True) if isinstance(r, BaseException)]
+        for _, error in errors:
+            if not isinstance(error, (TransportError, StepFailed)):
+                raise error
+        if errors:
+            raise StepFailed(layer.name, "; ".join(_reason(e) for _, e in errors))
+
+    def _emit(
+        self,
+        kind: EventKind,
+        plant: Plant,
+        layer: str | None = None,
+        host: str | None = None,
+        release: str | None = None,
+        detail: dict[str, object] | None = None,
+    ) -> None:
+        self.sink(Event(kind, plant.name, layer, host, release, detail or {}))
+
+
+def _playbook_vars(host: Host, directory: str) -> dict[str, object]:
+    found: dict[str, object] = {"rollout_target": directory}
+    if host.connection == "local" and "ansible_python_interpreter" not in host.vars:
+        found["ansible_python_interpreter"] = sys.executable  # this machine: the interpreter running rollout
+    return found
+
+
+def _fan_out(items: list[T], action: Callable[[T], R]) -> list[R | Exception]:
+    """Results in order; an exception stands in for the result of the item that raised it."""
+    if len(items) <= 1:
+        return [_capture(action, item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(MAX_THREADS, len(items))) as pool:
+        return list(pool.map(lambda item: _capture(action, item), items))
+
+
+def _capture(action: Callable[[T], R], item: T) -> R | Exception:
+    try:
+        return action(item)
+    except Exception as exc:  # handed back as the item's result, re-raised by the caller if unexpected
+        return exc
+
+
+def _already(running: Running | None, target: Target) -> bool:
+    return (
+        running is not None
+        and running.release_dir == target.release_dir
+        and running.whole
+        and running.attention is None
+    )
+
+
+def _common(labels: Iterable[str]) -> str:
+    found = sorted(set(labels))
+    return found[0] if len(found) == 1 else ", ".join(found)
+
+
+def _labels(targets: dict[tuple[str, str], Target], layer: str) -> str:
+    return _common(t.label() for (name, _), t in targets.items() if name == layer)
+
+
+def _commit_of(targets: dict[tuple[str, str], Target], layer: str) -> str | None:
+    commits = [t.commit for (name, _), t in targets.items() if name == layer and t.commit]
+    return max(set(commits), key=commits.count) if commits else None
+
+
+def _layers_of(keys: set[tuple[str, str]]) -> list[str]:
+    return sorted({layer for layer, _ in keys})
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, TransportError):
+        return str(exc)
+    if isinstance(exc, StepFailed):
+        return exc.reason
+    return f"{type(exc).__name__}: {exc}"

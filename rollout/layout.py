@@ -1,0 +1,248 @@
+"""The layout of a layer on a host, and the few shell scripts that change it.
+
+    <target>/releases/<release-dir>/        one folder per staged release, never changed once in place
+    <target>/releases/<release-dir>/.rollout-manifest.json
+    <target>/current -> releases/<release-dir>   switched atomically (new link beside, then rename)
+    <target>/.rollout/record.json           what runs: release, bundle hash, when, by whom, previous
+    <target>/.rollout/history.jsonl         every activation and removal, appended
+    <target>/.rollout/attention.json        present while the layer needs a person
+
+Everything is plain POSIX shell and coreutils, so any host that can run a shell takes part,
+and the local and SSH transports run exactly the same scripts.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import shlex
+import tarfile
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any
+
+from .bundle import Bundle, canonical_json
+from .transports.base import CommandResult, Transport, TransportError
+
+MANIFEST_NAME = ".rollout-manifest.json"
+_MARK = "\x1erollout:"  # record separator: cannot occur in JSON or in our file names
+
+
+@dataclass(frozen=True)
+class Running:
+    """What a host's layer runs according to the host itself."""
+
+    release_dir: str | None
+    """Where ``current`` points (None: nothing installed)."""
+    release: str | None
+    commit: str | None
+    bundle_hash: str | None
+    record: dict[str, Any]
+    attention: str | None
+    staged: tuple[str, ...]
+    """Release folders present, newest first."""
+
+    @property
+    def whole(self) -> bool:
+        """The link, the staged manifest and the record agree."""
+        if self.release_dir is None:
+            return self.record.get("release") is None
+        return self.record.get("release_dir") == self.release_dir and self.bundle_hash == self.record.get("bundle_hash")
+
+
+def release_dir(bundle: Bundle) -> str:
+    """A folder name from the release id and the bundle's content: same bytes, same folder."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", bundle.release_id)[:80].lstrip(".") or "release"
+    return f"{safe}-{bundle.bundle_hash[:12]}"
+
+
+def layer_dir(root: str, target: str) -> str:
+    """The layer's folder on the host: its target below the host's root ('/' on real hosts)."""
+    return (PurePosixPath(root) / PurePosixPath(target).relative_to("/")).as_posix()
+
+
+def archive(bundle: Bundle) -> bytes:
+    """One tarball per host and layer: sorted, no timestamps or owners, manifest included."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        entries = [(f.path, f.content, f.mode) for f in bundle.files]
+        entries.append((MANIFEST_NAME, bundle.manifest_bytes(), 0o644))
+        for path, content, mode in sorted(entries):
+            info = tarfile.TarInfo(path)
+            info.size, info.mode, info.mtime = len(content), mode, 0
+            tar.addfile(info, io.BytesIO(content))
+    return buffer.getvalue()
+
+
+def _q(value: str) -> str:
+    return shlex.quote(value)
+
+
+def _check(result: CommandResult, what: str) -> CommandResult:
+    if not result.ok:
+        raise TransportError(result.host, f"{what} failed (exit {result.exit_code}): {result.output()}")
+    return result
+
+
+def read_running(t: Transport, directory: str, timeout: float) -> Running:
+    """One round trip: the link, the record, the manifest in use, attention, staged folders."""
+    script = f"""
+cd {_q(directory)} 2>/dev/null || exit 0
+printf '{_MARK}current\\n'; readlink current 2>/dev/null || true
+printf '{_MARK}record\\n'; cat .rollout/record.json 2>/dev/null || true
+printf '{_MARK}manifest\\n'; cat current/{MANIFEST_NAME} 2>/dev/null || true
+printf '{_MARK}attention\\n'; cat .rollout/attention.json 2>/dev/null || true
+printf '{_MARK}staged\\n'; ls -1t releases 2>/dev/null | grep -v '^[.]' || true
+"""
+    parts = _sections(_check(t.run(script, timeout), "reading the layer's state").stdout)
+    link = parts.get("current", "").strip()
+    current = PurePosixPath(link).name if link else None
+    manifest = _json(parts.get("manifest", ""))
+    attention = _json(parts.get("attention", ""))
+    release = manifest.get("release", {}) if current else {}
+    return Running(
+        release_dir=current,
+        release=release.get("id"),
+        commit=release.get("commit"),
+        bundle_hash=manifest.get("bundle_hash") if current else None,
+        record=_json(parts.get("record", "")),
+        attention=str(attention.get("reason")) if attention else None,
+        staged=tuple(line for line in parts.get("staged", "").splitlines() if line),
+    )
+
+
+def _sections(text: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for chunk in text.split(_MARK)[1:]:
+        name, _, body = chunk.partition("\n")
+        out[name] = body
+    return out
+
+
+def _json(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text) if text.strip() else {}
+    except ValueError:
+        return {"unreadable": text[:200]}
+    return value if isinstance(value, dict) else {}
+
+
+def probe(t: Transport, directory: str, timeout: float) -> tuple[bool, str, int]:
+    """Preflight: can the layer's folder be written, and how much room is there (KiB)?
+
+    Creates nothing that stays: it writes and removes one probe file in the nearest
+    existing folder.
+    """
+    script = f"""
+d={_q(directory)}
+while [ ! -e "$d" ]; do d=$(dirname "$d"); done
+if [ ! -d "$d" ]; then echo "blocked: $d is not a folder"; exit 0; fi
+p="$d/.rollout-probe-$$"
+if ! ( : > "$p" ) 2>/dev/null; then echo "not writable: $d"; exit 0; fi
+rm -f "$p"
+printf 'free '; df -Pk "$d" | awk 'NR==2 {{print $4}}'
+"""
+    out = _check(t.run(script, timeout), "preflight probe").stdout.strip()
+    if out.startswith("free "):
+        return True, "", int(out.split()[1])
+    return False, out or "probe gave no answer", 0
+
+
+def stage(t: Transport, directory: str, bundle: Bundle, timeout: float) -> bool:
+    """Put the bundle in ``releases/<dir>/`` unless that exact manifest is already there.
+
+    Unpacked beside its final name and renamed into place, so a half-transferred release
+    never looks staged. Returns False when the transfer was skipped.
+    """
+    name = release_dir(bundle)
+    manifest = bundle.manifest_bytes()
+    check = t.run(f"cat {_q(directory)}/releases/{_q(name)}/{MANIFEST_NAME} 2>/dev/null || true", timeout)
+    if check.ok and check.stdout.encode() == manifest:
+        return False
+    _check(t.run(f"mkdir -p {_q(directory)}/releases {_q(directory)}/.rollout/incoming", timeout), "mkdir")
+    incoming = f"{directory}/.rollout/incoming/{name}.tar"
+    t.put(archive(bundle), incoming, timeout)
+    script = f"""
+set -eu
+cd {_q(directory)}/releases
+rm -rf .{_q(name)}.partial .{_q(name)}.old
+mkdir .{_q(name)}.partial
+tar -xf ../.rollout/incoming/{_q(name)}.tar --no-same-owner -C .{_q(name)}.partial
+if [ -e {_q(name)} ]; then mv {_q(name)} .{_q(name)}.old; fi
+mv .{_q(name)}.partial {_q(name)}
+rm -rf .{_q(name)}.old ../.rollout/incoming/{_q(name)}.tar
+"""
+    _check(t.run(script, timeout), "unpacking the bundle")
+    return True
+
+
+def activate(t: Transport, directory: str, name: str, record: dict[str, Any], timeout: float) -> None:
+    """Point ``current`` at ``releases/<name>`` with one rename, then write the record."""
+    script = f"""
+set -eu
+cd {_q(directory)}
+test -f releases/{_q(name)}/{MANIFEST_NAME}
+ln -sfn releases/{_q(name)} .current.next
+mv -T .current.next current
+{_record_script(record)}
+"""
+    _check(t.run(script, timeout), "switching the current link")
+
+
+def link_only(t: Transport, directory: str, timeout: float) -> str | None:
+    """Where ``current`` points, as the host says (after a playbook did the switch)."""
+    out = _check(t.run(f"readlink {_q(directory)}/current 2>/dev/null || true", timeout), "readlink").stdout
+    return PurePosixPath(out.strip()).name if out.strip() else None
+
+
+def write_record(t: Transport, directory: str, record: dict[str, Any], timeout: float) -> None:
+    _check(t.run(f"set -eu\ncd {_q(directory)}\n{_record_script(record)}", timeout), "writing the record")
+
+
+def deactivate(t: Transport, directory: str, record: dict[str, Any], timeout: float) -> None:
+    """Remove ``current``: the layer runs nothing (a first install undone)."""
+    script = f"""
+set -eu
+cd {_q(directory)} 2>/dev/null || exit 0
+rm -f current
+{_record_script(record)}
+"""
+    _check(t.run(script, timeout), "removing the current link")
+
+
+def _record_script(record: dict[str, Any]) -> str:
+    line = canonical_json(record).decode()
+    return f"""mkdir -p .rollout
+printf '%s\\n' {_q(line)} > .rollout/record.json.next
+mv .rollout/record.json.next .rollout/record.json
+printf '%s\\n' {_q(line)} >> .rollout/history.jsonl"""
+
+
+def set_attention(t: Transport, directory: str, reason: str | None, timeout: float) -> None:
+    """Mark (or, with None, clear) the layer as needing a person."""
+    if reason is None:
+        script = f"rm -f {_q(directory)}/.rollout/attention.json"
+    else:
+        body = canonical_json({"reason": reason}).decode()
+        script = (
+            f"mkdir -p {_q(directory)}/.rollout && printf '%s\\n' {_q(body)} > {_q(directory)}/.rollout/attention.json"
+        )
+    _check(t.run(script, timeout), "writing the attention mark")
+
+
+def prune(t: Transport, directory: str, keep: int, protect: set[str], timeout: float) -> list[str]:
+    """Remove all but the ``keep`` newest release folders, never one in ``protect``."""
+    running = read_running(t, directory, timeout)
+    kept = 0
+    doomed: list[str] = []
+    for name in running.staged:
+        if name in protect or name == running.release_dir:
+            continue
+        kept += 1
+        if kept > keep:
+            doomed.append(name)
+    if doomed:
+        paths = " ".join(_q(f"{directory}/releases/{name}") for name in doomed)
+        _check(t.run(f"rm -rf {paths}", timeout), "pruning old releases")
+    return doomed

@@ -1,0 +1,61 @@
+"""The transport interface: run a command on a host, put a file there, close."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+from ..errors import RolloutError
+
+MAX_OUTPUT = 4000
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What a command did on a host; output trimmed to its last ``MAX_OUTPUT`` characters."""
+
+    host: str
+    command: str
+    exit_code: int
+    stdout: str
+    stderr: str
+    duration_s: float
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+    def output(self) -> str:
+        return trim((self.stdout + ("\n" + self.stderr if self.stderr else "")).strip())
+
+
+class TransportError(RolloutError):
+    """The host could not be reached or did not answer in time; nothing is known of the command."""
+
+    def __init__(self, host: str, reason: str, timed_out: bool = False) -> None:
+        self.host = host
+        self.reason = reason
+        self.timed_out = timed_out
+        super().__init__(f"{host}: {reason}")
+
+
+def trim(text: str, limit: int = MAX_OUTPUT) -> str:
+    return text if len(text) <= limit else "..." + text[-(limit - 3) :]
+
+
+class Transport(ABC):
+    """One connection to one host. Implementations are used by one thread at a time."""
+
+    name: str
+
+    @abstractmethod
+    def run(self, script: str, timeout: float) -> CommandResult:
+        """Run a POSIX shell script; a non-zero exit is a result, not an error."""
+
+    @abstractmethod
+    def put(self, data: bytes, path: str, timeout: float) -> None:
+        """Write ``data`` to ``path`` (whose folder exists) on the host."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the connection; safe to call twice."""
