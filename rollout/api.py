@@ -196,7 +196,9 @@ def rollback(
                     f"{host.name} has no earlier release of layer {lay.name} to go back to",
                     expected="a host that ran a release before the current one (or --to RELEASE)",
                 )
-            targets[(lay.name, host.name)] = Target(previous["release_dir"], previous.get("release"))
+            targets[(lay.name, host.name)] = Target(
+                previous["release_dir"], previous.get("release"), previous.get("commit"), previous.get("bundle_hash")
+            )
     steps = _old_steps(project, plant, Steps({}))(_previous_commit(running, targets))
     return executor.rollback(plant, targets, steps, layers)
 
@@ -235,14 +237,11 @@ def status(project: Project, plants: list[str], options: Options) -> list[HostSt
     executor = Executor(project, options, discard)
     rows: list[HostStatus] = []
     for plant in chosen:
-        try:
-            running = executor.running(plant)
-        except TransportError as exc:
-            rows += [
-                HostStatus(plant.name, lay.name, h.name, None, str(exc))
-                for lay in executor.layers()
-                for h in executor.hosts(plant, lay)
-            ]
-            continue
-        rows += [HostStatus(plant.name, layer, host, state, None) for (layer, host), state in running.items()]
+        for (layer, host), state in executor.running_each(plant).items():
+            if isinstance(state, TransportError):
+                rows.append(HostStatus(plant.name, layer, host, None, state.reason))
+            elif isinstance(state, Exception):
+                raise state
+            else:
+                rows.append(HostStatus(plant.name, layer, host, state, None))
     return rows

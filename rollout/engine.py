@@ -161,21 +161,24 @@ class Executor:
     # -- reading ---------------------------------------------------------------------
 
     def running(self, plant: Plant, conns: Connections | None = None) -> dict[tuple[str, str], Running]:
-        """What every host of every layer runs, asked of the hosts themselves."""
+        """What every host of every layer runs, asked of the hosts themselves; any unreachable host raises."""
+        found = self.running_each(plant, conns)
+        for value in found.values():
+            if isinstance(value, Exception):
+                raise value
+        return {key: value for key, value in found.items() if isinstance(value, Running)}
+
+    def running_each(
+        self, plant: Plant, conns: Connections | None = None
+    ) -> dict[tuple[str, str], Running | Exception]:
+        """Like ``running``, with the error in place of each host that did not answer."""
         own = conns is None
         conns = conns or Connections(self.project, plant, self.options)
         try:
             pairs = [(layer, host) for layer in self.layers() for host in self.hosts(plant, layer)]
-            results = _fan_out(
-                pairs,
-                lambda p: layout.read_running(conns.get(p[1]), conns.dir(p[1], p[0]), self.options.command_timeout),
-            )
-            found: dict[tuple[str, str], Running] = {}
-            for (layer, host), value in zip(pairs, results, strict=True):
-                if isinstance(value, BaseException):
-                    raise value
-                found[(layer.name, host.name)] = value
-            return found
+            timeout = self.options.command_timeout
+            results = _fan_out(pairs, lambda p: layout.read_running(conns.get(p[1]), conns.dir(p[1], p[0]), timeout))
+            return {(layer.name, host.name): value for (layer, host), value in zip(pairs, results, strict=True)}
         finally:
             if own:
                 conns.close()
@@ -249,15 +252,19 @@ class Executor:
             "rollback.started", plant, release=release, detail={"reason": failure.reason, "layers": _layers_of(touched)}
         )
         targets = {key: Target.was(before[key]) for key in touched}
-        try:
-            for layer in reversed(self.layers()):
-                if not any(key[0] == layer.name for key in touched):
-                    continue
-                self._emit("rollback.layer", plant, layer=layer.name, detail={"to": _labels(targets, layer.name)})
-                steps = old_steps(_commit_of(targets, layer.name))
-                results += self.converge(plant, conns, layer, targets, None, steps, None, "rollback", only=touched)
-        except (StepFailed, TransportError) as exc:
-            reason = f"deploy failed ({failure.reason}); rollback failed too ({_reason(exc)})"
+        layers = [layer for layer in reversed(self.layers()) if any(key[0] == layer.name for key in touched)]
+        errors = self._converge_all(
+            plant,
+            conns,
+            layers,
+            targets,
+            None,
+            lambda name: old_steps(_commit_of(targets, name)),
+            results,
+            only=touched,
+        )
+        if errors:
+            reason = f"deploy failed ({failure.reason}); rollback failed too ({'; '.join(errors)})"
             self._mark_attention(plant, conns, touched, reason)
             return PlantResult(plant.name, "attention", release, reason, results)
         self._emit("plant.rolled_back", plant, release=release, detail={"reason": failure.reason})
@@ -272,18 +279,40 @@ class Executor:
         self._emit("rollback.started", plant, release=label, detail={"layers": [layer.name for layer in layers]})
         results: list[CheckResult] = []
         try:
-            before = self.running(plant, conns)
-            for layer in sorted(layers, key=self.layers().index, reverse=True):
-                self._emit("rollback.layer", plant, layer=layer.name, detail={"to": _labels(targets, layer.name)})
-                results += self.converge(plant, conns, layer, targets, before, steps, None, "rollback")
-        except (StepFailed, TransportError) as exc:
-            reason = f"rollback failed: {_reason(exc)}"
-            self._mark_attention(plant, conns, set(targets), reason)
+            found = self.running_each(plant, conns)
+            before = {key: value for key, value in found.items() if isinstance(value, Running)}
+            ordered = sorted(layers, key=self.layers().index, reverse=True)
+            errors = self._converge_all(plant, conns, ordered, targets, before, lambda _: steps, results)
+            if errors:
+                reason = f"rollback failed: {'; '.join(errors)}"
+                self._mark_attention(plant, conns, set(targets), reason)
+                return PlantResult(plant.name, "attention", label, reason, results)
+        finally:
             conns.close()
-            return PlantResult(plant.name, "attention", label, reason, results)
-        conns.close()
         self._emit("plant.rolled_back", plant, release=label, detail={"reason": "requested"})
         return PlantResult(plant.name, "rolled_back", label, "requested", results)
+
+    def _converge_all(
+        self,
+        plant: Plant,
+        conns: Connections,
+        layers: list[LayerConfig],
+        targets: dict[tuple[str, str], Target],
+        before: dict[tuple[str, str], Running] | None,
+        steps_for: Callable[[str], Steps],
+        results: list[CheckResult],
+        only: set[tuple[str, str]] | None = None,
+    ) -> list[str]:
+        """Converge each layer in turn, going on past a failed one: every reachable host is put back."""
+        errors: list[str] = []
+        for layer in layers:
+            self._emit("rollback.layer", plant, layer=layer.name, detail={"to": _labels(targets, layer.name)})
+            try:
+                steps = steps_for(layer.name)
+                results += self.converge(plant, conns, layer, targets, before, steps, None, "rollback", only=only)
+            except (StepFailed, TransportError) as exc:
+                errors.append(f"{layer.name}: {_reason(exc)}")
+        return errors
 
     # -- the pipeline ------------------------------------------------------------------
 
@@ -424,7 +453,12 @@ class Executor:
             "action": action,
             "at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "by": self.options.operator,
-            "previous": {"release": previous.release, "release_dir": previous.release_dir, "commit": previous.commit}
+            "previous": {
+                "release": previous.release,
+                "release_dir": previous.release_dir,
+                "commit": previous.commit,
+                "bundle_hash": previous.bundle_hash,
+            }
             if previous and previous.release_dir
             else None,
         }

@@ -213,10 +213,12 @@ rm -f current
 
 def _record_script(record: dict[str, Any]) -> str:
     line = canonical_json(record).decode()
+    # A host brought to a whole release by rollout no longer needs a person.
     return f"""mkdir -p .rollout
 printf '%s\\n' {_q(line)} > .rollout/record.json.next
 mv .rollout/record.json.next .rollout/record.json
-printf '%s\\n' {_q(line)} >> .rollout/history.jsonl"""
+printf '%s\\n' {_q(line)} >> .rollout/history.jsonl
+rm -f .rollout/attention.json"""
 
 
 def set_attention(t: Transport, directory: str, reason: str | None, timeout: float) -> None:

@@ -1,0 +1,231 @@
+"""A small three-layer project for deploy tests, over the local transport or the SSH fleet.
+
+Layers: ``edge`` (built-in switch, command check), ``ingest`` (a real HTTP service
+restarted by its restart step, TCP and HTTP checks), ``dashboards`` (activation and
+check by Ansible playbooks). Releases: ``v1``, ``v2`` (good), and ``bad-edge``,
+``bad-ingest``, ``bad-restart``, ``bad-board``, each breaking one thing of v2.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+from conftest import commit_all
+from fleet import PORT, Fleet
+from rollout.api import HostStatus, open_project, status
+from rollout.engine import Options
+
+SERVICE_PORT = 18080
+
+ROLLOUT_YAML = """
+name: dp
+codebase: {{repo: ., path: app, ref: v1}}
+ssh: {{known_hosts: {known_hosts}, connect_timeout: 5s, command_timeout: 30s}}
+preflight: {{min_free_mb: 1}}
+layers:
+  - name: edge
+    target: /srv/dp/edge
+    keep_releases: 2
+    checks:
+      - name: config
+        type: command
+        command: "grep -qx ok current/status.txt && test ! -e ../../../poison"
+        retries: 1
+        interval: 100ms
+        timeout: 5s
+  - name: ingest
+    target: /srv/dp/ingest
+    restart: {{command: sh current/svc.sh restart, timeout: 15s}}
+    stop: {{command: sh current/svc.sh stop, timeout: 15s}}
+    checks:
+      - name: port
+        type: tcp
+        port: "{{{{ values.port }}}}"
+        retries: 50
+        interval: 100ms
+        timeout: 2s
+      - name: health
+        type: http
+        url: "http://{{{{ host.address }}}}:{{{{ values.port }}}}/health.txt"
+        body_contains: healthy
+        retries: 2
+        interval: 100ms
+        timeout: 2s
+  - name: dashboards
+    target: /srv/dp/dashboards
+    activation: {{playbook: playbooks/activate.yml, timeout: 120s}}
+    checks:
+      - name: published
+        type: playbook
+        playbook: playbooks/verify.yml
+        retries: 0
+        timeout: 120s
+strategy:
+  waves:
+    - name: all
+      select: {{remaining: true}}
+"""
+
+SVC = """#!/bin/sh
+# Serves this release's folder over HTTP on the ingest host; state outlives releases.
+set -eu
+here=$(cd "$(dirname "$0")" && pwd -P)
+state="$here/../../state"
+mkdir -p "$state"
+pidfile="$state/svc.pid"
+stop() {
+    if [ -f "$pidfile" ]; then
+        pid=$(cat "$pidfile")
+        kill "$pid" 2>/dev/null || true
+        i=0
+        while kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+        rm -f "$pidfile"
+    fi
+}
+case "$1" in
+    restart)
+{%- if not values.restart_ok %}
+        echo "this release refuses to start" >&2
+        exit 1
+{%- endif %}
+        stop
+        setsid nohup python3 -m http.server {{ values.port }} --bind {{ hosts[0].address }} --directory "$here" \\
+            >>"$state/svc.log" 2>&1 </dev/null &
+        echo $! >"$pidfile"
+        ;;
+    stop) stop ;;
+esac
+"""
+
+ACTIVATE = """
+- name: Switch the dashboards
+  hosts: dashboards
+  gather_facts: false
+  tasks:
+    - name: Point current at the staged release
+      ansible.builtin.shell:
+        cmd: ln -sfn "releases/{{ rollout_release_dir }}" .current.next && mv -T .current.next current
+        chdir: "{{ rollout_target }}"
+"""
+
+VERIFY = """
+- name: Verify the dashboards
+  hosts: dashboards
+  gather_facts: false
+  tasks:
+    - name: Read the board
+      ansible.builtin.slurp:
+        src: "{{ rollout_target }}/current/board.json"
+      register: board
+    - name: The board is for this release and healthy
+      ansible.builtin.assert:
+        that:
+          - (board.content | b64decode | from_json).release == rollout_release
+          - (board.content | b64decode | from_json).ok
+"""
+
+GOOD = {"status": "ok", "health": "healthy", "restart_ok": True, "board_ok": True}
+RELEASES = {
+    "v1": {**GOOD, "version": 1},
+    "v2": {**GOOD, "version": 2},
+    "bad-edge": {**GOOD, "version": 3, "status": "broken"},
+    "bad-ingest": {**GOOD, "version": 3, "health": "sick"},
+    "bad-restart": {**GOOD, "version": 3, "restart_ok": False},
+    "bad-board": {**GOOD, "version": 3, "board_ok": False},
+}
+
+
+@dataclass
+class DeployProject:
+    root: Path
+    transport: str
+    host_roots: dict[str, Path]
+    """Host name -> its root folder (where /srv/dp/... lands)."""
+    options: Options
+
+    def project(self):  # type: ignore[no-untyped-def]
+        return open_project(self.root)
+
+    def states(self, plant: str = "p1") -> dict[tuple[str, str], HostStatus]:
+        return {(r.layer, r.host): r for r in status(self.project(), [plant], self.options)}
+
+    def assert_whole(self, plant: str = "p1", release: str | None = None, layers: dict[str, str | None] | None = None) -> None:
+        """Every host's own record: each layer runs one whole release (or nothing), as expected."""
+        by_layer: dict[str, set[str | None]] = {}
+        for (layer, host), row in self.states(plant).items():
+            assert row.running is not None, f"{host} unreachable: {row.error}"
+            assert row.running.whole, f"{host} {layer}: link, manifest and record disagree: {row.running}"
+            by_layer.setdefault(layer, set()).add(row.running.release)
+        for layer, found in by_layer.items():
+            assert len(found) == 1, f"layer {layer} runs several releases: {found}"
+            expected = (layers or {}).get(layer, release)
+            assert found == {expected}, f"layer {layer} runs {found}, expected {expected}"
+
+    def stop_services(self) -> None:
+        for pidfile in self.root.parent.rglob("svc.pid"):
+            try:
+                os.kill(int(pidfile.read_text().strip()), signal.SIGTERM)
+            except (ValueError, ProcessLookupError, OSError):
+                pass
+
+
+def inventory(plant: str, hosts: list[tuple[str, str]], transport: str, roots: dict[str, Path], fleet: Fleet | None) -> str:
+    """hosts: (name, address) for edge x2, ingest, dashboards."""
+    groups = {"edge": hosts[:2], "ingest": hosts[2:3], "dashboards": hosts[3:4]}
+    lines = ["all:", "  vars:"]
+    if transport == "local":
+        lines.append("    ansible_connection: local")
+    else:
+        assert fleet is not None
+        lines += [
+            "    ansible_connection: ssh",
+            f"    ansible_port: {PORT}",
+            "    ansible_user: root",
+            f"    ansible_ssh_private_key_file: {fleet.client_key}",
+        ]
+    lines.append("  children:")
+    for group, members in groups.items():
+        lines.append(f"    {group}:\n      hosts:")
+        for name, address in members:
+            lines.append(f"        {name}:\n          ansible_host: {address}\n          rollout_root: {roots[name]}")
+    return "\n".join(lines) + "\n"
+
+
+def build(tmp: Path, transport: str, fleet: Fleet | None, plants: int = 1) -> DeployProject:
+    root = tmp / "dp"
+    known_hosts = fleet.known_hosts if fleet else tmp / "known_hosts"
+    files = {
+        "rollout.yaml": ROLLOUT_YAML.format(known_hosts=known_hosts),
+        "app/edge/status.txt.j2": "{{ values.status }}\n",
+        "app/ingest/health.txt.j2": "{{ values.health }} {{ values.version }}\n",
+        "app/ingest/svc.sh.j2": SVC,
+        "app/dashboards/board.json.j2": '{"release": {{ release.id | to_json }}, "ok": {{ values.board_ok | to_json }}}\n',
+        "playbooks/activate.yml": ACTIVATE,
+        "playbooks/verify.yml": VERIFY,
+    }
+    roots: dict[str, Path] = {}
+    for p in range(1, plants + 1):
+        names = [f"p{p}-gw1", f"p{p}-gw2", f"p{p}-in", f"p{p}-dash"]
+        if transport == "local":
+            addresses = [f"127.0.3.{10 * p + i}" for i in range(1, 5)]
+        else:
+            assert fleet is not None
+            addresses = [h.address for h in fleet.hosts[4 * (p - 1) : 4 * p]]
+        for name in names:
+            roots[name] = tmp / "roots" / name
+        files[f"plants/p{p}.yaml"] = "archetype: std\ntimezone: UTC\nwindows: always\n"
+        files[f"inventories/p{p}.yml"] = inventory(f"p{p}", list(zip(names, addresses, strict=True)), transport, roots, fleet)
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip("\n") if rel.endswith(".yml") else text)
+    for tag, values in RELEASES.items():
+        text = "".join(f"{k}: {str(v).lower() if isinstance(v, bool) else v}\n" for k, v in values.items())
+        (root / "app/values.yaml").write_text(text + f"port: {SERVICE_PORT}\n")
+        commit_all(root, f"release {tag}", tag)
+    options = Options(known_hosts if fleet else None, 5.0, 30.0, "tester@test")
+    return DeployProject(root, transport, roots, options)

@@ -1,0 +1,163 @@
+"""A fleet of real OpenSSH servers on loopback addresses, one per simulated plant host.
+
+Each host has its own address (127.0.1.N, port 2222), host key, configuration, home and
+log; clients authenticate with one ed25519 key and verify host keys against a
+known_hosts file the fleet writes. Servers are children of the test process and are
+stopped by pid (with every session process they forked).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+SSHD = "/usr/sbin/sshd"
+PORT = 2222
+
+
+@dataclass
+class SshHost:
+    index: int
+    address: str
+    home: Path
+    config: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def name(self) -> str:
+        return f"h{self.index}"
+
+
+class Fleet:
+    def __init__(self, base: Path, count: int, first: int = 1) -> None:
+        self.base = base
+        self.hosts = [self._host(first + i) for i in range(count)]
+        self.client_key = base / "client_key"
+        self.known_hosts = base / "known_hosts"
+
+    def _host(self, index: int) -> SshHost:
+        home = self.base / f"h{index}"
+        return SshHost(index, f"127.0.1.{index}", home, home / "sshd_config")
+
+    def start(self) -> Fleet:
+        Path("/run/sshd").mkdir(parents=True, exist_ok=True)
+        self.base.mkdir(parents=True, exist_ok=True)
+        _keygen(self.client_key)
+        authorized = self.base / "authorized_keys"
+        authorized.write_text(self.client_key.with_suffix(".pub").read_text())
+        lines = []
+        for host in self.hosts:
+            host.home.mkdir(parents=True, exist_ok=True)
+            key = host.home / "host_key"
+            _keygen(key)
+            kind, blob = key.with_suffix(".pub").read_text().split()[:2]
+            lines.append(f"[{host.address}]:{PORT} {kind} {blob}\n")
+            host.config.write_text(_config(host, key, authorized))
+        self.known_hosts.write_text("".join(lines))
+        for host in self.hosts:
+            self.launch(host)
+        return self
+
+    def launch(self, host: SshHost) -> None:
+        log = open(host.home / "sshd.log", "ab")  # noqa: SIM115 (the server keeps it open)
+        host.process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(host.config)], stdout=log, stderr=log)
+        log.close()
+        _wait_for_port(host.address, PORT, 15)
+
+    def kill(self, host: SshHost, sig: int = signal.SIGKILL) -> None:
+        """The host drops off the network: its server and every session it forked die."""
+        roots = set(_pids_with(str(host.config)))
+        for pid in sorted(_descendants(roots) | roots):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        if sig != signal.SIGKILL:
+            return
+        if host.process is not None:
+            host.process.wait(timeout=10)
+            host.process = None
+
+    def ensure_running(self) -> None:
+        for host in self.hosts:
+            if host.process is None or host.process.poll() is not None:
+                self.kill(host)
+                self.launch(host)
+
+    def stop(self) -> None:
+        for host in self.hosts:
+            self.kill(host)
+
+
+def _keygen(path: Path) -> None:
+    if not path.exists():
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True, timeout=30)
+
+
+def _config(host: SshHost, key: Path, authorized: Path) -> str:
+    return f"""ListenAddress {host.address}
+Port {PORT}
+HostKey {key}
+PidFile {host.home / "sshd.pid"}
+UsePAM no
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PubkeyAuthentication yes
+AuthorizedKeysFile {authorized}
+StrictModes no
+Subsystem sftp internal-sftp
+UseDNS no
+MaxStartups 100:30:200
+MaxSessions 50
+SetEnv HOME={host.home}
+"""
+
+
+def _wait_for_port(address: str, port: int, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((address, port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"sshd on {address}:{port} did not start")
+
+
+def _descendants(roots: set[int]) -> set[int]:
+    """Every process below ``roots`` (sshd's sessions call setsid, so a process group misses them)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found: set[int] = set()
+    frontier = set(roots)
+    while frontier:
+        children = {pid for pid, parent in parents.items() if parent in frontier} - found
+        found |= children
+        frontier = children
+    return found
+
+
+def _pids_with(marker: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if marker in cmdline and "sshd" in cmdline:
+            found.append(int(entry.name))
+    return found
