@@ -8,12 +8,13 @@ cleanly; 2 bad input, nothing touched; 3 a rollback failed, a plant needs attent
 from __future__ import annotations
 
 import datetime
+import io
 import os
 import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import IO, TextIO, TypeVar, cast
 
 import click
 from rich.console import Console
@@ -64,12 +65,44 @@ def _project(directory: Path | None) -> Project:
     return api.open_project(directory or Path.cwd())
 
 
+class _Quiet(io.TextIOBase):
+    """A stream that stops writing once its reader went away (``rollout deploy | head``).
+
+    A closed pipe must never abort a deploy half way, nor change its exit code.
+    """
+
+    broken = False
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        if not _Quiet.broken:
+            try:
+                self.stream.write(text)
+            except BrokenPipeError:
+                _Quiet.broken = True
+        return len(text)
+
+    def flush(self) -> None:
+        if not _Quiet.broken:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                _Quiet.broken = True
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+
 def _console(stderr: bool = False) -> Console:
+    stream = _Quiet(sys.stderr if stderr else sys.stdout)
     # Off a terminal (CI logs, pipes) rich would assume 80 columns and squeeze tables.
-    console = Console(stderr=stderr, highlight=False)
-    if not console.is_terminal:
-        console = Console(stderr=stderr, highlight=False, width=int(os.environ.get("COLUMNS", "160")))
-    return console
+    width = None if stream.isatty() else int(os.environ.get("COLUMNS", "160"))
+    return Console(file=cast(IO[str], stream), highlight=False, width=width)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -263,9 +296,6 @@ def run(argv: list[str]) -> int:
         else:
             exc.show()
         return exc.exit_code
-    except BrokenPipeError:  # the reader (head, less) went away: not an error of ours
-        sys.stdout = None  # keep Python's exit flush quiet
-        return EXIT_OK
     except click.exceptions.Abort:
         err.print("aborted")
         return 130
@@ -282,4 +312,8 @@ def run(argv: list[str]) -> int:
 
 
 def main() -> None:
-    sys.exit(run(sys.argv[1:]))
+    code = run(sys.argv[1:])
+    if _Quiet.broken:  # keep the interpreter's final flush from failing on the closed pipe
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(code)

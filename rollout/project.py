@@ -147,6 +147,18 @@ def _load_plants(root: Path, config: ProjectConfig | None, problems: list[Proble
     return plants
 
 
+CONNECTIONS = ("local", "ssh")
+
+
+def _check_connections(inventory: Inventory, config: ProjectConfig, display: str) -> None:
+    groups = {layer.inventory_group for layer in config.layers}
+    hosts = sorted({h for g in groups for h in inventory.groups.get(g, ())})
+    bad = [h for h in hosts if inventory.hosts[h].connection not in CONNECTIONS]
+    if bad:
+        found = ", ".join(f"{h}: {inventory.hosts[h].connection}" for h in bad)
+        raise ConfigError.one(display, "unsupported ansible_connection", expected="local or ssh", found=found)
+
+
 def _plant_files(root: Path) -> list[Path]:
     folder = root / PLANTS_DIR
     return sorted(p for p in folder.glob("*") if p.suffix in (".yaml", ".yml")) if folder.is_dir() else []
@@ -166,6 +178,7 @@ def _load_plant(root: Path, path: Path, config: ProjectConfig | None) -> Plant:
     inventory_rel = plant_config.inventory or _default_inventory(root, name)
     inventory = read_inventory(root / inventory_rel, inventory_rel)
     if config is not None:
+        _check_connections(inventory, config, inventory_rel)
         missing = [layer for layer in config.layers if not inventory.groups.get(layer.inventory_group)]
         if missing:
             raise ConfigError(

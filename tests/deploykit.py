@@ -14,8 +14,9 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
-from conftest import commit_all
 from fleet import PORT, Fleet
+
+from conftest import commit_all
 from rollout.api import HostStatus, open_project, status
 from rollout.engine import Options
 
@@ -128,6 +129,8 @@ VERIFY = """
           - (board.content | b64decode | from_json).ok
 """
 
+BOARD = '{"release": {{ release.id | to_json }}, "ok": {{ values.board_ok | to_json }}}\n'
+
 GOOD = {"status": "ok", "health": "healthy", "restart_ok": True, "board_ok": True}
 RELEASES = {
     "v1": {**GOOD, "version": 1},
@@ -153,7 +156,9 @@ class DeployProject:
     def states(self, plant: str = "p1") -> dict[tuple[str, str], HostStatus]:
         return {(r.layer, r.host): r for r in status(self.project(), [plant], self.options)}
 
-    def assert_whole(self, plant: str = "p1", release: str | None = None, layers: dict[str, str | None] | None = None) -> None:
+    def assert_whole(
+        self, plant: str = "p1", release: str | None = None, layers: dict[str, str | None] | None = None
+    ) -> None:
         """Every host's own record: each layer runs one whole release (or nothing), as expected."""
         by_layer: dict[str, set[str | None]] = {}
         for (layer, host), row in self.states(plant).items():
@@ -173,7 +178,9 @@ class DeployProject:
                 pass
 
 
-def inventory(plant: str, hosts: list[tuple[str, str]], transport: str, roots: dict[str, Path], fleet: Fleet | None) -> str:
+def inventory(
+    plant: str, hosts: list[tuple[str, str]], transport: str, roots: dict[str, Path], fleet: Fleet | None
+) -> str:
     """hosts: (name, address) for edge x2, ingest, dashboards."""
     groups = {"edge": hosts[:2], "ingest": hosts[2:3], "dashboards": hosts[3:4]}
     lines = ["all:", "  vars:"]
@@ -203,7 +210,7 @@ def build(tmp: Path, transport: str, fleet: Fleet | None, plants: int = 1) -> De
         "app/edge/status.txt.j2": "{{ values.status }}\n",
         "app/ingest/health.txt.j2": "{{ values.health }} {{ values.version }}\n",
         "app/ingest/svc.sh.j2": SVC,
-        "app/dashboards/board.json.j2": '{"release": {{ release.id | to_json }}, "ok": {{ values.board_ok | to_json }}}\n',
+        "app/dashboards/board.json.j2": BOARD,
         "playbooks/activate.yml": ACTIVATE,
         "playbooks/verify.yml": VERIFY,
     }
@@ -218,7 +225,9 @@ def build(tmp: Path, transport: str, fleet: Fleet | None, plants: int = 1) -> De
         for name in names:
             roots[name] = tmp / "roots" / name
         files[f"plants/p{p}.yaml"] = "archetype: std\ntimezone: UTC\nwindows: always\n"
-        files[f"inventories/p{p}.yml"] = inventory(f"p{p}", list(zip(names, addresses, strict=True)), transport, roots, fleet)
+        files[f"inventories/p{p}.yml"] = inventory(
+            f"p{p}", list(zip(names, addresses, strict=True)), transport, roots, fleet
+        )
     for rel, text in files.items():
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
 from deploykit import SERVICE_PORT, DeployProject, build
 from fleet import Fleet
+
 from rollout import api
 from rollout.events import Event
 
@@ -247,7 +247,9 @@ def test_a_host_dropped_while_staging_leaves_the_plant_whole(dp_ssh: DeployProje
     dp.assert_whole(release="v1")
 
 
-def test_a_host_dropped_after_its_switch_needs_attention_then_heals(dp_ssh: DeployProject, fleet: Fleet, rollout) -> None:
+def test_a_host_dropped_after_its_switch_needs_attention_then_heals(
+    dp_ssh: DeployProject, fleet: Fleet, rollout
+) -> None:
     dp = dp_ssh
     deploy(dp, "v1")
     ingest_host = fleet.hosts[2]
