@@ -94,9 +94,13 @@ def _command(transport: Transport, directory: str, command: str, timeout: float)
     return ("succeeded" if result.ok else "failed"), f"exit {result.exit_code}: {result.output()}"
 
 
+# Checks go straight to the host: an http_proxy in the environment must not stand in between.
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
 def _http(url: str, check: HttpCheck) -> tuple[Outcome, str]:
     try:
-        with urllib.request.urlopen(url, timeout=check.timeout) as response:
+        with _DIRECT.open(url, timeout=check.timeout) as response:
             status, body = response.status, response.read(MAX_BODY)
     except urllib.error.HTTPError as exc:
         status, body = exc.code, exc.read(MAX_BODY)

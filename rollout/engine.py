@@ -217,10 +217,7 @@ class Executor:
                 for layer in self.layers()
                 for host in self.hosts(plant, layer)
             }
-            if all(before[key].release_dir == t.release_dir and before[key].whole for key, t in targets.items()):
-                changed = False
-            else:
-                changed = True
+            changed = not all(_already(before[key], target) for key, target in targets.items())
             touched: set[tuple[str, str]] = set()
             results: list[CheckResult] = []
             for layer in self.layers():

@@ -13,6 +13,7 @@ and the local and SSH transports run exactly the same scripts.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import re
@@ -156,9 +157,9 @@ def stage(t: Transport, directory: str, bundle: Bundle, timeout: float) -> bool:
     never looks staged. Returns False when the transfer was skipped.
     """
     name = release_dir(bundle)
-    manifest = bundle.manifest_bytes()
-    check = t.run(f"cat {_q(directory)}/releases/{_q(name)}/{MANIFEST_NAME} 2>/dev/null || true", timeout)
-    if check.ok and check.stdout.encode() == manifest:
+    digest = hashlib.sha256(bundle.manifest_bytes()).hexdigest()
+    check = t.run(f"sha256sum {_q(directory)}/releases/{_q(name)}/{MANIFEST_NAME} 2>/dev/null || true", timeout)
+    if check.ok and check.stdout[:64] == digest:
         return False
     _check(t.run(f"mkdir -p {_q(directory)}/releases {_q(directory)}/.rollout/incoming", timeout), "mkdir")
     incoming = f"{directory}/.rollout/incoming/{name}.tar"

@@ -3,7 +3,8 @@
 Layers: ``edge`` (built-in switch, command check), ``ingest`` (a real HTTP service
 restarted by its restart step, TCP and HTTP checks), ``dashboards`` (activation and
 check by Ansible playbooks). Releases: ``v1``, ``v2`` (good), and ``bad-edge``,
-``bad-ingest``, ``bad-restart``, ``bad-board``, each breaking one thing of v2.
+``bad-ingest``, ``bad-restart``, ``bad-board``, each breaking one thing of v2, and
+``many``: v2's values with 300 more files in the edge bundle.
 """
 
 from __future__ import annotations
@@ -202,6 +203,11 @@ def inventory(
     return "\n".join(lines) + "\n"
 
 
+def write_values(root: Path, values: dict[str, object]) -> None:
+    text = "".join(f"{k}: {str(v).lower() if isinstance(v, bool) else v}\n" for k, v in values.items())
+    (root / "app/values.yaml").write_text(text + f"port: {SERVICE_PORT}\n")
+
+
 def build(tmp: Path, transport: str, fleet: Fleet | None, plants: int = 1) -> DeployProject:
     root = tmp / "dp"
     known_hosts = fleet.known_hosts if fleet else tmp / "known_hosts"
@@ -233,8 +239,13 @@ def build(tmp: Path, transport: str, fleet: Fleet | None, plants: int = 1) -> De
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(textwrap.dedent(text).lstrip("\n") if rel.endswith(".yml") else text)
     for tag, values in RELEASES.items():
-        text = "".join(f"{k}: {str(v).lower() if isinstance(v, bool) else v}\n" for k, v in values.items())
-        (root / "app/values.yaml").write_text(text + f"port: {SERVICE_PORT}\n")
+        write_values(root, values)
         commit_all(root, f"release {tag}", tag)
+    write_values(root, RELEASES["v2"])
+    many = root / "app/edge/many"  # a bundle whose manifest is far longer than any message
+    many.mkdir()
+    for i in range(300):
+        (many / f"sensor-{i:03d}.yaml").write_text(f"sensor: {i}\n")
+    commit_all(root, "release many", "many")
     options = Options(known_hosts if fleet else None, 5.0, 30.0, "tester@test")
     return DeployProject(root, transport, roots, options)

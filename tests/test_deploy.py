@@ -119,12 +119,15 @@ def test_a_failed_playbook_check_rolls_back_all_three_layers(dp: DeployProject) 
     dp.assert_whole(release="v1")
 
 
-def test_a_rollback_whose_own_check_fails_needs_attention(dp: DeployProject) -> None:
+def test_a_rollback_whose_own_check_fails_needs_attention(dp: DeployProject, rollout) -> None:
     deploy(dp, "v1")
     (dp.host_roots["p1-gw1"] / "poison").write_text("the old release cannot pass either\n")
-    result, events = deploy(dp, "v2")
-    assert result.outcome == "attention" and "rollback failed too" in result.reason
-    assert events[-1].kind == "plant.attention"
+    failed = rollout("deploy", "-C", dp.root, "--release", "v2", "--json")
+    assert failed.code == 3, failed.text
+    lines = [json.loads(line) for line in failed.out.splitlines()]
+    result = lines[-1]
+    assert result["type"] == "plant" and result["outcome"] == "attention" and "rollback failed too" in result["reason"]
+    assert lines[-2]["kind"] == "plant.attention"
     states = dp.states()
     assert states[("edge", "p1-gw1")].running.attention is not None
     dp.assert_whole(release="v1")  # switched back even so: one whole release, marked for a person
@@ -270,3 +273,19 @@ def test_a_host_dropped_after_its_switch_needs_attention_then_heals(
     dp.assert_whole(release="v1")
     assert all(row.running.attention is None for row in dp.states().values())
     assert health(dp) == "healthy 1"
+
+
+def test_large_bundles_are_read_back_whole_and_not_sent_twice(dp: DeployProject) -> None:
+    result, _ = deploy(dp, "many")
+    assert result.outcome == "updated", result.reason
+    dp.assert_whole(release="many")
+    running = dp.states()[("edge", "p1-gw1")].running
+    assert running.bundle_hash and len(running.record["bundle_hash"]) == 64
+    # Forget that it runs: the next deploy must find the staged folder by its manifest and send nothing.
+    (dp.host_roots["p1-gw1"] / "srv/dp/edge/current").unlink()
+    again, events = deploy(dp, "many")
+    assert again.outcome == "updated"
+    staged = [e for e in events if e.kind == "layer.staging"]
+    assert [e.detail["hosts"] for e in staged] == [["p1-gw1"]]
+    assert not list((dp.host_roots["p1-gw1"] / "srv/dp/edge/.rollout/incoming").iterdir())
+    dp.assert_whole(release="many")

@@ -8,11 +8,14 @@ from dataclasses import dataclass
 from ..errors import RolloutError
 
 MAX_OUTPUT = 4000
+"""Characters of output kept for messages and events."""
+MAX_CAPTURE = 4 * 1024 * 1024
+"""Characters of a command's output kept at all: layout reads need whole manifests."""
 
 
 @dataclass(frozen=True)
 class CommandResult:
-    """What a command did on a host; output trimmed to its last ``MAX_OUTPUT`` characters."""
+    """What a command did on a host (output capped at ``MAX_CAPTURE``; ``output()`` is for people)."""
 
     host: str
     command: str
@@ -37,6 +40,10 @@ class TransportError(RolloutError):
         self.reason = reason
         self.timed_out = timed_out
         super().__init__(f"{host}: {reason}")
+
+
+def capture(text: str) -> str:
+    return trim(text, MAX_CAPTURE)
 
 
 def trim(text: str, limit: int = MAX_OUTPUT) -> str:

@@ -8,7 +8,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .base import CommandResult, Transport, TransportError, trim
+from .base import CommandResult, Transport, TransportError, capture
 
 
 class LocalTransport(Transport):
@@ -35,8 +35,8 @@ class LocalTransport(Transport):
             self.host,
             script,
             done.returncode,
-            trim(done.stdout.decode("utf-8", "replace")),
-            trim(done.stderr.decode("utf-8", "replace")),
+            capture(done.stdout.decode("utf-8", "replace")),
+            capture(done.stderr.decode("utf-8", "replace")),
             time.monotonic() - started,
         )
 

@@ -11,7 +11,7 @@ import paramiko
 from fabric import Connection
 from invoke.exceptions import CommandTimedOut
 
-from .base import CommandResult, Transport, TransportError, trim
+from .base import CommandResult, Transport, TransportError, capture
 
 
 class SshTransport(Transport):
@@ -79,8 +79,8 @@ class SshTransport(Transport):
             self.host,
             script,
             result.exited,
-            trim(result.stdout),
-            trim(result.stderr),
+            capture(result.stdout),
+            capture(result.stderr),
             time.monotonic() - started,
         )
 
