@@ -34,17 +34,22 @@ EXIT_INTERNAL = 70
 F = TypeVar("F", bound=Callable[..., object])
 
 
+_directory_option = click.option(
+    "-C",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Project folder (default: found from the working folder upward).",
+)
+_plants_option = click.option(
+    "--plant", "-p", "plants", multiple=True, metavar="PLANT", help="Only this plant (repeatable)."
+)
+
+
 def _common(func: F) -> F:
     """``-C DIR`` and ``--json``, which every verb takes."""
     func = click.option("--json", "as_json", is_flag=True, help="One JSON object per line, for pipelines.")(func)
-    func = click.option(
-        "-C",
-        "directory",
-        type=click.Path(file_okay=False, path_type=Path),
-        default=None,
-        help="Project folder (default: found from the working folder upward).",
-    )(func)
-    return func
+    return _directory_option(func)
 
 
 def _release_option(func: F) -> F:
@@ -107,13 +112,7 @@ def _console(stderr: bool = False) -> Console:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="rollout")
-@click.option(
-    "-C",
-    "directory",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Project folder, for every verb (as with git -C).",
-)
+@_directory_option
 def cli(directory: Path | None) -> None:
     """Deploy one code base with per-plant overlays to many plants, in checked waves."""
 
@@ -144,7 +143,7 @@ def plan(directory: Path | None, as_json: bool, release: str | None) -> int:
 @cli.command()
 @_common
 @_release_option
-@click.option("--plant", "-p", "plants", multiple=True, metavar="PLANT", help="Only this plant (repeatable).")
+@_plants_option
 @click.option(
     "--out",
     "-o",
@@ -222,7 +221,7 @@ def _exit_for(results: list[PlantResult]) -> int:
 @_common
 @_release_option
 @_insecure_option
-@click.option("--plant", "-p", "plants", multiple=True, metavar="PLANT", help="Only this plant (repeatable).")
+@_plants_option
 @click.option("--yes", "-y", is_flag=True, help="Do not ask; for pipelines (nothing asks yet).")
 def deploy(
     directory: Path | None, as_json: bool, release: str | None, insecure: bool, plants: tuple[str, ...], yes: bool
@@ -263,7 +262,7 @@ def rollback(
 @cli.command()
 @_common
 @_insecure_option
-@click.option("--plant", "-p", "plants", multiple=True, metavar="PLANT", help="Only this plant (repeatable).")
+@_plants_option
 def status(directory: Path | None, as_json: bool, insecure: bool, plants: tuple[str, ...]) -> int:
     """What runs on every host of every layer, as the hosts themselves record it."""
     project = _project(directory)

@@ -22,6 +22,7 @@ import functools
 import hashlib
 import json
 import operator
+import shlex
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -121,6 +122,7 @@ def _environment(
     )
     env.filters["to_json"] = _to_json
     env.filters["to_yaml"] = _to_yaml
+    env.filters["quote"] = shlex.quote  # for values that end up in a check's or step's shell command
     env.globals["fail"] = _fail
     return env
 

@@ -71,6 +71,12 @@ def test_filters_to_json_and_to_yaml(mini: MiniProject) -> None:
     assert bundles(mini, "p2")["edge"]["config.yaml"] == b'{"oee": 0.85}\n- a\n- b\n'
 
 
+def test_quote_filter_makes_values_safe_in_shell_commands(mini: MiniProject) -> None:
+    mini.write("app/edge/config.yaml.j2", "grep {{ \"it's; rm -rf /\" | quote }} x\n")
+    mini.commit()
+    assert bundles(mini, "p2")["edge"]["config.yaml"] == b"grep 'it'\"'\"'s; rm -rf /' x\n"
+
+
 def test_fail_lets_a_template_refuse_values(mini: MiniProject) -> None:
     mini.write("app/edge/config.yaml.j2", "{% if values.lines > 3 %}{{ fail('too many lines') }}{% endif %}ok\n")
     mini.commit()
