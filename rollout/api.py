@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .bundle import Bundle
@@ -13,10 +15,12 @@ from .customization import Customization, customization
 from .diff import FileChange, diff_bundles
 from .engine import Executor, Options, PlantResult, Steps, Target
 from .errors import ConfigError, Problem
-from .events import EventSink, discard
+from .events import ROLLOUT, Event, EventSink, discard
+from .journal import Journal, JournalEvent, RolloutRecord, SqliteJournal
 from .layout import Running
 from .models import LayerConfig
-from .plan import Plan, make_plan
+from .orchestrator import Orchestrator, RolloutResult, Work, _outcomes, new_rollout_id, plan_spec
+from .plan import Plan, WavePlan, make_plan
 from .project import Plant, Project, find_project, load_project
 from .render import Renderer
 from .transports.base import TransportError
@@ -122,33 +126,6 @@ def diff(project: Project, plant_name: str, ref: str | None, against: str | None
 # -- deploying, rolling back, reading what runs --------------------------------------
 
 
-def deploy(
-    project: Project, ref: str | None, plants: list[str], options: Options, sink: EventSink
-) -> list[PlantResult]:
-    """Deploy ``ref`` to the chosen plants (all, in plan order, when none are chosen).
-
-    Everything is rendered and checked before the first host is touched, so bad input
-    stops the deploy with nothing changed.
-    """
-    release = project.release(ref)
-    order = [p.name for wave in make_plan(project, release.id, release.commit).waves for p in wave.plants]
-    chosen = [project.plant(n).name for n in plants] if plants else order
-    renderer = Renderer(project, release)
-    problems: list[Problem] = []
-    work: list[tuple[Plant, dict[str, Bundle], Steps]] = []
-    for name in sorted(chosen, key=order.index):
-        plant = project.plants[name]
-        try:
-            bundles = {b.layer: b for b in renderer.render_plant(plant)}
-            work.append((plant, bundles, Steps(renderer.render_steps(plant))))
-        except ConfigError as exc:
-            problems.extend(exc.problems)
-    if problems:
-        raise ConfigError(problems)
-    executor = Executor(project, options, sink)
-    return [executor.deploy(plant, bundles, steps, _old_steps(project, plant, steps)) for plant, bundles, steps in work]
-
-
 def _old_steps(project: Project, plant: Plant, fallback: Steps) -> Callable[[str | None], Steps]:
     """Checks of the release a host ran before, rendered from its commit (else the new ones)."""
     cache: dict[str | None, Steps] = {}
@@ -231,6 +208,11 @@ class HostStatus:
     error: str | None
 
 
+def under_way(project: Project) -> list[HistoryEntry]:
+    """Rollouts that have not ended: running, paused for approval, or interrupted."""
+    return [e for e in history(project, None) if e.state not in ("finished", "halted")]
+
+
 def status(project: Project, plants: list[str], options: Options) -> list[HostStatus]:
     """What runs on every host of the chosen plants, read from the hosts themselves."""
     chosen = [project.plant(n) for n in plants] if plants else list(project.plants.values())
@@ -245,3 +227,191 @@ def status(project: Project, plants: list[str], options: Options) -> list[HostSt
             else:
                 rows.append(HostStatus(plant.name, layer, host, state, None))
     return rows
+
+
+# -- staged rollouts: the journal, waves, approvals, resume, history ----------------------
+
+JOURNAL_FILE = ".rollout/state.db"
+
+
+def journal_for(project: Project) -> SqliteJournal:
+    return SqliteJournal(project.root / JOURNAL_FILE)
+
+
+def render_work(project: Project, release: Release, plants: list[str]) -> dict[str, Work]:
+    """Render every plant of the rollout up front: bad input stops it before any host is touched."""
+    renderer = Renderer(project, release)
+    problems: list[Problem] = []
+    works: dict[str, Work] = {}
+    for name in plants:
+        plant = project.plants[name]
+        try:
+            bundles = {b.layer: b for b in renderer.render_plant(plant)}
+            steps = Steps(renderer.render_steps(plant))
+            works[name] = Work(bundles, steps, _old_steps(project, plant, steps))
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise ConfigError(problems)
+    return works
+
+
+def _select(plan: Plan, waves: list[str], plants: list[str], project: Project) -> Plan:
+    """The plan cut down to the chosen waves and plants (all when none are chosen)."""
+    names = [w.name for w in plan.waves]
+    for wanted in waves:
+        if wanted not in names:
+            raise ConfigError.one("--wave", f"no wave named {wanted!r}", expected="one of: " + ", ".join(names))
+    chosen = {project.plant(p).name for p in plants}
+    kept: list[WavePlan] = []
+    for wave_plan in plan.waves:
+        if waves and wave_plan.name not in waves:
+            continue
+        wave = wave_plan
+        members = tuple(p for p in wave.plants if not chosen or p.name in chosen)
+        if members:
+            kept.append(replace(wave, plants=members, parallelism=min(wave.parallelism, len(members))))
+    if not kept:
+        raise ConfigError.one("--plant", "no plant left to deploy", expected="plants of the chosen waves")
+    return replace(plan, waves=tuple(kept))
+
+
+def start_rollout(
+    project: Project,
+    ref: str | None,
+    waves: list[str],
+    plants: list[str],
+    options: Options,
+    display: EventSink,
+    clock: Callable[[], dt.datetime],
+    approve_through: str | None = None,
+    force_window: bool = False,
+) -> RolloutResult:
+    """A staged rollout of ``ref``: rendered and checked first, then run wave by wave."""
+    release = project.release(ref)
+    plan = _select(make_plan(project, release.id, release.commit), waves, plants, project)
+    names = [w.name for w in make_plan(project, release.id, release.commit).waves]
+    if approve_through is not None and approve_through not in names:
+        raise ConfigError.one("--approve-through", f"no wave named {approve_through!r}", expected=", ".join(names))
+    members = [p.name for w in plan.waves for p in w.plants]
+    works = render_work(project, release, members)
+    journal = journal_for(project)
+    spec = plan_spec(plan, approve_through, force_window)
+    record = RolloutRecord(
+        new_rollout_id(clock()), "deploy", release.id, release.commit, time.time(), options.operator, spec
+    )
+    orchestrator = Orchestrator(
+        project, journal, lambda sink: Executor(project, options, sink), works.__getitem__, display, clock
+    )
+    return orchestrator.start(record, members)
+
+
+def resume_rollout(
+    project: Project, rollout_id: str | None, options: Options, display: EventSink, clock: Callable[[], dt.datetime]
+) -> RolloutResult:
+    """Go on with a rollout that was interrupted or paused (default: the latest unfinished one)."""
+    journal = journal_for(project)
+    record = _unfinished(journal, rollout_id)
+    release = project.release(record.commit or record.release, "--release")
+    members = [p for w in record.spec["waves"] for p in w["plants"]]
+    works = render_work(project, replace(release, id=record.release or release.id), members)
+    resumed = replace(record, operator=options.operator)
+    orchestrator = Orchestrator(
+        project, journal, lambda sink: Executor(project, options, sink), works.__getitem__, display, clock
+    )
+    return orchestrator.resume(resumed)
+
+
+def _unfinished(journal: Journal, rollout_id: str | None) -> RolloutRecord:
+    if rollout_id is not None:
+        record = journal.rollout(rollout_id)
+        if record is None:
+            raise ConfigError.one(
+                "ROLLOUT", f"no rollout {rollout_id!r} in the journal", expected="an id from rollout history"
+            )
+        return record
+    for record in reversed(journal.rollouts()):
+        if record.kind == "deploy" and rollout_state(journal.events(rollout=record.id)) in (
+            "running",
+            "paused",
+            "interrupted",
+        ):
+            return record
+    raise ConfigError.one("ROLLOUT", "no unfinished rollout to resume", expected="a paused or interrupted rollout")
+
+
+def approve(project: Project, rollout_id: str, operator: str) -> str:
+    """Let a paused rollout go on to the wave it waits for; returns that wave's name."""
+    journal = journal_for(project)
+    record = _unfinished(journal, rollout_id)
+    events = journal.events(rollout=record.id)
+    waiting = [e.event.detail["wave"] for e in events if e.event.kind == "approval.waiting"]
+    granted = {e.event.detail["wave"] for e in events if e.event.kind == "approval.granted"}
+    pending = [w for w in waiting if w not in granted]
+    if not pending:
+        raise ConfigError.one(
+            "ROLLOUT", f"rollout {record.id} is not waiting for an approval", expected="a paused rollout"
+        )
+    wave = str(pending[-1])
+    journal.append(record.id, Event("approval.granted", ROLLOUT, detail={"wave": wave, "by": operator}))
+    return wave
+
+
+def rollout_state(events: list[JournalEvent]) -> str:
+    """finished, halted, paused, running or interrupted: read from the rollout's events alone."""
+    kinds = [e.event.kind for e in events]
+    if "rollout.finished" in kinds:
+        return "finished"
+    if "rollout.halted" in kinds:
+        return "halted"
+    if kinds and kinds[-1] in ("rollout.paused",):
+        return "paused"
+    locks_open = kinds.count("plant.locked") > kinds.count("plant.unlocked")
+    return "running" if locks_open else "interrupted"
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    record: RolloutRecord
+    state: str
+    outcomes: dict[str, str]
+    ended: float | None
+
+
+def history(project: Project, plant: str | None) -> list[HistoryEntry]:
+    journal = journal_for(project)
+    if plant is not None:
+        project.plant(plant)
+    entries = []
+    for record in journal.rollouts(plant):
+        events = journal.events(rollout=record.id)
+        outcomes = _outcomes(events)
+        if plant is not None:
+            outcomes = {plant: outcomes.get(plant, "not reached")}
+        ended = events[-1].event.time if events else None
+        entries.append(HistoryEntry(record, rollout_state(events), outcomes, ended))
+    return entries
+
+
+def locked_rollback(
+    project: Project, plant_name: str, to: str | None, layer: str | None, options: Options, display: EventSink
+) -> PlantResult:
+    """Plant IT's rollback, holding the plant's lock and recorded in the journal."""
+    project.plant(plant_name)
+    journal = journal_for(project)
+    rid = "rollback-" + new_rollout_id(dt.datetime.now(dt.UTC))
+    spec: dict[str, object] = {"kind": "rollback", "plant": plant_name, "to": to, "layer": layer, "waves": []}
+    journal.acquire(plant_name, rid, f"rollback by {options.operator}", 3600.0)
+    try:
+        journal.create(RolloutRecord(rid, "rollback", to, None, time.time(), options.operator, spec))
+
+        def sink(event: Event) -> None:
+            journal.append(rid, event)
+            display(event)
+
+        sink(Event("rollout.created", ROLLOUT, detail={"release": to, "by": options.operator}))
+        result = rollback(project, plant_name, to, layer, options, sink)
+        sink(Event("rollout.finished", ROLLOUT, detail={"plants": {plant_name: result.outcome}}))
+        return result
+    finally:
+        journal.release(plant_name, rid)

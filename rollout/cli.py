@@ -8,11 +8,13 @@ cleanly; 2 bad input, nothing touched; 3 a rollback failed, a plant needs attent
 from __future__ import annotations
 
 import datetime
+import datetime as dt
 import io
 import os
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TextIO, TypeVar, cast
 
@@ -20,15 +22,19 @@ import click
 from rich.console import Console
 
 from . import api, views
-from .engine import Options, PlantResult, default_operator
+from .engine import Options, default_operator
 from .errors import ConfigError, Problem, RolloutError
 from .events import EventSink
+from .journal import JournalError, LockedError
+from .junit import write_junit
+from .orchestrator import RolloutResult
 from .project import Project
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_ATTENTION = 3
+EXIT_BLOCKED = 4
 EXIT_INTERNAL = 70
 
 F = TypeVar("F", bound=Callable[..., object])
@@ -209,12 +215,52 @@ def _sink(console: Console, as_json: bool) -> EventSink:
     return lambda event: views.event_line(console, event)
 
 
-def _exit_for(results: list[PlantResult]) -> int:
-    if any(r.outcome == "attention" for r in results):
+_yes_option = click.option("--yes", "-y", is_flag=True, help="Non-interactive: plain lines, no live view.")
+_junit_option = click.option(
+    "--junit", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write a JUnit XML report."
+)
+
+
+def _clock() -> Callable[[], dt.datetime]:
+    """Now, or the fixed time ROLLOUT_NOW gives (ISO 8601): rehearsals and tests of windows."""
+    fixed = os.environ.get("ROLLOUT_NOW")
+    if not fixed:
+        return lambda: dt.datetime.now(dt.UTC)
+    try:
+        when = dt.datetime.fromisoformat(fixed)
+    except ValueError:
+        raise ConfigError.one(
+            "ROLLOUT_NOW", "not a date and time", expected="ISO 8601, e.g. 2026-11-21T02:00:00+00:00", found=repr(fixed)
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return lambda: when
+
+
+def _rollout_exit(result: RolloutResult) -> int:
+    if result.attention:
         return EXIT_ATTENTION
-    if any(not r.ok for r in results):
+    if result.state in ("paused", "blocked"):
+        return EXIT_BLOCKED
+    if result.failed or result.state == "halted":
         return EXIT_FAILED
+    if "skipped" in result.plants.values():  # a plant's window stayed closed: the rollout is not complete
+        return EXIT_BLOCKED
     return EXIT_OK
+
+
+def _finish(project: Project, result: RolloutResult, as_json: bool, junit: Path | None) -> int:
+    console = _console()
+    if junit is not None:
+        journal = api.journal_for(project)
+        record = journal.rollout(result.id)
+        plants = [p for w in record.spec["waves"] for p in w["plants"]] if record else []
+        layers = [layer.name for layer in project.config.layers]
+        write_junit(junit, result.id, layers, plants, journal.events(rollout=result.id))
+    views.rollout_result(console, result, as_json)
+    if result.message and not as_json:
+        _console(stderr=True).print(result.message, highlight=False)
+    return _rollout_exit(result)
 
 
 @cli.command()
@@ -222,21 +268,85 @@ def _exit_for(results: list[PlantResult]) -> int:
 @_release_option
 @_insecure_option
 @_plants_option
-@click.option("--yes", "-y", is_flag=True, help="Do not ask; for pipelines (nothing asks yet).")
+@click.option("--wave", "waves", multiple=True, metavar="WAVE", help="Only this wave (repeatable).")
+@click.option("--yes", "-y", is_flag=True, help="Non-interactive: no live view, plain lines (for pipelines).")
+@click.option(
+    "--junit", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write a JUnit XML report."
+)
+@click.option("--approve-through", default=None, metavar="WAVE", help="Waves up to this one count as approved.")
+@click.option("--force-window", is_flag=True, help="Deploy outside maintenance windows (recorded in the journal).")
 def deploy(
-    directory: Path | None, as_json: bool, release: str | None, insecure: bool, plants: tuple[str, ...], yes: bool
+    directory: Path | None,
+    as_json: bool,
+    release: str | None,
+    insecure: bool,
+    plants: tuple[str, ...],
+    waves: tuple[str, ...],
+    yes: bool,
+    junit: Path | None,
+    approve_through: str | None,
+    force_window: bool,
 ) -> int:
-    """Deploy a release plant by plant, layer by layer, checking after every layer.
+    """A staged rollout: waves in order, plants in parallel inside a wave, checks after every layer.
 
-    A plant whose check fails is rolled back automatically to the release it had.
-    Plants go one after another in the order of the plan.
+    A plant whose check fails is rolled back automatically to the release it had; a wave
+    that fails more plants than its threshold halts the rollout or rolls it all back, as
+    the strategy says. Every step is journaled first, so 'rollout resume' can go on.
     """
     project = _project(directory)
-    console = _console()
     options = _options(project, insecure, _console(stderr=True))
-    results = api.deploy(project, release, list(plants), options, _sink(console, as_json))
-    views.plant_results(console, results, as_json)
-    return _exit_for(results)
+    with _display(project, as_json, yes) as display:
+        result = api.start_rollout(
+            project, release, list(waves), list(plants), options, display, _clock(), approve_through, force_window
+        )
+    return _finish(project, result, as_json, junit)
+
+
+@cli.command()
+@_common
+@_insecure_option
+@click.argument("rollout_id", required=False, metavar="[ROLLOUT]")
+@click.option("--yes", "-y", is_flag=True, help="Non-interactive: no live view, plain lines (for pipelines).")
+@click.option(
+    "--junit", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write a JUnit XML report."
+)
+def resume(
+    directory: Path | None, as_json: bool, insecure: bool, rollout_id: str | None, yes: bool, junit: Path | None
+) -> int:
+    """Go on with a rollout that was interrupted or paused (default: the latest one)."""
+    project = _project(directory)
+    options = _options(project, insecure, _console(stderr=True))
+    with _display(project, as_json, yes) as display:
+        result = api.resume_rollout(project, rollout_id, options, display, _clock())
+    return _finish(project, result, as_json, junit)
+
+
+@cli.command()
+@_common
+@click.argument("rollout_id", metavar="ROLLOUT")
+def approve(directory: Path | None, as_json: bool, rollout_id: str) -> int:
+    """Let a paused rollout go on to its next wave (then: rollout resume ROLLOUT)."""
+    project = _project(directory)
+    operator = os.environ.get("ROLLOUT_OPERATOR") or default_operator()
+    wave = api.approve(project, rollout_id, operator)
+    if as_json:
+        views.emit_json(_console(), [{"type": "approval", "rollout": rollout_id, "wave": wave, "by": operator}])
+    else:
+        _console().print(
+            f"wave {wave} of rollout {rollout_id} approved by {operator}; now: rollout resume {rollout_id}"
+        )
+    return EXIT_OK
+
+
+@cli.command()
+@_common
+@_plants_option
+def history(directory: Path | None, as_json: bool, plants: tuple[str, ...]) -> int:
+    """Past rollouts and rollbacks: who, when, what, and how each plant came out."""
+    project = _project(directory)
+    plant = plants[0] if plants else None
+    views.history(_console(), api.history(project, plant), as_json)
+    return EXIT_OK
 
 
 @cli.command()
@@ -254,7 +364,7 @@ def rollback(
     project = _project(directory)
     console = _console()
     options = _options(project, insecure, _console(stderr=True))
-    result = api.rollback(project, plant, to, layer, options, _sink(console, as_json))
+    result = api.locked_rollback(project, plant, to, layer, options, _sink(console, as_json))
     views.plant_results(console, [result], as_json)
     return EXIT_ATTENTION if result.outcome == "attention" else EXIT_OK
 
@@ -267,7 +377,9 @@ def status(directory: Path | None, as_json: bool, insecure: bool, plants: tuple[
     """What runs on every host of every layer, as the hosts themselves record it."""
     project = _project(directory)
     options = _options(project, insecure, _console(stderr=True))
-    views.status(_console(), api.status(project, list(plants), options), as_json)
+    console = _console()
+    views.status(console, api.status(project, list(plants), options), as_json)
+    views.under_way(console, api.under_way(project), api.journal_for(project).locks(), as_json)
     return EXIT_OK
 
 
@@ -278,6 +390,24 @@ def _crash_log(exc: BaseException) -> Path:
     path = base / f"crash-{stamp}.log"
     path.write_text("".join(traceback.format_exception(exc)))
     return path
+
+
+def _report(as_json: bool, kind: str, message: str, err: Console) -> None:
+    if as_json:
+        views.emit_json(_console(), [{"type": "error", "kind": kind, "message": message}])
+    else:
+        err.print(f"[bold red]{kind}:[/] {message}", highlight=False)
+
+
+@contextmanager
+def _display(project: Project, as_json: bool, yes: bool) -> Iterator[EventSink]:
+    """Events as JSON lines, as plain lines, or as a live table on a terminal."""
+    console = _console()
+    if as_json or yes or not console.is_terminal:
+        yield _sink(console, as_json)
+        return
+    with views.LiveView(console, project) as live:
+        yield live.update
 
 
 def run(argv: list[str]) -> int:
@@ -301,6 +431,12 @@ def run(argv: list[str]) -> int:
     except ConfigError as exc:
         views.problems(_console() if as_json else err, exc.problems, as_json)
         return EXIT_BAD_INPUT
+    except LockedError as exc:
+        _report(as_json, "blocked", str(exc), err)
+        return EXIT_BLOCKED
+    except JournalError as exc:
+        _report(as_json, "journal", f"{exc} (the rollout stopped; see 'rollout status' once the journal is back)", err)
+        return EXIT_ATTENTION
     except RolloutError as exc:
         err.print(f"error: {exc}")
         return EXIT_INTERNAL

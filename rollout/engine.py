@@ -192,22 +192,31 @@ class Executor:
     # -- deploying ---------------------------------------------------------------------
 
     def deploy(
-        self, plant: Plant, bundles: dict[str, Bundle], steps: Steps, old_steps: Callable[[str | None], Steps]
+        self,
+        plant: Plant,
+        bundles: dict[str, Bundle],
+        steps: Steps,
+        old_steps: Callable[[str | None], Steps],
+        before: dict[tuple[str, str], Target] | None = None,
     ) -> PlantResult:
         """Take the plant to ``bundles`` layer by layer; roll back what was done on failure.
 
         ``old_steps(commit)`` renders the checks of the release a host ran before, for the
-        checks after a rollback.
+        checks after a rollback. ``before`` is what the plant ran before this rollout began,
+        when a resumed run already knows it (its hosts may be half way by now).
         """
         release = next(iter(bundles.values())).release_id
         conns = Connections(self.project, plant, self.options)
         self._emit("plant.started", plant, release=release)
         try:
             try:
-                before = self.running(plant, conns)
+                now = self.running(plant, conns)
             except TransportError as exc:
                 self._emit("plant.preflight_failed", plant, host=exc.host, detail={"reason": exc.reason})
                 return PlantResult(plant.name, "preflight_failed", release, f"{exc.host}: {exc.reason}")
+            if before is None:
+                before = {key: Target.was(state) for key, state in now.items()}
+                self._emit("plant.before", plant, detail={"before": targets_to_json(before)})
             problem = self._preflight(plant, conns, bundles)
             if problem:
                 self._emit("plant.preflight_failed", plant, detail={"reason": problem})
@@ -217,12 +226,13 @@ class Executor:
                 for layer in self.layers()
                 for host in self.hosts(plant, layer)
             }
-            changed = not all(_already(before[key], target) for key, target in targets.items())
-            touched: set[tuple[str, str]] = set()
+            changed = not all(_already(now[key], target) for key, target in targets.items())
+            # Hosts an interrupted run already moved are ours to put back if this run fails.
+            touched = {key for key, state in now.items() if not _already(state, before[key])}
             results: list[CheckResult] = []
             for layer in self.layers():
                 try:
-                    results += self.converge(plant, conns, layer, targets, before, steps, touched, "deploy")
+                    results += self.converge(plant, conns, layer, targets, now, steps, touched, "deploy")
                 except StepFailed as failure:
                     self._emit(
                         "layer.failed", plant, layer=layer.name, release=release, detail={"reason": failure.reason}
@@ -238,7 +248,7 @@ class Executor:
         self,
         plant: Plant,
         conns: Connections,
-        before: dict[tuple[str, str], Running],
+        before: dict[tuple[str, str], Target],
         touched: set[tuple[str, str]],
         old_steps: Callable[[str | None], Steps],
         failure: StepFailed,
@@ -248,7 +258,7 @@ class Executor:
         self._emit(
             "rollback.started", plant, release=release, detail={"reason": failure.reason, "layers": _layers_of(touched)}
         )
-        targets = {key: Target.was(before[key]) for key in touched}
+        targets = {key: before[key] for key in touched}
         layers = [layer for layer in reversed(self.layers()) if any(key[0] == layer.name for key in touched)]
         errors = self._converge_all(
             plant,
@@ -266,6 +276,47 @@ class Executor:
             return PlantResult(plant.name, "attention", release, reason, results)
         self._emit("plant.rolled_back", plant, release=release, detail={"reason": failure.reason})
         return PlantResult(plant.name, "rolled_back", release, failure.reason, results)
+
+    def restore(
+        self, plant: Plant, before: dict[tuple[str, str], Target], old_steps: Callable[[str | None], Steps], why: str
+    ) -> PlantResult:
+        """Put every host that differs from ``before`` back to it (a wave rolled back, a resumed rollback)."""
+        conns = Connections(self.project, plant, self.options)
+        label = _common(t.label() for t in before.values())
+        self._emit("rollback.started", plant, release=label, detail={"reason": why})
+        results: list[CheckResult] = []
+        try:
+            found = self.running_each(plant, conns)
+            differ = {
+                key
+                for key, state in found.items()
+                if not isinstance(state, Running) or not _already(state, before[key])
+            }
+            layers = [layer for layer in reversed(self.layers()) if any(key[0] == layer.name for key in differ)]
+            steps_for = lambda name: old_steps(_commit_of(before, name))  # noqa: E731
+            errors = self._converge_all(plant, conns, layers, before, None, steps_for, results, only=differ)
+            if errors:
+                reason = f"{why}; putting it back failed ({'; '.join(errors)})"
+                self._mark_attention(plant, conns, differ, reason)
+                return PlantResult(plant.name, "attention", label, reason, results)
+        finally:
+            conns.close()
+        self._emit("plant.rolled_back", plant, release=label, detail={"reason": why})
+        return PlantResult(plant.name, "rolled_back", label, why, results)
+
+    def recheck(self, plant: Plant, steps: Steps) -> str:
+        """Run every layer's checks again on what the plant runs now (a wave's bake); '' when all pass."""
+        conns = Connections(self.project, plant, self.options)
+        try:
+            now = self.running(plant, conns)
+            targets = {key: Target.was(state) for key, state in now.items()}
+            for layer in self.layers():
+                self.converge(plant, conns, layer, targets, now, steps, None, "recheck")
+        except (StepFailed, TransportError) as exc:
+            return _reason(exc)
+        finally:
+            conns.close()
+        return ""
 
     def rollback(
         self, plant: Plant, targets: dict[tuple[str, str], Target], steps: Steps, layers: list[LayerConfig]
@@ -605,7 +656,7 @@ class Executor:
         return ""
 
     def _prune(
-        self, plant: Plant, conns: Connections, bundles: dict[str, Bundle], before: dict[tuple[str, str], Running]
+        self, plant: Plant, conns: Connections, bundles: dict[str, Bundle], before: dict[tuple[str, str], Target]
     ) -> None:
         for layer in self.layers():
             keep = layer.keep_releases
@@ -650,6 +701,28 @@ class Executor:
         detail: dict[str, object] | None = None,
     ) -> None:
         self.sink(Event(kind, plant.name, layer, host, release, detail or {}))
+
+
+def targets_to_json(targets: dict[tuple[str, str], Target]) -> dict[str, dict[str, str | None]]:
+    return {
+        f"{layer}/{host}": {
+            "release_dir": t.release_dir,
+            "release": t.release,
+            "commit": t.commit,
+            "bundle_hash": t.bundle_hash,
+        }
+        for (layer, host), t in sorted(targets.items())
+    }
+
+
+def targets_from_json(data: dict[str, dict[str, str | None]]) -> dict[tuple[str, str], Target]:
+    out: dict[tuple[str, str], Target] = {}
+    for key, value in data.items():
+        layer, host = key.split("/", 1)
+        out[(layer, host)] = Target(
+            value.get("release_dir"), value.get("release"), value.get("commit"), value.get("bundle_hash")
+        )
+    return out
 
 
 def _playbook_vars(host: Host, directory: str) -> dict[str, object]:

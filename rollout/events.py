@@ -8,6 +8,25 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 EventKind = Literal[
+    "rollout.created",
+    "rollout.resumed",
+    "rollout.paused",
+    "rollout.halted",
+    "rollout.finished",
+    "wave.started",
+    "wave.baking",
+    "wave.threshold",
+    "wave.finished",
+    "approval.waiting",
+    "approval.granted",
+    "window.waiting",
+    "window.forced",
+    "plant.skipped",
+    "plant.blocked",
+    "plant.locked",
+    "plant.unlocked",
+    "plant.before",
+    "plant.bake_failed",
     "plant.started",
     "plant.preflight",
     "plant.preflight_failed",
@@ -29,6 +48,13 @@ EventKind = Literal[
 ]
 
 
+ROLLOUT = ""
+"""The ``plant`` of events about the rollout as a whole rather than one plant."""
+
+PLANT_DONE = ("plant.done", "plant.rolled_back", "plant.attention", "plant.preflight_failed", "plant.skipped")
+"""Events that end a plant's part in a rollout."""
+
+
 @dataclass(frozen=True)
 class Event:
     kind: EventKind
@@ -38,6 +64,8 @@ class Event:
     release: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
     time: float = field(default_factory=time.time)
+    seq: int | None = None
+    """Position in the journal, once journaled."""
 
     def as_dict(self) -> dict[str, Any]:
         record: dict[str, Any] = {"type": "event", "kind": self.kind, "plant": self.plant, "time": round(self.time, 3)}
@@ -47,6 +75,8 @@ class Event:
                 record[key] = value
         if self.detail:
             record["detail"] = self.detail
+        if self.seq is not None:
+            record["seq"] = self.seq
         return record
 
 

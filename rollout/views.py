@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable
 from typing import Any
 
 from rich.console import Console
+from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from .api import Diff, HostStatus, Rendered, Validation
+from .api import Diff, HistoryEntry, HostStatus, Rendered, Validation
 from .engine import PlantResult
 from .errors import Problem
 from .events import Event
+from .journal import Lock
+from .orchestrator import RolloutResult
 from .plan import Plan
+from .project import Project
 from .values import Source
 from .yamlfile import Path_, format_path
 
@@ -381,3 +386,191 @@ def _status_record(row: HostStatus) -> dict[str, Any]:
         "attention": state.attention,
         "staged": list(state.staged),
     }
+
+
+def rollout_result(console: Console, result: RolloutResult, as_json: bool) -> None:
+    if as_json:
+        emit_json(
+            console,
+            [
+                {
+                    "type": "rollout",
+                    "id": result.id,
+                    "state": result.state,
+                    "message": result.message,
+                    "plants": result.plants,
+                }
+            ],
+        )
+        return
+    table = Table("plant", "outcome", title=f"Rollout {result.id}: {result.state}")
+    colours = {
+        "updated": "green",
+        "unchanged": "green",
+        "skipped": "yellow",
+        "rolled_back": "yellow",
+        "preflight_failed": "yellow",
+        "attention": "bold red",
+    }
+    for plant, outcome in result.plants.items():
+        table.add_row(plant, Text(outcome, style=colours.get(outcome, "")))
+    console.print(table)
+
+
+def history(console: Console, entries: list[HistoryEntry], as_json: bool) -> None:
+    if as_json:
+        emit_json(
+            console,
+            (
+                {
+                    "type": "rollout",
+                    "id": e.record.id,
+                    "kind": e.record.kind,
+                    "release": e.record.release,
+                    "commit": e.record.commit,
+                    "by": e.record.operator,
+                    "started": _iso(e.record.created),
+                    "ended": _iso(e.ended) if e.ended else None,
+                    "state": e.state,
+                    "plants": e.outcomes,
+                }
+                for e in entries
+            ),
+        )
+        return
+    table = Table("rollout", "kind", "release", "by", "started (UTC)", "state", "plants", title="History")
+    for e in entries:
+        counts: dict[str, int] = {}
+        for outcome in e.outcomes.values():
+            counts[outcome] = counts.get(outcome, 0) + 1
+        summary = ", ".join(f"{n} {o}" for o, n in sorted(counts.items())) or "-"
+        table.add_row(
+            e.record.id,
+            e.record.kind,
+            e.record.release or "-",
+            e.record.operator,
+            _iso(e.record.created),
+            e.state,
+            summary,
+        )
+    console.print(table)
+
+
+def _iso(seconds: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(seconds))
+
+
+_CELL = {
+    "layer.staging": ("staging", "cyan"),
+    "layer.activating": ("switching", "cyan"),
+    "layer.restarting": ("restarting", "cyan"),
+    "layer.checking": ("checking", "cyan"),
+    "layer.failed": ("FAILED", "bold red"),
+    "rollback.layer": ("rolling back", "yellow"),
+}
+
+
+class LiveView:
+    """Waves x plants x layers, redrawn in place on a terminal as events arrive."""
+
+    def __init__(self, console: Console, project: Project) -> None:
+        self.console = console
+        self.layers = [layer.name for layer in project.config.layers]
+        self.cells: dict[tuple[str, str], tuple[str, str]] = {}
+        self.plants: dict[str, tuple[str, str]] = {}
+        self.waves: dict[str, str] = {}
+        self.order: list[str] = []
+        self.last = ""
+        self.live = Live(console=console, refresh_per_second=8, transient=False)
+
+    def __enter__(self) -> LiveView:
+        self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.live.update(self._table())
+        self.live.__exit__(None, None, None)
+
+    def update(self, event: Event) -> None:
+        if event.kind == "wave.started":
+            for plant in event.detail.get("plants", []):
+                self.waves[plant] = str(event.detail.get("wave"))
+                if plant not in self.order:
+                    self.order.append(plant)
+        elif event.plant and event.plant not in self.order:
+            self.order.append(event.plant)
+        if event.layer and event.kind in _CELL:
+            self.cells[(event.plant, event.layer)] = _CELL[event.kind]
+        elif event.kind == "check.result" and event.layer:
+            ok = event.detail.get("outcome") == "succeeded"
+            if not ok:
+                self.cells[(event.plant, event.layer)] = ("check failed", "red")
+            elif self.cells.get((event.plant, event.layer), ("", ""))[0] != "check failed":
+                self.cells[(event.plant, event.layer)] = ("ok", "green")
+        elif event.kind in _PLANT_STATE:
+            self.plants[event.plant] = _PLANT_STATE[event.kind]
+        self.last = f"{event.plant or 'rollout'}: {event.kind}"
+        self.live.update(self._table())
+
+    def _table(self) -> Table:
+        table = Table("wave", "plant", *self.layers, "plant state", title="rollout", caption=self.last)
+        for plant in self.order:
+            row = [Text(*self.cells.get((plant, layer), ("-", "dim"))) for layer in self.layers]
+            state, style = self.plants.get(plant, ("waiting", "dim"))
+            table.add_row(self.waves.get(plant, ""), plant, *row, Text(state, style=style))
+        return table
+
+
+_PLANT_STATE = {
+    "plant.locked": ("working", "cyan"),
+    "plant.done": ("done", "green"),
+    "plant.rolled_back": ("rolled back", "yellow"),
+    "plant.attention": ("NEEDS ATTENTION", "bold red"),
+    "plant.preflight_failed": ("preflight failed", "yellow"),
+    "plant.skipped": ("skipped (window)", "yellow"),
+    "plant.blocked": ("blocked (locked)", "red"),
+}
+
+
+def under_way(console: Console, entries: list[HistoryEntry], locks: list[Lock], as_json: bool) -> None:
+    if as_json:
+        emit_json(
+            console,
+            (
+                {
+                    "type": "rollout",
+                    "id": e.record.id,
+                    "kind": e.record.kind,
+                    "release": e.record.release,
+                    "state": e.state,
+                    "by": e.record.operator,
+                    "plants": e.outcomes,
+                }
+                for e in entries
+            ),
+        )
+        emit_json(
+            console,
+            (
+                {
+                    "type": "lock",
+                    "plant": lock.plant,
+                    "owner": lock.owner,
+                    "purpose": lock.purpose,
+                    "expires": _iso(lock.expires),
+                    "pid": lock.pid,
+                    "hostname": lock.hostname,
+                }
+                for lock in locks
+            ),
+        )
+        return
+    if entries:
+        table = Table("rollout", "release", "state", "by", "plants done", title="Rollouts under way")
+        for e in entries:
+            table.add_row(e.record.id, e.record.release or "-", e.state, e.record.operator, str(len(e.outcomes)))
+        console.print(table)
+    for lock in locks:
+        console.print(
+            f"lock: {lock.plant} held by {lock.owner} ({lock.purpose}) until {_iso(lock.expires)} UTC", highlight=False
+        )

@@ -57,19 +57,23 @@ layers:
         retries: 2
         interval: 100ms
         timeout: 2s
-  - name: dashboards
+{dashboards}strategy:
+{strategy}"""
+
+DASHBOARDS = """  - name: dashboards
     target: /srv/dp/dashboards
-    activation: {{playbook: playbooks/activate.yml, timeout: 120s}}
+    activation: {playbook: playbooks/activate.yml, timeout: 120s}
     checks:
       - name: published
         type: playbook
         playbook: playbooks/verify.yml
         retries: 0
         timeout: 120s
-strategy:
-  waves:
+"""
+
+ONE_WAVE = """  waves:
     - name: all
-      select: {{remaining: true}}
+      select: {remaining: true}
 """
 
 SVC = """#!/bin/sh
@@ -130,9 +134,10 @@ VERIFY = """
           - (board.content | b64decode | from_json).ok
 """
 
+HEALTH = "{{ 'sick' if values.fragile_release and 'fragile' in plant.tags else values.health }} {{ values.version }}\n"
 BOARD = '{"release": {{ release.id | to_json }}, "ok": {{ values.board_ok | to_json }}}\n'
 
-GOOD = {"status": "ok", "health": "healthy", "restart_ok": True, "board_ok": True}
+GOOD = {"status": "ok", "health": "healthy", "restart_ok": True, "board_ok": True, "fragile_release": False}
 RELEASES = {
     "v1": {**GOOD, "version": 1},
     "v2": {**GOOD, "version": 2},
@@ -140,6 +145,7 @@ RELEASES = {
     "bad-ingest": {**GOOD, "version": 3, "health": "sick"},
     "bad-restart": {**GOOD, "version": 3, "restart_ok": False},
     "bad-board": {**GOOD, "version": 3, "board_ok": False},
+    "bad-fragile": {**GOOD, "version": 3, "fragile_release": True},
 }
 
 
@@ -180,10 +186,18 @@ class DeployProject:
 
 
 def inventory(
-    plant: str, hosts: list[tuple[str, str]], transport: str, roots: dict[str, Path], fleet: Fleet | None
+    plant: str,
+    hosts: list[tuple[str, str]],
+    transport: str,
+    roots: dict[str, Path],
+    fleet: Fleet | None,
+    light: bool = False,
 ) -> str:
-    """hosts: (name, address) for edge x2, ingest, dashboards."""
-    groups = {"edge": hosts[:2], "ingest": hosts[2:3], "dashboards": hosts[3:4]}
+    """hosts: (name, address) for edge x2, ingest, dashboards (light: edge, ingest)."""
+    if light:
+        groups = {"edge": hosts[:1], "ingest": hosts[1:2]}
+    else:
+        groups = {"edge": hosts[:2], "ingest": hosts[2:3], "dashboards": hosts[3:4]}
     lines = ["all:", "  vars:"]
     if transport == "local":
         lines.append("    ansible_connection: local")
@@ -208,32 +222,49 @@ def write_values(root: Path, values: dict[str, object]) -> None:
     (root / "app/values.yaml").write_text(text + f"port: {SERVICE_PORT}\n")
 
 
-def build(tmp: Path, transport: str, fleet: Fleet | None, plants: int = 1) -> DeployProject:
+@dataclass(frozen=True)
+class PlantSpec:
+    name: str
+    tags: tuple[str, ...] = ()
+    windows: str = "always"
+
+
+def build(
+    tmp: Path,
+    transport: str,
+    fleet: Fleet | None,
+    plants: int | list[PlantSpec] = 1,
+    light: bool = False,
+    strategy: str = ONE_WAVE,
+) -> DeployProject:
+    """The project; ``light`` drops the playbook layer and gives each plant one edge and one
+    ingest host (sharing the fleet's servers, each plant with its own root and port)."""
     root = tmp / "dp"
     known_hosts = fleet.known_hosts if fleet else tmp / "known_hosts"
+    specs = [PlantSpec(f"p{i}") for i in range(1, plants + 1)] if isinstance(plants, int) else plants
     files = {
-        "rollout.yaml": ROLLOUT_YAML.format(known_hosts=known_hosts),
+        "rollout.yaml": ROLLOUT_YAML.format(
+            known_hosts=known_hosts, dashboards="" if light else DASHBOARDS, strategy=strategy
+        ),
         "app/edge/status.txt.j2": "{{ values.status }}\n",
-        "app/ingest/health.txt.j2": "{{ values.health }} {{ values.version }}\n",
+        "app/ingest/health.txt.j2": HEALTH,
         "app/ingest/svc.sh.j2": SVC,
-        "app/dashboards/board.json.j2": BOARD,
         "playbooks/activate.yml": ACTIVATE,
         "playbooks/verify.yml": VERIFY,
     }
+    if not light:
+        files["app/dashboards/board.json.j2"] = BOARD
     roots: dict[str, Path] = {}
-    for p in range(1, plants + 1):
-        names = [f"p{p}-gw1", f"p{p}-gw2", f"p{p}-in", f"p{p}-dash"]
-        if transport == "local":
-            addresses = [f"127.0.3.{10 * p + i}" for i in range(1, 5)]
-        else:
-            assert fleet is not None
-            addresses = [h.address for h in fleet.hosts[4 * (p - 1) : 4 * p]]
-        for name in names:
+    for index, spec in enumerate(specs, start=1):
+        hosts = _hosts(spec.name, index, transport, fleet, light)
+        for name, _ in hosts:
             roots[name] = tmp / "roots" / name
-        files[f"plants/p{p}.yaml"] = "archetype: std\ntimezone: UTC\nwindows: always\n"
-        files[f"inventories/p{p}.yml"] = inventory(
-            f"p{p}", list(zip(names, addresses, strict=True)), transport, roots, fleet
+        files[f"plants/{spec.name}.yaml"] = (
+            f"archetype: std\ntimezone: UTC\ntags: [{', '.join(spec.tags)}]\nwindows: {spec.windows}\n"
         )
+        files[f"inventories/{spec.name}.yml"] = inventory(spec.name, hosts, transport, roots, fleet, light)
+        if light:
+            files[f"overlays/{spec.name}/values.yaml"] = f"port: {SERVICE_PORT + 20 + index}\n"
     for rel, text in files.items():
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -249,3 +280,15 @@ def build(tmp: Path, transport: str, fleet: Fleet | None, plants: int = 1) -> De
     commit_all(root, "release many", "many")
     options = Options(known_hosts if fleet else None, 5.0, 30.0, "tester@test")
     return DeployProject(root, transport, roots, options)
+
+
+def _hosts(plant: str, index: int, transport: str, fleet: Fleet | None, light: bool) -> list[tuple[str, str]]:
+    names = (
+        [f"{plant}-gw1", f"{plant}-in"] if light else [f"{plant}-gw1", f"{plant}-gw2", f"{plant}-in", f"{plant}-dash"]
+    )
+    if transport == "local":
+        return [(name, f"127.0.3.{10 * index + i}") for i, name in enumerate(names, start=1)]
+    assert fleet is not None
+    count = len(fleet.hosts)
+    first = (len(names) * (index - 1)) % count
+    return [(name, fleet.hosts[(first + i) % count].address) for i, name in enumerate(names)]

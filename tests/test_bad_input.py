@@ -410,10 +410,30 @@ CASES = [
         "layers[1].checks[1].port",
     ),
     # connections and preflight
-    Case("ssh-timeout-word", edit("rollout.yaml", "name: mini", "name: mini\nssh: {connect_timeout: forever}"), "rollout.yaml", "ssh.connect_timeout"),
-    Case("preflight-negative", edit("rollout.yaml", "name: mini", "name: mini\npreflight: {min_free_mb: -1}"), "rollout.yaml", "preflight.min_free_mb"),
-    Case("unknown-connection", edit("inventories/p2.yml", "ansible_connection: local", "ansible_connection: winrm"), "inventories/p2.yml", "p2-gw: winrm"),
-    Case("stop-step-unknown-key", edit("rollout.yaml", "    restart:", "    stop: {cmd: x}\n    restart:"), "rollout.yaml", "layers[1].stop"),
+    Case(
+        "ssh-timeout-word",
+        edit("rollout.yaml", "name: mini", "name: mini\nssh: {connect_timeout: forever}"),
+        "rollout.yaml",
+        "ssh.connect_timeout",
+    ),
+    Case(
+        "preflight-negative",
+        edit("rollout.yaml", "name: mini", "name: mini\npreflight: {min_free_mb: -1}"),
+        "rollout.yaml",
+        "preflight.min_free_mb",
+    ),
+    Case(
+        "unknown-connection",
+        edit("inventories/p2.yml", "ansible_connection: local", "ansible_connection: winrm"),
+        "inventories/p2.yml",
+        "p2-gw: winrm",
+    ),
+    Case(
+        "stop-step-unknown-key",
+        edit("rollout.yaml", "    restart:", "    stop: {cmd: x}\n    restart:"),
+        "rollout.yaml",
+        "layers[1].stop",
+    ),
     # code base and release
     Case(
         "unknown-ref",

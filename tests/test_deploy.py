@@ -17,6 +17,7 @@ from deploykit import SERVICE_PORT, DeployProject, build
 from fleet import Fleet
 
 from rollout import api
+from rollout.engine import Executor
 from rollout.events import Event
 
 TRANSPORTS = ["local", "ssh"]
@@ -57,8 +58,10 @@ def deploy(dp: DeployProject, release: str, plant: str = "p1", on_event: Callabl
         if on_event:
             on_event(event)
 
-    results = api.deploy(dp.project(), release, [plant], dp.options, sink)
-    return results[0], events
+    project = dp.project()
+    work = api.render_work(project, project.release(release), [plant])[plant]
+    executor = Executor(project, dp.options, sink)
+    return executor.deploy(project.plants[plant], work.bundles, work.steps, work.old_steps), events
 
 
 def ingest_address(dp: DeployProject, plant: str = "p1") -> str:
@@ -206,10 +209,10 @@ def test_cli_deploy_exit_codes_and_json_events(dp: DeployProject, rollout) -> No
     first = rollout("deploy", "-C", dp.root, "--release", "v1", "--json")
     assert first.code == 0, first.text
     records = [json.loads(line) for line in first.out.splitlines()]
-    plants = [r for r in records if r["type"] == "plant"]
-    assert [(p["plant"], p["outcome"]) for p in plants] == [("p1", "updated"), ("p2", "updated")]
+    assert records[-1]["type"] == "rollout" and records[-1]["plants"] == {"p1": "updated", "p2": "updated"}
     order = [r["kind"] for r in records if r["type"] == "event" and r["plant"] == "p1"]
-    assert order[:3] == ["plant.started", "plant.preflight", "layer.staging"] and order[-1] == "plant.done"
+    assert order[:4] == ["plant.locked", "plant.started", "plant.before", "plant.preflight"]
+    assert order[-2:] == ["plant.done", "plant.unlocked"]
     bad = rollout("deploy", "-C", dp.root, "--release", "bad-edge", "--plant", "p2")
     assert bad.code == 1 and "rolled_back" in bad.out
     dp.assert_whole("p1", "v1")

@@ -25,15 +25,32 @@ def records(out: str) -> list[dict]:
 
 
 def test_example_rolls_out_and_rolls_monterrey_back(deployed_example: Path, rollout) -> None:
-    first = rollout("deploy", "-C", deployed_example, "--release", "example-2026.11.0", "--yes", "--json")
+    first = rollout(
+        "deploy",
+        "-C",
+        deployed_example,
+        "--release",
+        "example-2026.11.0",
+        "--yes",
+        "--json",
+        "--force-window",
+        "--approve-through",
+        "americas",
+    )
     assert first.code == 0, first.text
-    outcomes = {r["plant"]: r["outcome"] for r in records(first.out) if r["type"] == "plant"}
+    outcomes = records(first.out)[-1]["plants"]
     assert len(outcomes) == 9 and set(outcomes.values()) == {"updated"}
 
-    second = rollout("deploy", "-C", deployed_example, "--release", "example-2026.11.1", "--yes", "--json")
-    assert second.code == 1, second.text
-    found = records(second.out)
-    outcomes = {r["plant"]: r["outcome"] for r in found if r["type"] == "plant"}
+    second = rollout(
+        "deploy", "-C", deployed_example, "--release", "example-2026.11.1", "--yes", "--json", "--force-window"
+    )
+    assert second.code == 4, second.text  # the americas wave waits for approval
+    rid = records(second.out)[-1]["id"]
+    assert rollout("approve", "-C", deployed_example, rid).code == 0
+    resumed = rollout("resume", "-C", deployed_example, rid, "--yes", "--json")
+    assert resumed.code == 1, resumed.text
+    found = records(second.out) + records(resumed.out)
+    outcomes = dict(found[-1]["plants"])
     assert outcomes.pop("monterrey") == "rolled_back"
     assert set(outcomes.values()) == {"updated"}
     failed = [r for r in found if r["type"] == "event" and r["kind"] == "layer.failed"]

@@ -72,7 +72,7 @@ def test_filters_to_json_and_to_yaml(mini: MiniProject) -> None:
 
 
 def test_quote_filter_makes_values_safe_in_shell_commands(mini: MiniProject) -> None:
-    mini.write("app/edge/config.yaml.j2", "grep {{ \"it's; rm -rf /\" | quote }} x\n")
+    mini.write("app/edge/config.yaml.j2", 'grep {{ "it\'s; rm -rf /" | quote }} x\n')
     mini.commit()
     assert bundles(mini, "p2")["edge"]["config.yaml"] == b"grep 'it'\"'\"'s; rm -rf /' x\n"
 

@@ -1,0 +1,308 @@
+"""The event journal and plant locks: the one record of what rollout did and is doing.
+
+Every event is committed before the step it announces is taken, so a run killed at any
+point leaves a journal that says how far it got. Status, history and resume read it;
+nothing keeps a second truth. SQLite (WAL) is the embedded default; the interface is
+small so that a PostgreSQL implementation can take its place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import RolloutError
+from .events import Event
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS rollouts (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    release TEXT,
+    commit_id TEXT,
+    created REAL NOT NULL,
+    operator TEXT NOT NULL,
+    spec TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    rollout TEXT NOT NULL REFERENCES rollouts(id),
+    time REAL NOT NULL,
+    kind TEXT NOT NULL,
+    plant TEXT NOT NULL,
+    layer TEXT,
+    host TEXT,
+    release TEXT,
+    detail TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_rollout ON events(rollout, seq);
+CREATE INDEX IF NOT EXISTS events_by_plant ON events(plant, seq);
+CREATE TABLE IF NOT EXISTS locks (
+    plant TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    purpose TEXT NOT NULL,
+    acquired REAL NOT NULL,
+    expires REAL NOT NULL,
+    hostname TEXT NOT NULL,
+    pid INTEGER NOT NULL
+);
+"""
+
+
+class JournalError(RolloutError):
+    """The journal cannot be written or read; rollout stops rather than act unrecorded."""
+
+
+class LockedError(RolloutError):
+    """A plant is locked by someone else."""
+
+    def __init__(self, plant: str, lock: Lock) -> None:
+        self.plant = plant
+        self.lock = lock
+        until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(lock.expires))
+        super().__init__(f"plant {plant} is locked by {lock.owner} ({lock.purpose}) until {until} unless renewed")
+
+
+@dataclass(frozen=True)
+class Lock:
+    plant: str
+    owner: str
+    purpose: str
+    acquired: float
+    expires: float
+    hostname: str
+    pid: int
+
+    def stale(self, now: float) -> bool:
+        """Expired, or held by a process of this machine that no longer exists."""
+        if self.expires < now:
+            return True
+        return self.hostname == socket.gethostname() and not _alive(self.pid)
+
+
+@dataclass(frozen=True)
+class RolloutRecord:
+    id: str
+    kind: str
+    release: str | None
+    commit: str | None
+    created: float
+    operator: str
+    spec: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class JournalEvent:
+    seq: int
+    rollout: str
+    event: Event
+
+
+class Journal(ABC):
+    """What rollout needs of a journal; SQLite here, PostgreSQL for teams later."""
+
+    @abstractmethod
+    def create(self, record: RolloutRecord) -> None: ...
+
+    @abstractmethod
+    def append(self, rollout: str, event: Event) -> int: ...
+
+    @abstractmethod
+    def rollout(self, rollout: str) -> RolloutRecord | None: ...
+
+    @abstractmethod
+    def rollouts(self, plant: str | None = None) -> list[RolloutRecord]: ...
+
+    @abstractmethod
+    def events(self, rollout: str | None = None, plant: str | None = None) -> list[JournalEvent]: ...
+
+    @abstractmethod
+    def acquire(self, plant: str, owner: str, purpose: str, ttl: float, take_over: str | None = None) -> Lock: ...
+
+    @abstractmethod
+    def renew(self, plants: list[str], owner: str, ttl: float) -> None: ...
+
+    @abstractmethod
+    def release(self, plant: str, owner: str) -> None: ...
+
+    @abstractmethod
+    def locks(self) -> list[Lock]: ...
+
+
+class SqliteJournal(Journal):
+    """The embedded journal: one SQLite file in WAL mode, one short transaction per write."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db().executescript(SCHEMA)  # executescript commits on its own
+        except (OSError, sqlite3.Error) as exc:
+            raise JournalError(f"cannot open the journal {path}: {exc}") from None
+
+    def _db(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            if not self.path.exists() and self.path.parent.exists() and getattr(self._local, "opened", False):
+                raise JournalError(f"the journal {self.path} was removed")
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            self._local.db = db
+            self._local.opened = True
+        return db
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        db = self._db()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            yield db
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+
+    def _write(self, sql: str, args: tuple[Any, ...]) -> int:
+        if not self.path.exists():
+            raise JournalError(f"the journal {self.path} is gone; stopping rather than act unrecorded")
+        try:
+            with self._tx() as db:
+                return int(db.execute(sql, args).lastrowid or 0)
+        except sqlite3.Error as exc:
+            raise JournalError(f"cannot write the journal {self.path}: {exc}") from None
+
+    def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        try:
+            return list(self._db().execute(sql, args).fetchall())
+        except sqlite3.Error as exc:
+            raise JournalError(f"cannot read the journal {self.path}: {exc}") from None
+
+    def create(self, record: RolloutRecord) -> None:
+        self._write(
+            "INSERT INTO rollouts (id, kind, release, commit_id, created, operator, spec) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                record.id,
+                record.kind,
+                record.release,
+                record.commit,
+                record.created,
+                record.operator,
+                json.dumps(record.spec, sort_keys=True),
+            ),
+        )
+
+    def append(self, rollout: str, event: Event) -> int:
+        return self._write(
+            "INSERT INTO events (rollout, time, kind, plant, layer, host, release, detail) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                rollout,
+                event.time,
+                event.kind,
+                event.plant,
+                event.layer,
+                event.host,
+                event.release,
+                json.dumps(event.detail, sort_keys=True, default=str),
+            ),
+        )
+
+    def rollout(self, rollout: str) -> RolloutRecord | None:
+        rows = self._read(
+            "SELECT id, kind, release, commit_id, created, operator, spec FROM rollouts WHERE id = ?", (rollout,)
+        )
+        return _record(rows[0]) if rows else None
+
+    def rollouts(self, plant: str | None = None) -> list[RolloutRecord]:
+        if plant is None:
+            rows = self._read(
+                "SELECT id, kind, release, commit_id, created, operator, spec FROM rollouts ORDER BY created"
+            )
+        else:
+            rows = self._read(
+                "SELECT id, kind, release, commit_id, created, operator, spec FROM rollouts WHERE id IN "
+                "(SELECT DISTINCT rollout FROM events WHERE plant = ?) ORDER BY created",
+                (plant,),
+            )
+        return [_record(row) for row in rows]
+
+    def events(self, rollout: str | None = None, plant: str | None = None) -> list[JournalEvent]:
+        where, args = [], []
+        if rollout is not None:
+            where.append("rollout = ?")
+            args.append(rollout)
+        if plant is not None:
+            where.append("plant = ?")
+            args.append(plant)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        rows = self._read(
+            f"SELECT seq, rollout, time, kind, plant, layer, host, release, detail FROM events {clause} ORDER BY seq",
+            tuple(args),
+        )
+        return [
+            JournalEvent(seq, ro, Event(kind, plant_, layer, host, release, json.loads(detail), when, seq))
+            for seq, ro, when, kind, plant_, layer, host, release, detail in rows
+        ]
+
+    def acquire(self, plant: str, owner: str, purpose: str, ttl: float, take_over: str | None = None) -> Lock:
+        """Take the plant's lock; a stale lock, or one ``take_over`` names as ours, is taken over."""
+        now = time.time()
+        lock = Lock(plant, owner, purpose, now, now + ttl, socket.gethostname(), os.getpid())
+        try:
+            with self._tx() as db:
+                row = db.execute(
+                    "SELECT plant, owner, purpose, acquired, expires, hostname, pid FROM locks WHERE plant = ?",
+                    (plant,),
+                ).fetchone()
+                if row is not None:
+                    held = Lock(*row)
+                    if held.owner not in (owner, take_over) and not held.stale(now):
+                        raise LockedError(plant, held)
+                db.execute(
+                    "INSERT OR REPLACE INTO locks (plant, owner, purpose, acquired, expires, hostname, pid) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (lock.plant, lock.owner, lock.purpose, lock.acquired, lock.expires, lock.hostname, lock.pid),
+                )
+        except sqlite3.Error as exc:
+            raise JournalError(f"cannot write the journal {self.path}: {exc}") from None
+        return lock
+
+    def renew(self, plants: list[str], owner: str, ttl: float) -> None:
+        expires = time.time() + ttl
+        for plant in plants:
+            self._write("UPDATE locks SET expires = ? WHERE plant = ? AND owner = ?", (expires, plant, owner))
+
+    def release(self, plant: str, owner: str) -> None:
+        self._write("DELETE FROM locks WHERE plant = ? AND owner = ?", (plant, owner))
+
+    def locks(self) -> list[Lock]:
+        rows = self._read("SELECT plant, owner, purpose, acquired, expires, hostname, pid FROM locks ORDER BY plant")
+        return [Lock(*row) for row in rows]
+
+
+def _record(row: tuple[Any, ...]) -> RolloutRecord:
+    rid, kind, release, commit, created, operator, spec = row
+    return RolloutRecord(rid, kind, release, commit, created, operator, json.loads(spec))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
