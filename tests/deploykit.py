@@ -15,9 +15,8 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
-from fleet import PORT, Fleet
-
 from conftest import commit_all
+from fleet import PORT, Fleet
 from rollout.api import HostStatus, open_project, status
 from rollout.engine import Options
 

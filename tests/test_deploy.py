@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
 from deploykit import SERVICE_PORT, DeployProject, build
 from fleet import Fleet
-
 from rollout import api
 from rollout.engine import Executor
 from rollout.events import Event
