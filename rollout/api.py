@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -22,6 +23,7 @@ from .models import LayerConfig
 from .orchestrator import Orchestrator, RolloutResult, Work, _outcomes, new_rollout_id, plan_spec
 from .plan import Plan, WavePlan, make_plan
 from .project import Plant, Project, find_project, load_project
+from .rehearsal import rehearsal_project
 from .render import Renderer
 from .transports.base import TransportError
 from .values import Source, merge_values
@@ -238,6 +240,13 @@ def journal_for(project: Project) -> SqliteJournal:
     return SqliteJournal(project.root / JOURNAL_FILE)
 
 
+REHEARSAL_DIR = ".rollout/rehearsal"
+
+
+def rehearsal_journal(project: Project) -> SqliteJournal:
+    return SqliteJournal(project.root / REHEARSAL_DIR / "state.db")
+
+
 def render_work(project: Project, release: Release, plants: list[str]) -> dict[str, Work]:
     """Render every plant of the rollout up front: bad input stops it before any host is touched."""
     renderer = Renderer(project, release)
@@ -286,6 +295,7 @@ def start_rollout(
     clock: Callable[[], dt.datetime],
     approve_through: str | None = None,
     force_window: bool = False,
+    journal: Journal | None = None,
 ) -> RolloutResult:
     """A staged rollout of ``ref``: rendered and checked first, then run wave by wave."""
     release = project.release(ref)
@@ -295,7 +305,7 @@ def start_rollout(
         raise ConfigError.one("--approve-through", f"no wave named {approve_through!r}", expected=", ".join(names))
     members = [p.name for w in plan.waves for p in w.plants]
     works = render_work(project, release, members)
-    journal = journal_for(project)
+    journal = journal or journal_for(project)
     spec = plan_spec(plan, approve_through, force_window)
     record = RolloutRecord(
         new_rollout_id(clock()), "deploy", release.id, release.commit, time.time(), options.operator, spec
@@ -415,3 +425,57 @@ def locked_rollback(
         return result
     finally:
         journal.release(plant_name, rid)
+
+
+def rehearse(
+    project: Project,
+    ref: str | None,
+    waves: list[str],
+    plants: list[str],
+    options: Options,
+    display: EventSink,
+    clock: Callable[[], dt.datetime],
+) -> RolloutResult:
+    """The staged rollout of ``ref`` on simulated copies of every plant; no real host is touched.
+
+    Approvals count as given, windows as open, and a bake is one round of checks. The copies
+    live in ``.rollout/rehearsal/`` with their own journal; their services are stopped and
+    their releases removed at the end.
+    """
+    root = project.root / REHEARSAL_DIR
+    shutil.rmtree(root, ignore_errors=True)
+    copy = rehearsal_project(project, root / "hosts")
+    release = copy.release(ref)
+    last_wave = make_plan(copy, release.id, release.commit).waves[-1].name
+    quick = replace(
+        copy,
+        config=copy.config.model_copy(
+            update={
+                "strategy": copy.config.strategy.model_copy(
+                    update={
+                        "waves": [
+                            w.model_copy(update={"bake": min(w.bake or copy.config.strategy.bake, 1.0)})
+                            for w in copy.config.strategy.waves
+                        ]
+                    }
+                )
+            }
+        ),
+    )
+    journal = SqliteJournal(root / "state.db")
+    try:
+        return start_rollout(quick, ref, waves, plants, options, display, clock, last_wave, True, journal)
+    finally:
+        _clear(quick, options)
+
+
+def _clear(project: Project, options: Options) -> None:
+    """Stop what a rehearsal started: every plant back to nothing, its stop steps run."""
+    executor = Executor(project, options, discard)
+    for plant in project.plants.values():
+        nothing = {
+            (layer.name, host.name): Target(None)
+            for layer in executor.layers()
+            for host in executor.hosts(plant, layer)
+        }
+        executor.restore(plant, nothing, lambda _: Steps({}), "rehearsal over")

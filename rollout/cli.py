@@ -249,10 +249,10 @@ def _rollout_exit(result: RolloutResult) -> int:
     return EXIT_OK
 
 
-def _finish(project: Project, result: RolloutResult, as_json: bool, junit: Path | None) -> int:
+def _finish(project: Project, result: RolloutResult, as_json: bool, junit: Path | None, rehearsal: bool = False) -> int:
     console = _console()
     if junit is not None:
-        journal = api.journal_for(project)
+        journal = api.rehearsal_journal(project) if rehearsal else api.journal_for(project)
         record = journal.rollout(result.id)
         plants = [p for w in record.spec["waves"] for p in w["plants"]] if record else []
         layers = [layer.name for layer in project.config.layers]
@@ -275,6 +275,7 @@ def _finish(project: Project, result: RolloutResult, as_json: bool, junit: Path 
 )
 @click.option("--approve-through", default=None, metavar="WAVE", help="Waves up to this one count as approved.")
 @click.option("--force-window", is_flag=True, help="Deploy outside maintenance windows (recorded in the journal).")
+@click.option("--rehearse", is_flag=True, help="Run it all on simulated copies of every plant; touch no real host.")
 def deploy(
     directory: Path | None,
     as_json: bool,
@@ -286,6 +287,7 @@ def deploy(
     junit: Path | None,
     approve_through: str | None,
     force_window: bool,
+    rehearse: bool,
 ) -> int:
     """A staged rollout: waves in order, plants in parallel inside a wave, checks after every layer.
 
@@ -296,10 +298,13 @@ def deploy(
     project = _project(directory)
     options = _options(project, insecure, _console(stderr=True))
     with _display(project, as_json, yes) as display:
-        result = api.start_rollout(
-            project, release, list(waves), list(plants), options, display, _clock(), approve_through, force_window
-        )
-    return _finish(project, result, as_json, junit)
+        if rehearse:
+            result = api.rehearse(project, release, list(waves), list(plants), options, display, _clock())
+        else:
+            result = api.start_rollout(
+                project, release, list(waves), list(plants), options, display, _clock(), approve_through, force_window
+            )
+    return _finish(project, result, as_json, junit, rehearse)
 
 
 @cli.command()

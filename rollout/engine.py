@@ -726,7 +726,13 @@ def targets_from_json(data: dict[str, dict[str, str | None]]) -> dict[tuple[str,
 
 
 def _playbook_vars(host: Host, directory: str) -> dict[str, object]:
-    found: dict[str, object] = {"rollout_target": directory}
+    """Per-host variables laid over the plant's inventory: where the layer is, and how to reach
+    the host as rollout does (a rehearsal makes every host local)."""
+    found: dict[str, object] = {
+        "rollout_target": directory,
+        "ansible_connection": host.connection,
+        "ansible_host": host.address,
+    }
     if host.connection == "local" and "ansible_python_interpreter" not in host.vars:
         found["ansible_python_interpreter"] = sys.executable  # this machine: the interpreter running rollout
     return found

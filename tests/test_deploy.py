@@ -128,9 +128,9 @@ def test_a_rollback_whose_own_check_fails_needs_attention(dp: DeployProject, rol
     failed = rollout("deploy", "-C", dp.root, "--release", "v2", "--json")
     assert failed.code == 3, failed.text
     lines = [json.loads(line) for line in failed.out.splitlines()]
-    result = lines[-1]
-    assert result["type"] == "plant" and result["outcome"] == "attention" and "rollback failed too" in result["reason"]
-    assert lines[-2]["kind"] == "plant.attention"
+    assert lines[-1]["type"] == "rollout" and lines[-1]["plants"] == {"p1": "attention"}
+    attention = [line for line in lines if line.get("kind") == "plant.attention"]
+    assert len(attention) == 1 and "rollback failed too" in attention[0]["detail"]["reason"]
     states = dp.states()
     assert states[("edge", "p1-gw1")].running.attention is not None
     dp.assert_whole(release="v1")  # switched back even so: one whole release, marked for a person

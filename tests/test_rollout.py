@@ -301,3 +301,23 @@ def test_junit_report_and_json_event_order(tmp_path: Path, rollout, cleanup) -> 
         kinds = [e["kind"] for e in events if e.get("plant") == plant]
         assert kinds[0] == "plant.locked" and kinds[-1] == "plant.unlocked"
         assert kinds.index("plant.started") < kinds.index("plant.before") < kinds.index("layer.staging")
+
+
+def test_rehearsal_runs_everything_on_simulated_copies(tmp_path: Path, rollout, cleanup) -> None:
+    unreachable = Fleet(tmp_path / "nowhere", 4, first=200)  # never started: no real host answers
+    dp = build(tmp_path, "ssh", unreachable, 2)  # three layers, the last activated by a playbook
+    cleanup.append(dp)
+    report = tmp_path / "rehearsal.xml"
+    done = rollout("deploy", "-C", dp.root, "--release", "v2", "--rehearse", "--yes", "--json", "--junit", report)
+    assert done.code == 0, done.text
+    events = events_of(done.out)
+    assert events[-1]["plants"] == {"p1": "updated", "p2": "updated"}
+    checks = [e for e in events if e.get("kind") == "check.result"]
+    assert {e["detail"]["check"] for e in checks} == {"config", "port", "health", "published"}
+    assert ET.parse(report).getroot().get("tests") == "6"
+    assert not any(p.exists() for p in dp.host_roots.values())  # the real hosts' folders: untouched
+    assert journal_for(dp.project()).rollouts() == []  # the real journal knows nothing of it
+    bad = rollout("deploy", "-C", dp.root, "--release", "bad-ingest", "--rehearse", "--yes", "--json")
+    outcome = events_of(bad.out)[-1]  # the default strategy: no failure allowed, halt
+    assert bad.code == 1 and outcome["state"] == "halted" and outcome["plants"] == {"p1": "rolled_back"}
+    assert not list((dp.root / ".rollout/rehearsal/hosts").glob("*/*/srv/dp/*/current"))  # cleared after
