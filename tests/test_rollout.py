@@ -321,3 +321,44 @@ def test_rehearsal_runs_everything_on_simulated_copies(tmp_path: Path, rollout, 
     outcome = events_of(bad.out)[-1]  # the default strategy: no failure allowed, halt
     assert bad.code == 1 and outcome["state"] == "halted" and outcome["plants"] == {"p1": "rolled_back"}
     assert not list((dp.root / ".rollout/rehearsal/hosts").glob("*/*/srv/dp/*/current"))  # cleared after
+
+
+def test_a_locked_plant_refuses_deploy_and_rollback_naming_the_holder(tmp_path: Path, rollout, cleanup) -> None:
+    dp = make(tmp_path, [PlantSpec("p1"), PlantSpec("p2")], one_wave(""))
+    cleanup.append(dp)
+    assert rollout("deploy", "-C", dp.root, "--release", "v1", "--yes").code == 0
+    assert rollout("deploy", "-C", dp.root, "--release", "v2", "--yes").code == 0
+    journal = journal_for(dp.project())
+    journal.acquire("p2", "maintenance-by-anna", "replacing a gateway", 600.0)  # held by this live process
+    deploy = rollout("deploy", "-C", dp.root, "--release", "v1", "--yes")
+    assert deploy.code == 4 and "maintenance-by-anna" in deploy.err and "replacing a gateway" in deploy.err
+    back = rollout("rollback", "-C", dp.root, "--plant", "p2")
+    assert back.code == 4 and "maintenance-by-anna" in back.err
+    dp.assert_whole("p2", "v2")  # nothing touched
+    journal.release("p2", "maintenance-by-anna")
+    assert rollout("rollback", "-C", dp.root, "--plant", "p2").code == 0
+    dp.assert_whole("p2", "v1")
+    kinds = [h["kind"] for h in events_of(rollout("history", "-C", dp.root, "--json").out)]
+    assert kinds == ["deploy", "deploy", "rollback"]  # the refused deploy never started a rollout
+
+
+def test_the_live_view_draws_waves_plants_and_layers() -> None:
+    from rich.console import Console
+
+    from rollout.events import Event
+    from rollout.views import LiveView
+
+    class _Project:
+        class config:  # noqa: N801 (a stand-in for the project's config)
+            layers = [type("L", (), {"name": "edge"})(), type("L", (), {"name": "ingest"})()]
+
+    console = Console(record=True, width=100, force_terminal=True)
+    with LiveView(console, _Project()) as live:  # type: ignore[arg-type]
+        live.update(Event("wave.started", "", detail={"wave": "canary", "plants": ["p1", "p2"]}))
+        live.update(Event("plant.locked", "p1"))
+        live.update(Event("check.result", "p1", "edge", detail={"outcome": "succeeded"}))
+        live.update(Event("layer.failed", "p1", "ingest", detail={"reason": "x"}))
+        live.update(Event("plant.rolled_back", "p1"))
+    text = console.export_text()
+    assert "canary" in text and "p2" in text and "waiting" in text
+    assert "ok" in text and "FAILED" in text and "rolled back" in text
