@@ -83,6 +83,10 @@ class Lock:
     hostname: str
     pid: int
 
+    def mine(self, owner: str) -> bool:
+        """Held by this very process for this owner (re-entrant), not by another run of it."""
+        return self.owner == owner and self.pid == os.getpid() and self.hostname == socket.gethostname()
+
     def stale(self, now: float) -> bool:
         """Expired, or held by a process of this machine that no longer exists."""
         if self.expires < now:
@@ -127,7 +131,7 @@ class Journal(ABC):
     def events(self, rollout: str | None = None, plant: str | None = None) -> list[JournalEvent]: ...
 
     @abstractmethod
-    def acquire(self, plant: str, owner: str, purpose: str, ttl: float, take_over: str | None = None) -> Lock: ...
+    def acquire(self, plant: str, owner: str, purpose: str, ttl: float) -> Lock: ...
 
     @abstractmethod
     def renew(self, plants: list[str], owner: str, ttl: float) -> None: ...
@@ -257,8 +261,8 @@ class SqliteJournal(Journal):
             for seq, ro, when, kind, plant_, layer, host, release, detail in rows
         ]
 
-    def acquire(self, plant: str, owner: str, purpose: str, ttl: float, take_over: str | None = None) -> Lock:
-        """Take the plant's lock; a stale lock, or one ``take_over`` names as ours, is taken over."""
+    def acquire(self, plant: str, owner: str, purpose: str, ttl: float) -> Lock:
+        """Take the plant's lock: free, stale (its process died or it expired), or already this process's."""
         now = time.time()
         lock = Lock(plant, owner, purpose, now, now + ttl, socket.gethostname(), os.getpid())
         try:
@@ -269,7 +273,7 @@ class SqliteJournal(Journal):
                 ).fetchone()
                 if row is not None:
                     held = Lock(*row)
-                    if held.owner not in (owner, take_over) and not held.stale(now):
+                    if not held.stale(now) and not held.mine(owner):
                         raise LockedError(plant, held)
                 db.execute(
                     "INSERT OR REPLACE INTO locks (plant, owner, purpose, acquired, expires, hostname, pid) "

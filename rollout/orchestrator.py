@@ -121,9 +121,11 @@ class Orchestrator:
         return self.run(record)
 
     def _refuse_locked(self, rollout: str, plants: list[str]) -> None:
+        """Refuse before anything is done if another live process holds one of the plants,
+        even another process running this same rollout."""
         now = time.time()
         for lock in self.journal.locks():
-            if lock.plant in plants and lock.owner != rollout and not lock.stale(now):
+            if lock.plant in plants and not lock.stale(now) and not lock.mine(rollout):
                 raise LockedError(lock.plant, lock)
 
     # -- the waves ---------------------------------------------------------------------
@@ -269,7 +271,7 @@ class Orchestrator:
             elif not self._wait_for_window(rid, spec, wave, plant):
                 return None
         owner = rid
-        self.journal.acquire(plant, owner, f"rollout {rid}: {spec['release']}", LOCK_TTL, take_over=rid)
+        self.journal.acquire(plant, owner, f"rollout {rid}: {spec['release']}", LOCK_TTL)
         with self._lock:
             self._held.add(plant)
         self._emit(rid, "plant.locked", plant=plant, detail={"owner": owner})
@@ -348,7 +350,7 @@ class Orchestrator:
         before_event = _last(history, "plant.before")
         if before_event is None:
             return "unchanged"
-        self.journal.acquire(plant, rid, f"rollout {rid}: putting back", LOCK_TTL, take_over=rid)
+        self.journal.acquire(plant, rid, f"rollout {rid}: putting back", LOCK_TTL)
         try:
             executor = self.executor_for(lambda e: self._record(rid, e))
             before = targets_from_json(before_event.detail["before"])

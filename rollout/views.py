@@ -417,26 +417,24 @@ def rollout_result(console: Console, result: RolloutResult, as_json: bool) -> No
     console.print(table)
 
 
+def _entry_record(e: HistoryEntry) -> dict[str, Any]:
+    return {
+        "type": "rollout",
+        "id": e.record.id,
+        "kind": e.record.kind,
+        "release": e.record.release,
+        "commit": e.record.commit,
+        "by": e.record.operator,
+        "started": _iso(e.record.created),
+        "ended": _iso(e.ended) if e.ended else None,
+        "state": e.state,
+        "plants": e.outcomes,
+    }
+
+
 def history(console: Console, entries: list[HistoryEntry], as_json: bool) -> None:
     if as_json:
-        emit_json(
-            console,
-            (
-                {
-                    "type": "rollout",
-                    "id": e.record.id,
-                    "kind": e.record.kind,
-                    "release": e.record.release,
-                    "commit": e.record.commit,
-                    "by": e.record.operator,
-                    "started": _iso(e.record.created),
-                    "ended": _iso(e.ended) if e.ended else None,
-                    "state": e.state,
-                    "plants": e.outcomes,
-                }
-                for e in entries
-            ),
-        )
+        emit_json(console, (_entry_record(e) for e in entries))
         return
     table = Table("rollout", "kind", "release", "by", "started (UTC)", "state", "plants", title="History")
     for e in entries:
@@ -534,21 +532,7 @@ _PLANT_STATE = {
 
 def under_way(console: Console, entries: list[HistoryEntry], locks: list[Lock], as_json: bool) -> None:
     if as_json:
-        emit_json(
-            console,
-            (
-                {
-                    "type": "rollout",
-                    "id": e.record.id,
-                    "kind": e.record.kind,
-                    "release": e.record.release,
-                    "state": e.state,
-                    "by": e.record.operator,
-                    "plants": e.outcomes,
-                }
-                for e in entries
-            ),
-        )
+        emit_json(console, (_entry_record(e) for e in entries))
         emit_json(
             console,
             (
