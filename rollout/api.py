@@ -313,7 +313,9 @@ def start_rollout(
     orchestrator = Orchestrator(
         project, journal, lambda sink: Executor(project, options, sink), works.__getitem__, display, clock
     )
-    return orchestrator.start(record, members)
+    insecure = options.known_hosts is None
+    warnings = ["SSH host keys are NOT verified (--insecure-skip-host-key-check)"] if insecure else []
+    return orchestrator.start(record, members, warnings)
 
 
 def resume_rollout(

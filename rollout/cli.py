@@ -7,7 +7,6 @@ cleanly; 2 bad input, nothing touched; 3 a rollback failed, a plant needs attent
 
 from __future__ import annotations
 
-import datetime
 import datetime as dt
 import io
 import os
@@ -391,7 +390,7 @@ def status(directory: Path | None, as_json: bool, insecure: bool, plants: tuple[
 def _crash_log(exc: BaseException) -> Path:
     base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "rollout"
     base.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
     path = base / f"crash-{stamp}.log"
     path.write_text("".join(traceback.format_exception(exc)))
     return path

@@ -107,11 +107,13 @@ class Orchestrator:
 
     # -- starting, resuming ------------------------------------------------------------
 
-    def start(self, record: RolloutRecord, plants_check: list[str]) -> RolloutResult:
+    def start(self, record: RolloutRecord, plants_check: list[str], warnings: list[str]) -> RolloutResult:
         """Create the rollout in the journal and run it; refuse up front if a plant is locked."""
         self._refuse_locked(record.id, plants_check)
         self.journal.create(record)
         self._emit(record.id, "rollout.created", detail={"release": record.release, "by": record.operator})
+        for warning in warnings:  # recorded with the rollout, not only printed
+            self._emit(record.id, "warning", detail={"reason": warning})
         return self.run(record)
 
     def resume(self, record: RolloutRecord) -> RolloutResult:
