@@ -220,7 +220,9 @@ def test_windows_in_each_plants_time_zone(tmp_path: Path, rollout, cleanup, monk
 
 
 def test_two_deploys_on_the_same_plant_one_proceeds(tmp_path: Path, rollout, cleanup) -> None:
-    dp = make(tmp_path, [PlantSpec("p1"), PlantSpec("p2")], "  parallelism: 1\n" + one_wave("      bake: 2s\n"))
+    # Four plants one after another keep some plant locked for seconds, whatever the load.
+    plants = [PlantSpec(f"p{i}") for i in range(1, 5)]
+    dp = make(tmp_path, plants, "  parallelism: 1\n" + one_wave("      bake: 2s\n"))
     cleanup.append(dp)
     first = subprocess.Popen(
         [ROLLOUT, "deploy", "-C", str(dp.root), "--release", "v1", "--json"], stdout=subprocess.PIPE, text=True
