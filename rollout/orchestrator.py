@@ -134,35 +134,34 @@ class Orchestrator:
 
     def run(self, record: RolloutRecord) -> RolloutResult:
         rid = record.id
-        spec = record.spec
-        history = self.journal.events(rollout=rid)
-        result = RolloutResult(rid, "finished", plants=_outcomes(history))
         heartbeat = threading.Thread(target=self._renew, args=(rid,), daemon=True)
         heartbeat.start()
         try:
-            if _last(history, "rollout.finished") or _last(history, "rollout.halted"):
-                result.message = "this rollout has already ended"
-                return result
-            for index, wave in enumerate(spec["waves"]):
-                if _wave_done(history, wave["name"]):
-                    continue
-                if not self._approved(rid, spec, index, wave, history):
-                    result.state = "paused"
-                    result.message = (
-                        f"rollout {rid} waits for approval of wave {wave['name']!r}: "
-                        f"run 'rollout approve {rid}' then 'rollout resume {rid}'"
-                    )
-                    return result
-                state = self._wave(rid, spec, wave, history, result)
-                if state != "finished":
-                    result.state = state
-                    return result
-                history = self.journal.events(rollout=rid)
-            self._emit(rid, "rollout.finished", detail={"plants": result.plants})
-            return result
+            state, message = self._waves(rid, record.spec)
         finally:
             self._stop_heartbeat.set()
             heartbeat.join(timeout=5)
+        # The outcome of every plant is read back from the journal: it keeps the one truth.
+        return RolloutResult(rid, state, message, _outcomes(self.journal.events(rollout=rid)))
+
+    def _waves(self, rid: str, spec: dict[str, Any]) -> tuple[State, str]:
+        history = self.journal.events(rollout=rid)
+        if _last(history, "rollout.finished") or _last(history, "rollout.halted"):
+            return "finished", "this rollout has already ended"
+        for index, wave in enumerate(spec["waves"]):
+            if _wave_done(history, wave["name"]):
+                continue
+            if not self._approved(rid, spec, index, wave, history):
+                return "paused", (
+                    f"rollout {rid} waits for approval of wave {wave['name']!r}: "
+                    f"run 'rollout approve {rid}' then 'rollout resume {rid}'"
+                )
+            state, message = self._wave(rid, spec, wave, history)
+            if state != "finished":
+                return state, message
+            history = self.journal.events(rollout=rid)
+        self._emit(rid, "rollout.finished", detail={"plants": _outcomes(history)})
+        return "finished", ""
 
     def _approved(
         self, rid: str, spec: dict[str, Any], index: int, wave: dict[str, Any], history: list[JournalEvent]
@@ -181,31 +180,31 @@ class Orchestrator:
         return False
 
     def _wave(
-        self, rid: str, spec: dict[str, Any], wave: dict[str, Any], history: list[JournalEvent], result: RolloutResult
-    ) -> State:
+        self, rid: str, spec: dict[str, Any], wave: dict[str, Any], history: list[JournalEvent]
+    ) -> tuple[State, str]:
         name = wave["name"]
         if not any(e.event.kind == "wave.started" and e.event.detail.get("wave") == name for e in history):
             self._emit(rid, "wave.started", detail={"wave": name, "plants": wave["plants"]})
         threshold = _last_wave_event(history, name, "wave.threshold")
         if threshold is None:
             todo = [p for p in wave["plants"] if p not in _ended(history)]
-            state = self._plants(rid, spec, wave, todo, history, result)
-            if state != "finished":
-                return state
+            blocked = self._plants(rid, spec, wave, todo, history)
+            if blocked:
+                return "blocked", blocked
             if self._failures(rid, wave) <= wave["max_failures"] and wave["bake_s"] > 0:
-                self._bake(rid, wave, result)
+                self._bake(rid, wave)
             threshold = _last_wave_event(self.journal.events(rollout=rid), name, "wave.threshold")
         if threshold is not None:
             response = threshold.detail["response"]
             if response == "halt":
                 self._emit(rid, "rollout.halted", detail={"wave": name, "reason": threshold.detail["reason"]})
-                return "halted"
+                return "halted", threshold.detail["reason"]
             if response == "rollback_all":
-                self._rollback_all(rid, result)
+                self._rollback_all(rid)
                 self._emit(rid, "rollout.halted", detail={"wave": name, "reason": "every updated plant rolled back"})
-                return "halted"
+                return "halted", f"{threshold.detail['reason']}: every plant this rollout updated was rolled back"
         self._emit(rid, "wave.finished", detail={"wave": name, "failures": self._failures(rid, wave)})
-        return "finished"
+        return "finished", ""
 
     def _plants(
         self,
@@ -214,8 +213,8 @@ class Orchestrator:
         wave: dict[str, Any],
         todo: list[str],
         history: list[JournalEvent],
-        result: RolloutResult,
-    ) -> State:
+    ) -> str:
+        """Deploy the wave's plants, up to its parallelism at once; returns why it was blocked, or ''."""
         pending = list(todo)
         running: dict[Future[PlantResult | None], str] = {}
         blocked = ""
@@ -236,17 +235,12 @@ class Orchestrator:
                 for future in done:
                     plant = running.pop(future)
                     try:
-                        outcome = future.result()
+                        future.result()
                     except LockedError as exc:
                         blocked = str(exc)
                         self._emit(rid, "plant.blocked", plant=plant, detail={"reason": blocked})
-                        continue
-                    result.plants[plant] = outcome.outcome if outcome is not None else "skipped"
                 self._check_threshold(rid, wave)
-        if blocked:
-            result.message = blocked
-            return "blocked"
-        return "finished"
+        return blocked
 
     def _check_threshold(self, rid: str, wave: dict[str, Any]) -> None:
         failures = self._failures(rid, wave)
@@ -322,9 +316,10 @@ class Orchestrator:
             time.sleep(min(30.0, max(0.1, deadline - time.monotonic())))
         return True
 
-    def _bake(self, rid: str, wave: dict[str, Any], result: RolloutResult) -> None:
+    def _bake(self, rid: str, wave: dict[str, Any]) -> None:
         self._emit(rid, "wave.baking", detail={"wave": wave["name"], "seconds": wave["bake_s"]})
-        updated = [p for p in wave["plants"] if result.plants.get(p) in ("updated", "unchanged")]
+        outcomes = _outcomes(self.journal.events(rollout=rid))
+        updated = [p for p in wave["plants"] if outcomes.get(p) in ("updated", "unchanged")]
         deadline = time.monotonic() + wave["bake_s"]
         rounds = 0
         while updated and (rounds == 0 or time.monotonic() < deadline):
@@ -335,28 +330,26 @@ class Orchestrator:
                 if reason:
                     updated.remove(plant)
                     self._emit(rid, "plant.bake_failed", plant=plant, detail={"reason": reason})
-                    outcome = self._put_back(rid, plant, f"failed during bake: {reason}")
-                    result.plants[plant] = outcome
+                    self._put_back(rid, plant, f"failed during bake: {reason}")
                     self._check_threshold(rid, wave)
             time.sleep(min(max(0.0, deadline - time.monotonic()), max(1.0, wave["bake_s"] / 5)))
 
-    def _rollback_all(self, rid: str, result: RolloutResult) -> None:
-        history = self.journal.events(rollout=rid)
-        changed = [e.event.plant for e in history if e.event.kind == "plant.done" and e.event.detail.get("changed")]
-        for plant in dict.fromkeys(changed):
-            if _outcomes(self.journal.events(rollout=rid)).get(plant) in ("updated",):
-                result.plants[plant] = self._put_back(rid, plant, "the wave's failure threshold was crossed")
+    def _rollback_all(self, rid: str) -> None:
+        """Every plant this rollout updated (and did not already put back) goes back to what it ran."""
+        for plant, outcome in _outcomes(self.journal.events(rollout=rid)).items():
+            if outcome == "updated":
+                self._put_back(rid, plant, "the wave's failure threshold was crossed")
 
-    def _put_back(self, rid: str, plant: str, why: str) -> str:
+    def _put_back(self, rid: str, plant: str, why: str) -> None:
         history = [e for e in self.journal.events(rollout=rid) if e.event.plant == plant]
         before_event = _last(history, "plant.before")
         if before_event is None:
-            return "unchanged"
+            return
         self.journal.acquire(plant, rid, f"rollout {rid}: putting back", LOCK_TTL)
         try:
             executor = self.executor_for(lambda e: self._record(rid, e))
             before = targets_from_json(before_event.detail["before"])
-            return executor.restore(self.project.plants[plant], before, self.work(plant).old_steps, why).outcome
+            executor.restore(self.project.plants[plant], before, self.work(plant).old_steps, why)
         finally:
             self.journal.release(plant, rid)
 
