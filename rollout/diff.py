@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -69,8 +70,6 @@ def _text(f: BundleFile | None) -> str | None:
         return None
 
 
-def _terminated(lines: object) -> list[str]:
-    out = []
-    for line in lines:  # type: ignore[attr-defined]
-        out.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
-    return out
+def _terminated(lines: Iterable[str]) -> list[str]:
+    """Mark a last line without a newline the way diff(1) does, so patch tools accept it."""
+    return [line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines]
