@@ -273,10 +273,9 @@ def _select(plan: Plan, waves: list[str], plants: list[str], project: Project) -
             raise ConfigError.one("--wave", f"no wave named {wanted!r}", expected="one of: " + ", ".join(names))
     chosen = {project.plant(p).name for p in plants}
     kept: list[WavePlan] = []
-    for wave_plan in plan.waves:
-        if waves and wave_plan.name not in waves:
+    for wave in plan.waves:
+        if waves and wave.name not in waves:
             continue
-        wave = wave_plan
         members = tuple(p for p in wave.plants if not chosen or p.name in chosen)
         if members:
             kept.append(replace(wave, plants=members, parallelism=min(wave.parallelism, len(members))))
@@ -299,8 +298,9 @@ def start_rollout(
 ) -> RolloutResult:
     """A staged rollout of ``ref``: rendered and checked first, then run wave by wave."""
     release = project.release(ref)
-    plan = _select(make_plan(project, release.id, release.commit), waves, plants, project)
-    names = [w.name for w in make_plan(project, release.id, release.commit).waves]
+    full = make_plan(project, release.id, release.commit)
+    plan = _select(full, waves, plants, project)
+    names = [w.name for w in full.waves]
     if approve_through is not None and approve_through not in names:
         raise ConfigError.one("--approve-through", f"no wave named {approve_through!r}", expected=", ".join(names))
     members = [p.name for w in plan.waves for p in w.plants]

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from .bundle import Bundle
-from .engine import Executor, PlantResult, Steps, targets_from_json
+from .engine import Executor, Steps, targets_from_json
 from .events import PLANT_DONE, ROLLOUT, Event, EventKind, EventSink
 from .journal import Journal, JournalEvent, LockedError, RolloutRecord
 from .plan import Plan
@@ -216,7 +216,7 @@ class Orchestrator:
     ) -> str:
         """Deploy the wave's plants, up to its parallelism at once; returns why it was blocked, or ''."""
         pending = list(todo)
-        running: dict[Future[PlantResult | None], str] = {}
+        running: dict[Future[None], str] = {}
         blocked = ""
         with ThreadPoolExecutor(max_workers=max(1, wave["parallelism"])) as pool:
             while pending or running:
@@ -256,7 +256,8 @@ class Orchestrator:
 
     def _plant(
         self, rid: str, spec: dict[str, Any], wave: dict[str, Any], plant: str, history: list[JournalEvent]
-    ) -> PlantResult | None:
+    ) -> None:
+        """One plant of a wave: window, lock, then deploy (or finish an interrupted rollback)."""
         config = self.project.plants[plant].config
         now = self.clock()
         if not is_open(config, now):
@@ -265,7 +266,7 @@ class Orchestrator:
                     rid, "window.forced", plant=plant, detail={"by": "operator", "windows": config.windows_text()}
                 )
             elif not self._wait_for_window(rid, spec, wave, plant):
-                return None
+                return
         owner = rid
         self.journal.acquire(plant, owner, f"rollout {rid}: {spec['release']}", LOCK_TTL)
         with self._lock:
@@ -278,10 +279,9 @@ class Orchestrator:
             before = targets_from_json(before_event.detail["before"]) if before_event else None
             work = self.work(plant)
             if _last(mine, "rollback.started") is not None and before is not None:
-                return executor.restore(
-                    self.project.plants[plant], before, work.old_steps, "resumed an interrupted rollback"
-                )
-            return executor.deploy(self.project.plants[plant], work.bundles, work.steps, work.old_steps, before)
+                executor.restore(self.project.plants[plant], before, work.old_steps, "resumed an interrupted rollback")
+            else:
+                executor.deploy(self.project.plants[plant], work.bundles, work.steps, work.old_steps, before)
         finally:
             self.journal.release(plant, owner)
             with self._lock:
