@@ -16,7 +16,7 @@ from .customization import Customization, customization
 from .diff import FileChange, diff_bundles
 from .engine import Executor, Options, PlantResult, Steps, Target
 from .errors import ConfigError, Problem
-from .events import ROLLOUT, Event, EventSink, discard
+from .events import DURABLE, ROLLOUT, Event, EventSink, discard
 from .journal import Journal, JournalEvent, RolloutRecord, SqliteJournal
 from .layout import Running
 from .models import LayerConfig
@@ -419,6 +419,8 @@ def locked_rollback(
 
         def sink(event: Event) -> None:
             journal.append(rid, event)
+            if event.kind in DURABLE:
+                journal.sync()
             display(event)
 
         sink(Event("rollout.created", ROLLOUT, detail={"release": to, "by": options.operator}))

@@ -387,7 +387,9 @@ class Executor:
         if any(target_of[h.name].release_dir for h in moving):
             names = [h.name for h in moving]
             self._emit("layer.staging", plant, layer=layer.name, release=release, detail={"hosts": names})
-            self._each(layer, moving, lambda h: self._stage(conns, h, layer, target_of[h.name]))
+            self._each(
+                layer, moving, lambda h: self._stage(conns, h, layer, target_of[h.name], now.get((layer.name, h.name)))
+            )
             self._emit("layer.staged", plant, layer=layer.name, release=release)
         if moving:
             if touched is not None:
@@ -405,12 +407,14 @@ class Executor:
         self._emit("layer.checking", plant, layer=layer.name, release=release)
         return self._checks(plant, conns, layer, checked, target_of, steps)
 
-    def _stage(self, conns: Connections, host: Host, layer: LayerConfig, target: Target) -> None:
+    def _stage(
+        self, conns: Connections, host: Host, layer: LayerConfig, target: Target, running: Running | None
+    ) -> None:
         if target.release_dir is None:
             return
         transport, directory = conns.get(host), conns.dir(host, layer)
         if target.bundle is not None:
-            layout.stage(transport, directory, target.bundle, self.options.command_timeout)
+            layout.stage(transport, directory, target.bundle, self.options.command_timeout, running)
             return
         script = f"test -f {shlex.quote(directory)}/releases/{shlex.quote(target.release_dir)}/{layout.MANIFEST_NAME}"
         if not transport.run(script, self.options.command_timeout).ok:

@@ -54,6 +54,10 @@ ROLLOUT = ""
 PLANT_DONE = ("plant.done", "plant.rolled_back", "plant.attention", "plant.preflight_failed", "plant.skipped")
 """Events that end a plant's part in a rollout."""
 
+DURABLE = ("rollout.created", "plant.before", "layer.activating", "rollback.started", "rollback.layer", *PLANT_DONE)
+"""Events the journal puts on disk (fsync) before the step they announce: the before-state
+and every switch of a host survive even a power cut of the machine running rollout."""
+
 
 @dataclass(frozen=True)
 class Event:

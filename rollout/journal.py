@@ -128,7 +128,14 @@ class Journal(ABC):
     def rollouts(self, plant: str | None = None) -> list[RolloutRecord]: ...
 
     @abstractmethod
-    def events(self, rollout: str | None = None, plant: str | None = None) -> list[JournalEvent]: ...
+    def events(
+        self, rollout: str | None = None, plant: str | None = None, kinds: tuple[str, ...] = ()
+    ) -> list[JournalEvent]:
+        """Events in journal order; ``kinds`` keeps only those kinds."""
+
+    @abstractmethod
+    def sync(self) -> None:
+        """Put every event appended so far on disk, safe from a power cut."""
 
     @abstractmethod
     def acquire(self, plant: str, owner: str, purpose: str, ttl: float) -> Lock: ...
@@ -144,7 +151,12 @@ class Journal(ABC):
 
 
 class SqliteJournal(Journal):
-    """The embedded journal: one SQLite file in WAL mode, one short transaction per write."""
+    """The embedded journal: one SQLite file in WAL mode, one short transaction per write.
+
+    Commits reach the operating system at once (a killed rollout loses nothing) and the
+    disk when ``sync`` is called: an fsync per event would serialise every plant behind
+    the disk (5 ms a commit here), so only the steps that matter after a power cut wait for it.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -152,20 +164,30 @@ class SqliteJournal(Journal):
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db().executescript(SCHEMA)  # executescript commits on its own
+            self._identity = _identity(path)
         except (OSError, sqlite3.Error) as exc:
             raise JournalError(f"cannot open the journal {path}: {exc}") from None
 
     def _db(self) -> sqlite3.Connection:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
-            if not self.path.exists() and self.path.parent.exists() and getattr(self._local, "opened", False):
-                raise JournalError(f"the journal {self.path} was removed")
+            if hasattr(self, "_identity"):
+                self._same_file()
             db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
+            db.execute("PRAGMA synchronous=NORMAL")
             self._local.db = db
-            self._local.opened = True
         return db
+
+    def _same_file(self) -> None:
+        """The file this journal opened is still there: SQLite would go on writing to a
+        removed file (history lost) or open a new, empty one in its place."""
+        try:
+            same = _identity(self.path) == self._identity
+        except OSError:
+            same = False
+        if not same:
+            raise JournalError(f"the journal {self.path} was removed or replaced; stopping rather than act unrecorded")
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -180,8 +202,7 @@ class SqliteJournal(Journal):
             raise
 
     def _write(self, sql: str, args: tuple[Any, ...]) -> int:
-        if not self.path.exists():
-            raise JournalError(f"the journal {self.path} is gone; stopping rather than act unrecorded")
+        self._same_file()
         try:
             with self._tx() as db:
                 return int(db.execute(sql, args).lastrowid or 0)
@@ -243,7 +264,9 @@ class SqliteJournal(Journal):
             )
         return [_record(row) for row in rows]
 
-    def events(self, rollout: str | None = None, plant: str | None = None) -> list[JournalEvent]:
+    def events(
+        self, rollout: str | None = None, plant: str | None = None, kinds: tuple[str, ...] = ()
+    ) -> list[JournalEvent]:
         where, args = [], []
         if rollout is not None:
             where.append("rollout = ?")
@@ -251,6 +274,9 @@ class SqliteJournal(Journal):
         if plant is not None:
             where.append("plant = ?")
             args.append(plant)
+        if kinds:
+            where.append(f"kind IN ({', '.join('?' * len(kinds))})")
+            args.extend(kinds)
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         rows = self._read(
             f"SELECT seq, rollout, time, kind, plant, layer, host, release, detail FROM events {clause} ORDER BY seq",
@@ -261,8 +287,27 @@ class SqliteJournal(Journal):
             for seq, ro, when, kind, plant_, layer, host, release, detail in rows
         ]
 
+    def sync(self) -> None:
+        # A commit is in the WAL file (or, after a checkpoint, in the database, which
+        # SQLite syncs itself): an fsync of the WAL file makes it durable.
+        self._same_file()
+        wal = Path(f"{self.path}-wal")
+        try:
+            fd = os.open(wal, os.O_RDONLY)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise JournalError(f"cannot sync the journal {self.path}: {exc.strerror}") from None
+        try:
+            os.fsync(fd)
+        except OSError as exc:
+            raise JournalError(f"cannot sync the journal {self.path}: {exc.strerror}") from None
+        finally:
+            os.close(fd)
+
     def acquire(self, plant: str, owner: str, purpose: str, ttl: float) -> Lock:
         """Take the plant's lock: free, stale (its process died or it expired), or already this process's."""
+        self._same_file()
         now = time.time()
         lock = Lock(plant, owner, purpose, now, now + ttl, socket.gethostname(), os.getpid())
         try:
@@ -300,6 +345,11 @@ class SqliteJournal(Journal):
 def _record(row: tuple[Any, ...]) -> RolloutRecord:
     rid, kind, release, commit, created, operator, spec = row
     return RolloutRecord(rid, kind, release, commit, created, operator, json.loads(spec))
+
+
+def _identity(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_dev, stat.st_ino
 
 
 def _alive(pid: int) -> bool:

@@ -19,7 +19,7 @@ import json
 import re
 import shlex
 import tarfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -43,6 +43,8 @@ class Running:
     attention: str | None
     staged: tuple[str, ...]
     """Release folders present, newest first."""
+    staged_manifests: dict[str, str] = field(default_factory=dict)
+    """Release folder -> sha256 of its manifest: what staging may skip."""
 
     @property
     def whole(self) -> bool:
@@ -95,6 +97,7 @@ printf '{_MARK}record\\n'; cat .rollout/record.json 2>/dev/null || true
 printf '{_MARK}manifest\\n'; cat current/{MANIFEST_NAME} 2>/dev/null || true
 printf '{_MARK}attention\\n'; cat .rollout/attention.json 2>/dev/null || true
 printf '{_MARK}staged\\n'; ls -1t releases 2>/dev/null | grep -v '^[.]' || true
+printf '{_MARK}digests\\n'; sha256sum releases/*/{MANIFEST_NAME} 2>/dev/null || true
 """
     parts = _sections(_check(t.run(script, timeout), "reading the layer's state").stdout)
     link = parts.get("current", "").strip()
@@ -110,7 +113,19 @@ printf '{_MARK}staged\\n'; ls -1t releases 2>/dev/null | grep -v '^[.]' || true
         record=_json(parts.get("record", "")),
         attention=str(attention.get("reason")) if attention else None,
         staged=tuple(line for line in parts.get("staged", "").splitlines() if line),
+        staged_manifests=_digests(parts.get("digests", "")),
     )
+
+
+def _digests(text: str) -> dict[str, str]:
+    """``sha256sum`` lines of ``releases/<name>/<manifest>`` -> {name: digest}."""
+    found: dict[str, str] = {}
+    for line in text.splitlines():
+        digest, _, path = line.partition("  ")
+        parts = path.split("/")
+        if len(digest) == 64 and len(parts) == 3:
+            found[parts[1]] = digest
+    return found
 
 
 def _sections(text: str) -> dict[str, str]:
@@ -150,31 +165,30 @@ printf 'free '; df -Pk "$d" | awk 'NR==2 {{print $4}}'
     return False, out or "probe gave no answer", 0
 
 
-def stage(t: Transport, directory: str, bundle: Bundle, timeout: float) -> bool:
-    """Put the bundle in ``releases/<dir>/`` unless that exact manifest is already there.
+def stage(t: Transport, directory: str, bundle: Bundle, timeout: float, running: Running | None) -> bool:
+    """Put the bundle in ``releases/<dir>/`` unless that exact manifest is already there
+    (as ``running``, read from the host at the plant's start, says).
 
-    Unpacked beside its final name and renamed into place, so a half-transferred release
-    never looks staged. Returns False when the transfer was skipped.
+    One round trip: the tarball travels on the command's stdin, is unpacked beside its
+    final name and renamed into place, so a half-transferred release never looks staged.
+    Returns False when the transfer was skipped.
     """
     name = release_dir(bundle)
     digest = hashlib.sha256(bundle.manifest_bytes()).hexdigest()
-    check = t.run(f"sha256sum {_q(directory)}/releases/{_q(name)}/{MANIFEST_NAME} 2>/dev/null || true", timeout)
-    if check.ok and check.stdout[:64] == digest:
+    if running is not None and running.staged_manifests.get(name) == digest:
         return False
-    _check(t.run(f"mkdir -p {_q(directory)}/releases {_q(directory)}/.rollout/incoming", timeout), "mkdir")
-    incoming = f"{directory}/.rollout/incoming/{name}.tar"
-    t.put(archive(bundle), incoming, timeout)
     script = f"""
 set -eu
+mkdir -p {_q(directory)}/releases
 cd {_q(directory)}/releases
 rm -rf .{_q(name)}.partial .{_q(name)}.old
 mkdir .{_q(name)}.partial
-tar -xf ../.rollout/incoming/{_q(name)}.tar --no-same-owner -C .{_q(name)}.partial
+tar -xf - --no-same-owner -C .{_q(name)}.partial
 if [ -e {_q(name)} ]; then mv {_q(name)} .{_q(name)}.old; fi
 mv .{_q(name)}.partial {_q(name)}
-rm -rf .{_q(name)}.old ../.rollout/incoming/{_q(name)}.tar
+rm -rf .{_q(name)}.old
 """
-    _check(t.run(script, timeout), "unpacking the bundle")
+    _check(t.run(script, timeout, stdin=archive(bundle)), "unpacking the bundle")
     return True
 
 
@@ -235,17 +249,19 @@ def set_attention(t: Transport, directory: str, reason: str | None, timeout: flo
 
 
 def prune(t: Transport, directory: str, keep: int, protect: set[str], timeout: float) -> list[str]:
-    """Remove all but the ``keep`` newest release folders, never one in ``protect``."""
-    running = read_running(t, directory, timeout)
-    kept = 0
-    doomed: list[str] = []
-    for name in running.staged:
-        if name in protect or name == running.release_dir:
-            continue
-        kept += 1
-        if kept > keep:
-            doomed.append(name)
-    if doomed:
-        paths = " ".join(_q(f"{directory}/releases/{name}") for name in doomed)
-        _check(t.run(f"rm -rf {paths}", timeout), "pruning old releases")
-    return doomed
+    """Remove all but the ``keep`` newest release folders, never the current one or one in ``protect``."""
+    spared = " ".join(_q(name) for name in sorted(protect))
+    script = f"""
+cd {_q(directory)}/releases 2>/dev/null || exit 0
+current=$(readlink ../current 2>/dev/null || true)
+kept=0
+ls -1t | grep -v '^[.]' | while IFS= read -r name; do
+    for spare in {spared} "${{current##*/}}"; do
+        if [ "$name" = "$spare" ]; then continue 2; fi
+    done
+    kept=$((kept + 1))
+    if [ "$kept" -gt {keep} ]; then rm -rf -- "$name" && printf '%s\\n' "$name"; fi
+done
+"""
+    out = _check(t.run(script, timeout), "pruning old releases").stdout
+    return [line for line in out.splitlines() if line]

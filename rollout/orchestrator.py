@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from .bundle import Bundle
 from .engine import Executor, Steps, targets_from_json
-from .events import PLANT_DONE, ROLLOUT, Event, EventKind, EventSink
+from .events import DURABLE, PLANT_DONE, ROLLOUT, Event, EventKind, EventSink
 from .journal import Journal, JournalEvent, LockedError, RolloutRecord
 from .plan import Plan
 from .project import Project
@@ -142,7 +142,7 @@ class Orchestrator:
             self._stop_heartbeat.set()
             heartbeat.join(timeout=5)
         # The outcome of every plant is read back from the journal: it keeps the one truth.
-        return RolloutResult(rid, state, message, _outcomes(self.journal.events(rollout=rid)))
+        return RolloutResult(rid, state, message, self._outcomes(rid))
 
     def _waves(self, rid: str, spec: dict[str, Any]) -> tuple[State, str]:
         history = self.journal.events(rollout=rid)
@@ -193,7 +193,8 @@ class Orchestrator:
                 return "blocked", blocked
             if self._failures(rid, wave) <= wave["max_failures"] and wave["bake_s"] > 0:
                 self._bake(rid, wave)
-            threshold = _last_wave_event(self.journal.events(rollout=rid), name, "wave.threshold")
+            thresholds = self.journal.events(rollout=rid, kinds=("wave.threshold",))
+            threshold = _last_wave_event(thresholds, name, "wave.threshold")
         if threshold is not None:
             response = threshold.detail["response"]
             if response == "halt":
@@ -244,7 +245,7 @@ class Orchestrator:
 
     def _check_threshold(self, rid: str, wave: dict[str, Any]) -> None:
         failures = self._failures(rid, wave)
-        history = self.journal.events(rollout=rid)
+        history = self.journal.events(rollout=rid, kinds=("wave.threshold",))
         if failures > wave["max_failures"] and _last_wave_event(history, wave["name"], "wave.threshold") is None:
             reason = f"{failures} plant(s) failed, more than the {wave['max_failures']} wave {wave['name']} allows"
             if wave["on_failure"] != "continue":
@@ -318,7 +319,7 @@ class Orchestrator:
 
     def _bake(self, rid: str, wave: dict[str, Any]) -> None:
         self._emit(rid, "wave.baking", detail={"wave": wave["name"], "seconds": wave["bake_s"]})
-        outcomes = _outcomes(self.journal.events(rollout=rid))
+        outcomes = self._outcomes(rid)
         updated = [p for p in wave["plants"] if outcomes.get(p) in ("updated", "unchanged")]
         deadline = time.monotonic() + wave["bake_s"]
         rounds = 0
@@ -336,12 +337,12 @@ class Orchestrator:
 
     def _rollback_all(self, rid: str) -> None:
         """Every plant this rollout updated (and did not already put back) goes back to what it ran."""
-        for plant, outcome in _outcomes(self.journal.events(rollout=rid)).items():
+        for plant, outcome in self._outcomes(rid).items():
             if outcome == "updated":
                 self._put_back(rid, plant, "the wave's failure threshold was crossed")
 
     def _put_back(self, rid: str, plant: str, why: str) -> None:
-        history = [e for e in self.journal.events(rollout=rid) if e.event.plant == plant]
+        history = self.journal.events(rollout=rid, plant=plant)
         before_event = _last(history, "plant.before")
         if before_event is None:
             return
@@ -353,8 +354,11 @@ class Orchestrator:
         finally:
             self.journal.release(plant, rid)
 
+    def _outcomes(self, rid: str) -> dict[str, str]:
+        return _outcomes(self.journal.events(rollout=rid, kinds=tuple(_OUTCOME)))
+
     def _failures(self, rid: str, wave: dict[str, Any]) -> int:
-        outcomes = _outcomes(self.journal.events(rollout=rid))
+        outcomes = self._outcomes(rid)
         return sum(1 for p in wave["plants"] if outcomes.get(p) in ("rolled_back", "preflight_failed", "attention"))
 
     # -- recording ---------------------------------------------------------------------
@@ -374,6 +378,8 @@ class Orchestrator:
         with self._order:
             seq = self.journal.append(rid, event)
             self.display(replace(event, seq=seq))
+        if event.kind in DURABLE:
+            self.journal.sync()  # outside the lock: plants' syncs overlap instead of queueing
 
     def _emit(self, rid: str, kind: EventKind, plant: str = ROLLOUT, detail: dict[str, Any] | None = None) -> None:
         self._record(rid, Event(kind, plant, detail=detail or {}))

@@ -188,12 +188,14 @@ def test_plant_it_rolls_back_a_plant_or_a_layer_and_those_above(dp: DeployProjec
 
 def test_staging_is_skipped_when_the_same_manifest_is_there(dp: DeployProject) -> None:
     deploy(dp, "v1")
+    releases = dp.host_roots["p1-gw1"] / "srv/dp/edge/releases"
+    v1 = {p.name: p.stat().st_ino for p in releases.iterdir()}
     deploy(dp, "v2")
     result, events = deploy(dp, "v1")  # v1 is still staged: only the link moves
     assert result.outcome == "updated"
-    releases = dp.host_roots["p1-gw1"] / "srv/dp/edge/releases"
     assert sorted(p.name for p in releases.iterdir()) == sorted(dp.states()[("edge", "p1-gw1")].running.staged)
-    assert not list((dp.host_roots["p1-gw1"] / "srv/dp/edge/.rollout/incoming").iterdir())
+    assert {name: (releases / name).stat().st_ino for name in v1} == v1  # the same folder, not unpacked again
+    assert not [p for p in releases.iterdir() if p.name.startswith(".")]  # nothing half-staged left
     dp.assert_whole(release="v1")
 
 
@@ -285,10 +287,13 @@ def test_large_bundles_are_read_back_whole_and_not_sent_twice(dp: DeployProject)
     running = dp.states()[("edge", "p1-gw1")].running
     assert running.bundle_hash and len(running.record["bundle_hash"]) == 64
     # Forget that it runs: the next deploy must find the staged folder by its manifest and send nothing.
+    releases = dp.host_roots["p1-gw1"] / "srv/dp/edge/releases"
+    inode = (releases / running.release_dir).stat().st_ino
     (dp.host_roots["p1-gw1"] / "srv/dp/edge/current").unlink()
     again, events = deploy(dp, "many")
     assert again.outcome == "updated"
     staged = [e for e in events if e.kind == "layer.staging"]
     assert [e.detail["hosts"] for e in staged] == [["p1-gw1"]]
-    assert not list((dp.host_roots["p1-gw1"] / "srv/dp/edge/.rollout/incoming").iterdir())
+    assert (releases / running.release_dir).stat().st_ino == inode
+    assert not [p for p in releases.iterdir() if p.name.startswith(".")]
     dp.assert_whole(release="many")

@@ -1,4 +1,4 @@
-"""The transport interface: run a command on a host, put a file there, close."""
+"""The transport interface: run a command on a host (with bytes on its stdin), close."""
 
 from __future__ import annotations
 
@@ -56,12 +56,11 @@ class Transport(ABC):
     name: str
 
     @abstractmethod
-    def run(self, script: str, timeout: float) -> CommandResult:
-        """Run a POSIX shell script; a non-zero exit is a result, not an error."""
+    def run(self, script: str, timeout: float, stdin: bytes = b"") -> CommandResult:
+        """Run a POSIX shell script fed ``stdin``; a non-zero exit is a result, not an error.
 
-    @abstractmethod
-    def put(self, data: bytes, path: str, timeout: float) -> None:
-        """Write ``data`` to ``path`` (whose folder exists) on the host."""
+        The whole exchange, input included, ends within ``timeout`` seconds or raises.
+        """
 
     @abstractmethod
     def close(self) -> None:

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import tempfile
 import time
-from pathlib import Path
 
 from .base import CommandResult, Transport, TransportError, capture
 
@@ -17,14 +14,14 @@ class LocalTransport(Transport):
     def __init__(self, host: str) -> None:
         self.host = host
 
-    def run(self, script: str, timeout: float) -> CommandResult:
+    def run(self, script: str, timeout: float, stdin: bytes = b"") -> CommandResult:
         started = time.monotonic()
         try:
             done = subprocess.run(
                 ["sh", "-c", script],
                 capture_output=True,
                 timeout=timeout,
-                stdin=subprocess.DEVNULL,
+                input=stdin,
                 start_new_session=True,  # a service the script starts must not die with us
             )
         except subprocess.TimeoutExpired:
@@ -39,16 +36,6 @@ class LocalTransport(Transport):
             capture(done.stderr.decode("utf-8", "replace")),
             time.monotonic() - started,
         )
-
-    def put(self, data: bytes, path: str, timeout: float) -> None:
-        target = Path(path)
-        try:
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".put-")
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-            os.replace(tmp, target)
-        except OSError as exc:
-            raise TransportError(self.host, f"cannot write {path}: {exc.strerror}") from None
 
     def close(self) -> None:
         pass

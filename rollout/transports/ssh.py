@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import io
+import select
 import shlex
 import time
 from pathlib import Path
 
 import paramiko
 from fabric import Connection
-from invoke.exceptions import CommandTimedOut
 
 from .base import CommandResult, Transport, TransportError, capture
 
@@ -51,9 +50,9 @@ class SshTransport(Transport):
             except OSError as exc:
                 raise TransportError(host, f"cannot read known_hosts {known_hosts}: {exc.strerror}") from None
 
-    def _connect(self) -> None:
-        if self.conn.is_connected:
-            return
+    def _connect(self) -> paramiko.Transport:
+        if self.conn.is_connected and self.conn.transport is not None:
+            return self.conn.transport
         try:
             self.conn.open()
         except paramiko.BadHostKeyException:
@@ -62,43 +61,72 @@ class SshTransport(Transport):
             raise TransportError(self.host, f"ssh: {exc}") from None
         except (OSError, EOFError) as exc:
             raise TransportError(self.host, f"unreachable: {exc}") from None
+        if self.conn.transport is None:
+            raise TransportError(self.host, "unreachable: no SSH session")
+        return self.conn.transport
 
-    def run(self, script: str, timeout: float) -> CommandResult:
-        self._connect()
+    def run(self, script: str, timeout: float, stdin: bytes = b"") -> CommandResult:
+        # One paramiko channel per command, bounded by one deadline: invoke's runner (behind
+        # Fabric's run) starts threads per command and feeds stdin in small sleeping reads.
+        transport = self._connect()
         started = time.monotonic()
+        deadline = started + timeout
         try:
-            result = self.conn.run(
-                "sh -c " + shlex.quote(script), hide=True, warn=True, timeout=timeout, in_stream=False
-            )
-        except CommandTimedOut:
+            channel = transport.open_session(timeout=timeout)
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            self.close()
+            raise TransportError(self.host, f"connection lost: {exc or type(exc).__name__}") from None
+        try:
+            channel.settimeout(timeout)
+            channel.exec_command("sh -c " + shlex.quote(script))
+            if stdin:
+                # Scripts fed stdin print little, so output cannot fill the window while we send.
+                channel.sendall(stdin)
+            channel.shutdown_write()
+            stdout, stderr = _drain(channel, deadline)
+            code = channel.recv_exit_status() if channel.exit_status_ready() else -1
+        except TimeoutError:
+            self.close()  # the host may be hung; this connection is of no further use
             raise TransportError(self.host, f"command timed out after {timeout:g}s", timed_out=True) from None
         except (paramiko.SSHException, OSError, EOFError) as exc:
             self.close()
             raise TransportError(self.host, f"connection lost: {exc or type(exc).__name__}") from None
+        finally:
+            channel.close()
+        if code == -1:
+            self.close()
+            raise TransportError(self.host, "connection lost: the command ended without an exit status")
         return CommandResult(
             self.host,
             script,
-            result.exited,
-            capture(result.stdout),
-            capture(result.stderr),
+            code,
+            capture(stdout.decode("utf-8", "replace")),
+            capture(stderr.decode("utf-8", "replace")),
             time.monotonic() - started,
         )
-
-    def put(self, data: bytes, path: str, timeout: float) -> None:
-        self._connect()
-        try:
-            sftp = self.conn.sftp()
-            sftp.get_channel().settimeout(timeout)
-            sftp.putfo(io.BytesIO(data), path, confirm=True)
-        except TimeoutError:
-            self.close()
-            raise TransportError(self.host, f"transfer timed out after {timeout:g}s", timed_out=True) from None
-        except (paramiko.SSHException, OSError, EOFError) as exc:
-            self.close()
-            raise TransportError(self.host, f"transfer failed: {exc or type(exc).__name__}") from None
 
     def close(self) -> None:
         try:
             self.conn.close()
         except Exception:  # closing a dead connection may raise anything; it is closed either way
             pass
+
+
+def _drain(channel: paramiko.Channel, deadline: float) -> tuple[bytes, bytes]:
+    """Read stdout and stderr until the command has exited and its output ended, or the deadline."""
+    out: list[bytes] = []
+    err: list[bytes] = []
+    while True:
+        # Exit status can arrive before the last output: wait for end-of-file as well.
+        finished = (channel.eof_received and channel.exit_status_ready()) or channel.closed
+        while channel.recv_ready():
+            out.append(channel.recv(65536))
+        while channel.recv_stderr_ready():
+            err.append(channel.recv_stderr(65536))
+        if finished:
+            return b"".join(out), b"".join(err)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError
+        # The channel's pipe wakes us for data; end-of-file and exit status are polled.
+        select.select([channel], [], [], min(remaining, 0.05))
