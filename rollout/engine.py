@@ -160,16 +160,20 @@ class Executor:
 
     # -- reading ---------------------------------------------------------------------
 
-    def running(self, plant: Plant, conns: Connections | None = None) -> dict[tuple[str, str], Running]:
-        """What every host of every layer runs, asked of the hosts themselves; any unreachable host raises."""
-        found = self.running_each(plant, conns)
+    def running(
+        self, plant: Plant, conns: Connections | None = None, probe: bool = False
+    ) -> dict[tuple[str, str], Running]:
+        """What every host of every layer runs, asked of the hosts themselves; any unreachable host raises.
+
+        ``probe`` asks the preflight's questions in the same round trip."""
+        found = self.running_each(plant, conns, probe)
         for value in found.values():
             if isinstance(value, Exception):
                 raise value
         return {key: value for key, value in found.items() if isinstance(value, Running)}
 
     def running_each(
-        self, plant: Plant, conns: Connections | None = None
+        self, plant: Plant, conns: Connections | None = None, probe: bool = False
     ) -> dict[tuple[str, str], Running | Exception]:
         """Like ``running``, with the error in place of each host that did not answer."""
         own = conns is None
@@ -177,7 +181,9 @@ class Executor:
         try:
             pairs = [(layer, host) for layer in self.layers() for host in self.hosts(plant, layer)]
             timeout = self.options.command_timeout
-            results = _fan_out(pairs, lambda p: layout.read_running(conns.get(p[1]), conns.dir(p[1], p[0]), timeout))
+            results = _fan_out(
+                pairs, lambda p: layout.read_running(conns.get(p[1]), conns.dir(p[1], p[0]), timeout, probe)
+            )
             return {(layer.name, host.name): value for (layer, host), value in zip(pairs, results, strict=True)}
         finally:
             if own:
@@ -210,14 +216,14 @@ class Executor:
         self._emit("plant.started", plant, release=release)
         try:
             try:
-                now = self.running(plant, conns)
+                now = self.running(plant, conns, probe=True)
             except TransportError as exc:
                 self._emit("plant.preflight_failed", plant, host=exc.host, detail={"reason": exc.reason})
                 return PlantResult(plant.name, "preflight_failed", release, f"{exc.host}: {exc.reason}")
             if before is None:
                 before = {key: Target.was(state) for key, state in now.items()}
                 self._emit("plant.before", plant, detail={"before": targets_to_json(before)})
-            problem = self._preflight(plant, conns, bundles)
+            problem = self._preflight(plant, conns, bundles, now)
             if problem:
                 self._emit("plant.preflight_failed", plant, detail={"reason": problem})
                 return PlantResult(plant.name, "preflight_failed", release, problem)
@@ -229,10 +235,13 @@ class Executor:
             changed = not all(_already(now[key], target) for key, target in targets.items())
             # Hosts an interrupted run already moved are ours to put back if this run fails.
             touched = {key for key, state in now.items() if not _already(state, before[key])}
+            unsettled = set(touched)
             results: list[CheckResult] = []
             for layer in self.layers():
                 try:
-                    results += self.converge(plant, conns, layer, targets, now, steps, touched, "deploy")
+                    results += self.converge(
+                        plant, conns, layer, targets, now, steps, touched, "deploy", unsettled=unsettled
+                    )
                 except StepFailed as failure:
                     self._emit(
                         "layer.failed", plant, layer=layer.name, release=release, detail={"reason": failure.reason}
@@ -278,9 +287,17 @@ class Executor:
         return PlantResult(plant.name, "rolled_back", release, failure.reason, results)
 
     def restore(
-        self, plant: Plant, before: dict[tuple[str, str], Target], old_steps: Callable[[str | None], Steps], why: str
+        self,
+        plant: Plant,
+        before: dict[tuple[str, str], Target],
+        old_steps: Callable[[str | None], Steps],
+        why: str,
+        interrupted: bool = False,
     ) -> PlantResult:
-        """Put every host that differs from ``before`` back to it (a wave rolled back, a resumed rollback)."""
+        """Put every host that differs from ``before`` back to it (a wave rolled back, a resumed rollback).
+
+        ``interrupted``: a rollback was cut short; hosts it already switched back may not have
+        been restarted, so every host is restarted and checked on ``before``."""
         conns = Connections(self.project, plant, self.options)
         label = _common(t.label() for t in before.values())
         self._emit("rollback.started", plant, release=label, detail={"reason": why})
@@ -292,9 +309,12 @@ class Executor:
                 for key, state in found.items()
                 if not isinstance(state, Running) or not _already(state, before[key])
             }
-            layers = [layer for layer in reversed(self.layers()) if any(key[0] == layer.name for key in differ)]
+            scope = set(before) if interrupted else differ
+            layers = [layer for layer in reversed(self.layers()) if any(key[0] == layer.name for key in scope)]
             steps_for = lambda name: old_steps(_commit_of(before, name))  # noqa: E731
-            errors = self._converge_all(plant, conns, layers, before, None, steps_for, results, only=differ)
+            errors = self._converge_all(
+                plant, conns, layers, before, _states(found), steps_for, results, only=scope, unsettled=scope
+            )
             if errors:
                 reason = f"{why}; putting it back failed ({'; '.join(errors)})"
                 self._mark_attention(plant, conns, differ, reason)
@@ -350,6 +370,7 @@ class Executor:
         steps_for: Callable[[str], Steps],
         results: list[CheckResult],
         only: set[tuple[str, str]] | None = None,
+        unsettled: set[tuple[str, str]] | None = None,
     ) -> list[str]:
         """Converge each layer in turn, going on past a failed one: every reachable host is put back."""
         errors: list[str] = []
@@ -357,7 +378,9 @@ class Executor:
             self._emit("rollback.layer", plant, layer=layer.name, detail={"to": _labels(targets, layer.name)})
             try:
                 steps = steps_for(layer.name)
-                results += self.converge(plant, conns, layer, targets, before, steps, None, "rollback", only=only)
+                results += self.converge(
+                    plant, conns, layer, targets, before, steps, None, "rollback", only=only, unsettled=unsettled
+                )
             except (StepFailed, TransportError) as exc:
                 errors.append(f"{layer.name}: {_reason(exc)}")
         return errors
@@ -375,8 +398,13 @@ class Executor:
         touched: set[tuple[str, str]] | None,
         action: str,
         only: set[tuple[str, str]] | None = None,
+        unsettled: set[tuple[str, str]] | None = None,
     ) -> list[CheckResult]:
-        """Stage, switch, restart and check one layer on every host that needs it."""
+        """Stage, switch, restart and check one layer on every host that needs it.
+
+        ``unsettled`` hosts already run their target but an interrupted run switched them:
+        their restart step may never have run, so it runs again.
+        """
         hosts = [h for h in self.hosts(plant, layer) if only is None or (layer.name, h.name) in only]
         if not hosts:
             return []
@@ -387,8 +415,11 @@ class Executor:
         if any(target_of[h.name].release_dir for h in moving):
             names = [h.name for h in moving]
             self._emit("layer.staging", plant, layer=layer.name, release=release, detail={"hosts": names})
+            payloads = _payloads(target_of[h.name] for h in moving)
             self._each(
-                layer, moving, lambda h: self._stage(conns, h, layer, target_of[h.name], now.get((layer.name, h.name)))
+                layer,
+                moving,
+                lambda h: self._stage(conns, h, layer, target_of[h.name], now.get((layer.name, h.name)), payloads),
             )
             self._emit("layer.staged", plant, layer=layer.name, release=release)
         if moving:
@@ -397,10 +428,11 @@ class Executor:
             self._emit("layer.activating", plant, layer=layer.name, release=release, detail={"action": action})
             self._switch(plant, conns, layer, moving, target_of, now, action)
             self._emit("layer.activated", plant, layer=layer.name, release=release)
-            live = [h for h in moving if target_of[h.name].release_dir is not None]
-            if layer.restart is not None and live:
-                self._emit("layer.restarting", plant, layer=layer.name, release=release)
-                self._run_step(plant, conns, layer, layer.restart, live, target_of, steps, "restart")
+        settle = unsettled or set()
+        live = [h for h in hosts if target_of[h.name].release_dir and (h in moving or (layer.name, h.name) in settle)]
+        if layer.restart is not None and live:
+            self._emit("layer.restarting", plant, layer=layer.name, release=release)
+            self._run_step(plant, conns, layer, layer.restart, live, target_of, steps, "restart")
         checked = [h for h in hosts if target_of[h.name].release_dir is not None]
         if not checked or not layer.checks:
             return []
@@ -408,13 +440,20 @@ class Executor:
         return self._checks(plant, conns, layer, checked, target_of, steps)
 
     def _stage(
-        self, conns: Connections, host: Host, layer: LayerConfig, target: Target, running: Running | None
+        self,
+        conns: Connections,
+        host: Host,
+        layer: LayerConfig,
+        target: Target,
+        running: Running | None,
+        payloads: dict[str, bytes],
     ) -> None:
         if target.release_dir is None:
             return
         transport, directory = conns.get(host), conns.dir(host, layer)
         if target.bundle is not None:
-            layout.stage(transport, directory, target.bundle, self.options.command_timeout, running)
+            payload = payloads.get(target.release_dir)
+            layout.stage(transport, directory, target.bundle, self.options.command_timeout, running, payload)
             return
         script = f"test -f {shlex.quote(directory)}/releases/{shlex.quote(target.release_dir)}/{layout.MANIFEST_NAME}"
         if not transport.run(script, self.options.command_timeout).ok:
@@ -534,7 +573,8 @@ class Executor:
         def run(host: Host) -> None:
             fields = steps.fields.get((layer.name, host.name), {}).get(what) if steps else None
             command = fields["command"] if fields else step.command
-            script = f"cd {shlex.quote(conns.dir(host, layer))} && {command}"
+            directory = conns.dir(host, layer)
+            script = layout.locked(directory, f"cd {shlex.quote(directory)} && {command}", step.timeout)
             result = conns.get(host).run(script, step.timeout)
             if not result.ok:
                 raise TransportError(host.name, f"{what} step exited {result.exit_code}: {result.output()}")
@@ -638,25 +678,24 @@ class Executor:
 
     # -- around the pipeline -----------------------------------------------------------
 
-    def _preflight(self, plant: Plant, conns: Connections, bundles: dict[str, Bundle]) -> str:
+    def _preflight(
+        self, plant: Plant, conns: Connections, bundles: dict[str, Bundle], now: dict[tuple[str, str], Running]
+    ) -> str:
+        """Every host's answer to the probe read with its state: writable, and room for the bundle."""
         self._emit("plant.preflight", plant)
-        pairs = [(layer, host) for layer in self.layers() for host in self.hosts(plant, layer)]
-        answers = _fan_out(
-            pairs, lambda p: layout.probe(conns.get(p[1]), conns.dir(p[1], p[0]), self.options.command_timeout)
-        )
         min_free = self.project.config.preflight.min_free_mb * 1024
-        for (layer, host), answer in zip(pairs, answers, strict=True):
-            where = f"{host.name} ({layer.name} at {conns.dir(host, layer)})"
-            if isinstance(answer, TransportError):
-                return f"{where}: {answer.reason}"
-            if isinstance(answer, BaseException):
-                raise answer
-            writable, why, free_kib = answer
-            if not writable:
-                return f"{where}: {why}"
-            need = 2 * sum(len(f.content) for f in bundles[layer.name].files) // 1024 + min_free
-            if free_kib < need:
-                return f"{where}: {free_kib} KiB free, {need} KiB needed (twice the bundle plus preflight.min_free_mb)"
+        for layer in self.layers():
+            for host in self.hosts(plant, layer):
+                room = now[(layer.name, host.name)].room
+                where = f"{host.name} ({layer.name} at {conns.dir(host, layer)})"
+                if room is None or not room.writable:
+                    return f"{where}: {room.why if room else 'no probe answer'}"
+                need = 2 * sum(len(f.content) for f in bundles[layer.name].files) // 1024 + min_free
+                if room.free_kib < need:
+                    return (
+                        f"{where}: {room.free_kib} KiB free, {need} KiB needed "
+                        "(twice the bundle plus preflight.min_free_mb)"
+                    )
         return ""
 
     def _prune(
@@ -740,6 +779,19 @@ def _playbook_vars(host: Host, directory: str) -> dict[str, object]:
     if host.connection == "local" and "ansible_python_interpreter" not in host.vars:
         found["ansible_python_interpreter"] = sys.executable  # this machine: the interpreter running rollout
     return found
+
+
+def _states(found: dict[tuple[str, str], Running | Exception]) -> dict[tuple[str, str], Running]:
+    return {key: value for key, value in found.items() if isinstance(value, Running)}
+
+
+def _payloads(targets: Iterable[Target]) -> dict[str, bytes]:
+    """One tarball per distinct bundle shared by several of a layer's hosts, made once."""
+    bundles: dict[str, list[Bundle]] = {}
+    for target in targets:
+        if target.bundle is not None and target.release_dir is not None:
+            bundles.setdefault(target.release_dir, []).append(target.bundle)
+    return {name: layout.archive(group[0]) for name, group in bundles.items() if len(group) > 1}
 
 
 def _fan_out(items: list[T], action: Callable[[T], R]) -> list[R | Exception]:

@@ -45,6 +45,8 @@ class Running:
     """Release folders present, newest first."""
     staged_manifests: dict[str, str] = field(default_factory=dict)
     """Release folder -> sha256 of its manifest: what staging may skip."""
+    room: Room | None = None
+    """The preflight probe's answer, when it was asked for."""
 
     @property
     def whole(self) -> bool:
@@ -82,15 +84,36 @@ def _q(value: str) -> str:
     return shlex.quote(value)
 
 
+LOCK_BUSY = 75
+"""Exit code of a command that could not get the layer's lock in time."""
+
+
+def locked(directory: str, script: str, timeout: float) -> str:
+    """``script`` holding the layer's lock on the host, so that a step left running by a
+    killed rollout (hosts go on with what they were told) ends before the next one starts.
+    The lock is not passed to what the script starts (a service must not hold it)."""
+    wait = max(1, int(timeout * 0.8))  # ends first, so the message says why
+    lock = f"{_q(directory)}/.rollout/lock"
+    return f"""mkdir -p {_q(directory)}/.rollout || exit 1
+flock -o -E {LOCK_BUSY} -w {wait} {lock} sh -c {_q(script)}
+rc=$?
+if [ $rc -eq {LOCK_BUSY} ]; then echo "another rollout step held this layer's lock for {wait}s" >&2; fi
+exit $rc
+"""
+
+
 def _check(result: CommandResult, what: str) -> CommandResult:
     if not result.ok:
         raise TransportError(result.host, f"{what} failed (exit {result.exit_code}): {result.output()}")
     return result
 
 
-def read_running(t: Transport, directory: str, timeout: float) -> Running:
-    """One round trip: the link, the record, the manifest in use, attention, staged folders."""
-    script = f"""
+def read_running(t: Transport, directory: str, timeout: float, probe: bool = False) -> Running:
+    """One round trip: the link, the record, the manifest in use, attention, staged folders,
+    and with ``probe`` the preflight's answer (see ``PROBE_SCRIPT``)."""
+    script = (
+        (PROBE_SCRIPT.format(directory=_q(directory), mark=_MARK) if probe else "")
+        + f"""
 cd {_q(directory)} 2>/dev/null || exit 0
 printf '{_MARK}current\\n'; readlink current 2>/dev/null || true
 printf '{_MARK}record\\n'; cat .rollout/record.json 2>/dev/null || true
@@ -99,6 +122,7 @@ printf '{_MARK}attention\\n'; cat .rollout/attention.json 2>/dev/null || true
 printf '{_MARK}staged\\n'; ls -1t releases 2>/dev/null | grep -v '^[.]' || true
 printf '{_MARK}digests\\n'; sha256sum releases/*/{MANIFEST_NAME} 2>/dev/null || true
 """
+    )
     parts = _sections(_check(t.run(script, timeout), "reading the layer's state").stdout)
     link = parts.get("current", "").strip()
     current = PurePosixPath(link).name if link else None
@@ -114,6 +138,7 @@ printf '{_MARK}digests\\n'; sha256sum releases/*/{MANIFEST_NAME} 2>/dev/null || 
         attention=str(attention.get("reason")) if attention else None,
         staged=tuple(line for line in parts.get("staged", "").splitlines() if line),
         staged_manifests=_digests(parts.get("digests", "")),
+        room=_room(parts.get("probe", "")) if probe else None,
     )
 
 
@@ -144,33 +169,42 @@ def _json(text: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def probe(t: Transport, directory: str, timeout: float) -> tuple[bool, str, int]:
-    """Preflight: can the layer's folder be written, and how much room is there (KiB)?
-
-    Creates nothing that stays: it writes and removes one probe file in the nearest
-    existing folder.
-    """
-    script = f"""
-d={_q(directory)}
+PROBE_SCRIPT = """
+d={directory}
 while [ ! -e "$d" ]; do d=$(dirname "$d"); done
-if [ ! -d "$d" ]; then echo "blocked: $d is not a folder"; exit 0; fi
-p="$d/.rollout-probe-$$"
-if ! ( : > "$p" ) 2>/dev/null; then echo "not writable: $d"; exit 0; fi
-rm -f "$p"
-printf 'free '; df -Pk "$d" | awk 'NR==2 {{print $4}}'
+printf '{mark}probe\\n'
+if [ ! -d "$d" ]; then echo "blocked: $d is not a folder"
+elif ! ( : > "$d/.rollout-probe-$$" ) 2>/dev/null; then echo "not writable: $d"
+else rm -f "$d/.rollout-probe-$$"; printf 'free '; df -Pk "$d" | awk 'NR==2 {{print $4}}'
+fi
 """
-    out = _check(t.run(script, timeout), "preflight probe").stdout.strip()
-    if out.startswith("free "):
-        return True, "", int(out.split()[1])
-    return False, out or "probe gave no answer", 0
+"""Preflight: can the layer's folder be written, and how much room is there (KiB)? Creates
+nothing that stays: it writes and removes one probe file in the nearest existing folder."""
 
 
-def stage(t: Transport, directory: str, bundle: Bundle, timeout: float, running: Running | None) -> bool:
+@dataclass(frozen=True)
+class Room:
+    writable: bool
+    why: str
+    free_kib: int
+
+
+def _room(text: str) -> Room:
+    out = text.strip()
+    if out.startswith("free ") and out.split()[1:2] and out.split()[1].isdigit():
+        return Room(True, "", int(out.split()[1]))
+    return Room(False, out or "probe gave no answer", 0)
+
+
+def stage(
+    t: Transport, directory: str, bundle: Bundle, timeout: float, running: Running | None, payload: bytes | None = None
+) -> bool:
     """Put the bundle in ``releases/<dir>/`` unless that exact manifest is already there
     (as ``running``, read from the host at the plant's start, says).
 
     One round trip: the tarball travels on the command's stdin, is unpacked beside its
     final name and renamed into place, so a half-transferred release never looks staged.
+    ``payload`` is ``archive(bundle)`` when the caller made it once for several hosts.
     Returns False when the transfer was skipped.
     """
     name = release_dir(bundle)
@@ -188,7 +222,7 @@ if [ -e {_q(name)} ]; then mv {_q(name)} .{_q(name)}.old; fi
 mv .{_q(name)}.partial {_q(name)}
 rm -rf .{_q(name)}.old
 """
-    _check(t.run(script, timeout, stdin=archive(bundle)), "unpacking the bundle")
+    _check(t.run(locked(directory, script, timeout), timeout, stdin=payload or archive(bundle)), "unpacking the bundle")
     return True
 
 
@@ -202,7 +236,7 @@ ln -sfn releases/{_q(name)} .current.next
 mv -T .current.next current
 {_record_script(record)}
 """
-    _check(t.run(script, timeout), "switching the current link")
+    _check(t.run(locked(directory, script, timeout), timeout), "switching the current link")
 
 
 def link_only(t: Transport, directory: str, timeout: float) -> str | None:
@@ -212,7 +246,8 @@ def link_only(t: Transport, directory: str, timeout: float) -> str | None:
 
 
 def write_record(t: Transport, directory: str, record: dict[str, Any], timeout: float) -> None:
-    _check(t.run(f"set -eu\ncd {_q(directory)}\n{_record_script(record)}", timeout), "writing the record")
+    script = f"set -eu\ncd {_q(directory)}\n{_record_script(record)}"
+    _check(t.run(locked(directory, script, timeout), timeout), "writing the record")
 
 
 def deactivate(t: Transport, directory: str, record: dict[str, Any], timeout: float) -> None:
@@ -223,7 +258,7 @@ cd {_q(directory)} 2>/dev/null || exit 0
 rm -f current
 {_record_script(record)}
 """
-    _check(t.run(script, timeout), "removing the current link")
+    _check(t.run(locked(directory, script, timeout), timeout), "removing the current link")
 
 
 def _record_script(record: dict[str, Any]) -> str:
@@ -245,7 +280,7 @@ def set_attention(t: Transport, directory: str, reason: str | None, timeout: flo
         script = (
             f"mkdir -p {_q(directory)}/.rollout && printf '%s\\n' {_q(body)} > {_q(directory)}/.rollout/attention.json"
         )
-    _check(t.run(script, timeout), "writing the attention mark")
+    _check(t.run(locked(directory, script, timeout), timeout), "writing the attention mark")
 
 
 def prune(t: Transport, directory: str, keep: int, protect: set[str], timeout: float) -> list[str]:
@@ -263,5 +298,5 @@ ls -1t | grep -v '^[.]' | while IFS= read -r name; do
     if [ "$kept" -gt {keep} ]; then rm -rf -- "$name" && printf '%s\\n' "$name"; fi
 done
 """
-    out = _check(t.run(script, timeout), "pruning old releases").stdout
+    out = _check(t.run(locked(directory, script, timeout), timeout), "pruning old releases").stdout
     return [line for line in out.splitlines() if line]

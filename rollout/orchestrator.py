@@ -280,7 +280,8 @@ class Orchestrator:
             before = targets_from_json(before_event.detail["before"]) if before_event else None
             work = self.work(plant)
             if _last(mine, "rollback.started") is not None and before is not None:
-                executor.restore(self.project.plants[plant], before, work.old_steps, "resumed an interrupted rollback")
+                why = "resumed an interrupted rollback"
+                executor.restore(self.project.plants[plant], before, work.old_steps, why, interrupted=True)
             else:
                 executor.deploy(self.project.plants[plant], work.bundles, work.steps, work.old_steps, before)
         finally:

@@ -9,15 +9,17 @@ check by Ansible playbooks). Releases: ``v1``, ``v2`` (good), and ``bad-edge``,
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import textwrap
-from dataclasses import dataclass
+import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from conftest import commit_all
 from fleet import PORT, Fleet
-from rollout.api import HostStatus, open_project, status
+from rollout.api import HostStatus, journal_for, open_project, status
 from rollout.engine import Options
 
 SERVICE_PORT = 18080
@@ -25,7 +27,7 @@ SERVICE_PORT = 18080
 ROLLOUT_YAML = """
 name: dp
 codebase: {{repo: ., path: app, ref: v1}}
-ssh: {{known_hosts: {known_hosts}, connect_timeout: 5s, command_timeout: 30s}}
+ssh: {{known_hosts: {known_hosts}, connect_timeout: 5s, command_timeout: {command_timeout}s}}
 preflight: {{min_free_mb: 1}}
 layers:
   - name: edge
@@ -155,6 +157,13 @@ class DeployProject:
     host_roots: dict[str, Path]
     """Host name -> its root folder (where /srv/dp/... lands)."""
     options: Options
+    health_urls: dict[str, str] = field(default_factory=dict)
+    """Plant -> the URL of its ingest service's health page."""
+
+    def health(self, plant: str) -> str:
+        """What the plant's running ingest service says ('healthy <version>')."""
+        with urllib.request.urlopen(self.health_urls[plant], timeout=5) as response:
+            return str(response.read().decode().strip())
 
     def project(self):  # type: ignore[no-untyped-def]
         return open_project(self.root)
@@ -235,6 +244,7 @@ def build(
     plants: int | list[PlantSpec] = 1,
     light: bool = False,
     strategy: str = ONE_WAVE,
+    command_timeout: int = 30,
 ) -> DeployProject:
     """The project; ``light`` drops the playbook layer and gives each plant one edge and one
     ingest host (sharing the fleet's servers, each plant with its own root and port)."""
@@ -243,7 +253,10 @@ def build(
     specs = [PlantSpec(f"p{i}") for i in range(1, plants + 1)] if isinstance(plants, int) else plants
     files = {
         "rollout.yaml": ROLLOUT_YAML.format(
-            known_hosts=known_hosts, dashboards="" if light else DASHBOARDS, strategy=strategy
+            known_hosts=known_hosts,
+            dashboards="" if light else DASHBOARDS,
+            strategy=strategy,
+            command_timeout=command_timeout,
         ),
         "app/edge/status.txt.j2": "{{ values.status }}\n",
         "app/ingest/health.txt.j2": HEALTH,
@@ -254,10 +267,13 @@ def build(
     if not light:
         files["app/dashboards/board.json.j2"] = BOARD
     roots: dict[str, Path] = {}
+    urls: dict[str, str] = {}
     for index, spec in enumerate(specs, start=1):
         hosts = _hosts(spec.name, index, transport, fleet, light)
         for name, _ in hosts:
             roots[name] = tmp / "roots" / name
+        ingest = hosts[1][1] if light else hosts[2][1]
+        urls[spec.name] = f"http://{ingest}:{SERVICE_PORT + 20 + index if light else SERVICE_PORT}/health.txt"
         files[f"plants/{spec.name}.yaml"] = (
             f"archetype: std\ntimezone: UTC\ntags: [{', '.join(spec.tags)}]\nwindows: {spec.windows}\n"
         )
@@ -277,8 +293,8 @@ def build(
     for i in range(300):
         (many / f"sensor-{i:03d}.yaml").write_text(f"sensor: {i}\n")
     commit_all(root, "release many", "many")
-    options = Options(known_hosts if fleet else None, 5.0, 30.0, "tester@test")
-    return DeployProject(root, transport, roots, options)
+    options = Options(known_hosts if fleet else None, 5.0, float(command_timeout), "tester@test")
+    return DeployProject(root, transport, roots, options, urls)
 
 
 def _hosts(plant: str, index: int, transport: str, fleet: Fleet | None, light: bool) -> list[tuple[str, str]]:
@@ -291,3 +307,24 @@ def _hosts(plant: str, index: int, transport: str, fleet: Fleet | None, light: b
     count = len(fleet.hosts)
     first = (len(names) * (index - 1)) % count
     return [(name, fleet.hosts[(first + i) % count].address) for i, name in enumerate(names)]
+
+
+def events_of(out: str) -> list[dict[str, object]]:
+    """The JSON lines of a command's output."""
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def journal_complete(dp: DeployProject) -> None:
+    """Every rollout ended, every plant it started has a terminal event, and no lock is left."""
+    journal = journal_for(dp.project())
+    assert journal.locks() == []
+    for record in journal.rollouts():
+        kinds = [e.event.kind for e in journal.events(rollout=record.id)]
+        assert kinds[0] == "rollout.created"
+        assert "rollout.finished" in kinds or "rollout.halted" in kinds, kinds[-5:]
+        started = {e.event.plant for e in journal.events(rollout=record.id) if e.event.kind == "plant.started"}
+        for plant in started:
+            mine = [e.event.kind for e in journal.events(rollout=record.id, plant=plant)]
+            assert any(
+                k in mine for k in ("plant.done", "plant.rolled_back", "plant.attention", "plant.preflight_failed")
+            ), (plant, mine[-5:])

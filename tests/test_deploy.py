@@ -233,6 +233,10 @@ def test_ssh_host_keys_are_verified(dp_ssh: DeployProject, rollout) -> None:
         known.write_text("\n".join(lines) + "\n")
         result, _ = deploy(dp, "v1")
         assert result.outcome == "preflight_failed" and "host key" in result.reason
+        known.write_text("".join(line + "\n" for i, line in enumerate(original.splitlines()) if i != 3))
+        result, _ = deploy(dp, "v1")  # p1-dash is not known at all
+        assert result.outcome == "preflight_failed" and "not in known_hosts" in result.reason
+        assert not (dp.host_roots["p1-gw1"] / "srv").exists()  # nothing changed on the plant
         insecure = rollout("status", "-C", dp.root, "--insecure-skip-host-key-check")
         assert insecure.code == 0 and "NOT verified" in insecure.err
     finally:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from deploykit import DeployProject, PlantSpec, build
+from deploykit import DeployProject, PlantSpec, build, events_of, journal_complete
 from fleet import Fleet
 from rollout.api import journal_for
 
@@ -74,26 +74,6 @@ def cleanup() -> Iterator[list[DeployProject]]:
     yield made
     for project in made:
         project.stop_services()
-
-
-def events_of(out: str) -> list[dict]:
-    return [json.loads(line) for line in out.splitlines() if line.strip()]
-
-
-def journal_complete(dp: DeployProject) -> None:
-    """Every rollout ended, every plant it started has a terminal event, and no lock is left."""
-    journal = journal_for(dp.project())
-    assert journal.locks() == []
-    for record in journal.rollouts():
-        kinds = [e.event.kind for e in journal.events(rollout=record.id)]
-        assert kinds[0] == "rollout.created"
-        assert "rollout.finished" in kinds or "rollout.halted" in kinds, kinds[-5:]
-        started = {e.event.plant for e in journal.events(rollout=record.id) if e.event.kind == "plant.started"}
-        for plant in started:
-            mine = [e.event.kind for e in journal.events(rollout=record.id, plant=plant)]
-            assert any(
-                k in mine for k in ("plant.done", "plant.rolled_back", "plant.attention", "plant.preflight_failed")
-            )
 
 
 @pytest.mark.parametrize("transport", ["local", "ssh"])
@@ -241,47 +221,6 @@ def test_two_deploys_on_the_same_plant_one_proceeds(tmp_path: Path, rollout, cle
     assert first.wait(timeout=120) == 0 and holder
     dp.assert_whole("p1", "v1")
     journal_complete(dp)
-
-
-KILL_POINTS = [
-    ("layer.staging", "p2", "ingest"),
-    ("layer.activated", "p2", "edge"),
-    ("check.attempt", "p4", "ingest"),
-    ("rollback.layer", "p3", "edge"),
-    ("wave.started", "", None),
-]
-
-
-@pytest.mark.parametrize("point", KILL_POINTS, ids=[f"{k}-{p or 'rollout'}" for k, p, _ in KILL_POINTS])
-def test_kill_9_then_resume_leaves_every_plant_whole(point, tmp_path: Path, rollout, cleanup) -> None:
-    kind, plant, layer = point
-    plants = [PlantSpec(f"p{i}", ("fragile",) if i == 3 else ()) for i in range(1, 6)]
-    dp = make(tmp_path, plants, "  parallelism: 2\n" + one_wave("      max_failures: 2\n      on_failure: continue\n"))
-    cleanup.append(dp)
-    assert rollout("deploy", "-C", dp.root, "--release", "v1", "--yes").code == 0
-    proc = subprocess.Popen(
-        [ROLLOUT, "deploy", "-C", str(dp.root), "--release", "bad-fragile", "--json"], stdout=subprocess.PIPE, text=True
-    )
-    assert proc.stdout is not None
-    seen = 0
-    for line in proc.stdout:
-        event = json.loads(line)
-        if event.get("kind") == kind and event.get("plant", "") == plant and event.get("layer") == layer:
-            seen += 1
-            if kind != "wave.started" or seen == 1:
-                proc.kill()
-                break
-    proc.wait(timeout=60)
-    assert proc.returncode == -signal.SIGKILL
-    resumed = rollout("resume", "-C", dp.root, "--yes", "--json")
-    assert resumed.code == 1, resumed.text  # p3 fails on this release and is rolled back
-    for spec in plants:
-        dp.assert_whole(spec.name, "v1" if spec.name == "p3" else "bad-fragile")
-    journal_complete(dp)
-    journal = journal_for(dp.project())
-    record = journal.rollouts()[-1]
-    done = [e.event.plant for e in journal.events(rollout=record.id) if e.event.kind == "plant.done"]
-    assert len(done) == len(set(done))  # nothing finished twice
 
 
 def test_junit_report_and_json_event_order(tmp_path: Path, rollout, cleanup) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import select
 import shlex
 import time
@@ -44,11 +45,7 @@ class SshTransport(Transport):
             client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
         else:
             # Fabric accepts unknown hosts by default; rollout never does unless told to.
-            client.set_missing_host_key_policy(paramiko.RejectPolicy())
-            try:
-                client.load_host_keys(str(known_hosts))
-            except OSError as exc:
-                raise TransportError(host, f"cannot read known_hosts {known_hosts}: {exc.strerror}") from None
+            client.set_missing_host_key_policy(_KnownHostsOnly(_known_hosts(host, known_hosts)))
 
     def _connect(self) -> paramiko.Transport:
         if self.conn.is_connected and self.conn.transport is not None:
@@ -57,6 +54,8 @@ class SshTransport(Transport):
             self.conn.open()
         except paramiko.BadHostKeyException:
             raise TransportError(self.host, "host key does not match known_hosts (possible impersonation)") from None
+        except _UnknownHost as exc:
+            raise TransportError(self.host, str(exc)) from None
         except paramiko.SSHException as exc:
             raise TransportError(self.host, f"ssh: {exc}") from None
         except (OSError, EOFError) as exc:
@@ -75,6 +74,10 @@ class SshTransport(Transport):
             channel = transport.open_session(timeout=timeout)
         except (paramiko.SSHException, OSError, EOFError) as exc:
             self.close()
+            if time.monotonic() >= deadline:  # paramiko says only "Timeout opening channel."
+                raise TransportError(
+                    self.host, f"timed out after {timeout:g}s opening a session (the host does not answer)", True
+                ) from None
             raise TransportError(self.host, f"connection lost: {exc or type(exc).__name__}") from None
         try:
             channel.settimeout(timeout)
@@ -110,6 +113,43 @@ class SshTransport(Transport):
             self.conn.close()
         except Exception:  # closing a dead connection may raise anything; it is closed either way
             pass
+
+
+class _UnknownHost(paramiko.SSHException):  # type: ignore[misc]  # paramiko is untyped
+    pass
+
+
+class _KnownHostsOnly(paramiko.MissingHostKeyPolicy):  # type: ignore[misc]
+    """Accept exactly the keys of the known_hosts file (the client's own key store stays
+    empty, so every host comes here); an unknown host or a different key is refused."""
+
+    def __init__(self, keys: paramiko.HostKeys) -> None:
+        self.keys = keys
+
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+        if self.keys.check(hostname, key):
+            return
+        known = self.keys.lookup(hostname)
+        if known is not None and key.get_name() in known:
+            raise paramiko.BadHostKeyException(hostname, key, known[key.get_name()])
+        raise _UnknownHost(f"host {hostname} is not in known_hosts (no {key.get_name()} key for it)")
+
+
+def _known_hosts(host: str, path: Path) -> paramiko.HostKeys:
+    try:
+        stat = path.stat()
+    except OSError as exc:
+        raise TransportError(host, f"cannot read known_hosts {path}: {exc.strerror}") from None
+    try:
+        return _parsed_known_hosts(str(path), stat.st_mtime_ns, stat.st_size)
+    except OSError as exc:
+        raise TransportError(host, f"cannot read known_hosts {path}: {exc.strerror}") from None
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed_known_hosts(path: str, mtime_ns: int, size: int) -> paramiko.HostKeys:
+    """Parsed once per process and file version: every plant's every host checks against it."""
+    return paramiko.HostKeys(path)
 
 
 def _drain(channel: paramiko.Channel, deadline: float) -> tuple[bytes, bytes]:
