@@ -122,6 +122,9 @@ def _read_tree(commit: git.Commit, inner: str, ref: str, origin: str) -> tuple[d
         if item.type == "tree":
             continue
         rel = PurePosixPath(item.path).relative_to(inner).as_posix() if inner else str(item.path)
+        if any("\udc80" <= c <= "\udcff" for c in rel):  # bytes of a name git holds that were not UTF-8
+            # such a name could not be written in a manifest, nor named the same on every host
+            raise ReleaseError.one(f"{origin}/{rel}@{ref}", "file name is not UTF-8", expected="UTF-8 file names")
         if item.type != "blob" or item.mode not in _FILE_MODES:
             what = (
                 "a symlink"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -19,27 +19,36 @@ class Problem:
     found: str = ""
     message: str = ""
 
+    def shown(self) -> Problem:
+        """This problem as it may be shown: names and values from the input can hold control, bidi or
+        undecodable characters, which would hide or reorder text on a terminal or fail to encode."""
+        texts = (self.file, self.location, self.expected, self.found, self.message)
+        file, location, expected, found, message = (printable(t) for t in texts)
+        return replace(self, file=file, location=location, expected=expected, found=found, message=message)
+
     def render(self) -> str:
-        where = self.file
-        if self.line is not None:
-            where += f":{self.line}"
-        if self.location:
-            where += f": {self.location}"
-        parts = [p for p in (self.message,) if p]
-        if self.expected:
-            parts.append(f"expected {self.expected}")
-        if self.found:
-            parts.append(f"found {self.found}")
+        p = self.shown()
+        where = p.file
+        if p.line is not None:
+            where += f":{p.line}"
+        if p.location:
+            where += f": {p.location}"
+        parts = [m for m in (p.message,) if m]
+        if p.expected:
+            parts.append(f"expected {p.expected}")
+        if p.found:
+            parts.append(f"found {p.found}")
         return f"{where}: {'; '.join(parts) or 'invalid'}"
 
     def as_dict(self) -> dict[str, object]:
+        p = self.shown()
         return {
-            "file": self.file,
-            "location": self.location,
-            "line": self.line,
-            "expected": self.expected,
-            "found": self.found,
-            "message": self.message,
+            "file": p.file,
+            "location": p.location,
+            "line": p.line,
+            "expected": p.expected,
+            "found": p.found,
+            "message": p.message,
         }
 
 
@@ -81,6 +90,11 @@ class RenderError(ConfigError):
 
 class PlanError(ConfigError):
     """The strategy cannot be turned into a plan (a plant in no wave or in two)."""
+
+
+def printable(text: str) -> str:
+    """``text`` as is if it prints as itself, else escaped: control, bidi and undecodable characters."""
+    return text if text.isprintable() else repr(text)[1:-1]
 
 
 def shorten(value: object, limit: int = 60) -> str:

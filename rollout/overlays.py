@@ -104,7 +104,9 @@ def _walk_files(folder: Path, display: str, rel: PurePosixPath, out: dict[str, b
         path = rel / entry.name
         shown = f"{display}/{entry.name}"
         st = entry.stat(follow_symlinks=False)
-        if stat.S_ISLNK(st.st_mode):
+        if not _is_utf8(entry.name):  # it could not be named in a manifest, nor on every host
+            problems.append(Problem(shown, message="file name is not UTF-8", expected="a UTF-8 file name"))
+        elif stat.S_ISLNK(st.st_mode):
             problems.append(Problem(shown, message="symlinks are not allowed in overlays", expected="a regular file"))
         elif stat.S_ISDIR(st.st_mode):
             _walk_files(Path(entry.path), shown, path, out, problems)
@@ -121,6 +123,14 @@ def _walk_files(folder: Path, display: str, rel: PurePosixPath, out: dict[str, b
             return
         else:
             out[path.as_posix()] = Path(entry.path).read_bytes()
+
+
+def _is_utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # bytes the file system decoder kept as lone surrogates
+        return False
+    return True
 
 
 def glob_match(path: str, pattern: str) -> bool:

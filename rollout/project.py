@@ -14,8 +14,8 @@ from pathlib import Path, PurePosixPath
 from types import MappingProxyType
 
 from .codebase import REF, Release, open_release
-from .errors import ConfigError, Problem, ReleaseError
-from .inventory import Inventory, read_inventory
+from .errors import ConfigError, Problem, ReleaseError, shorten
+from .inventory import Host, Inventory, read_inventory
 from .models import PlantConfig, PlaybookCheck, PlaybookStep, ProjectConfig
 from .models.common import NAME_PATTERN
 from .models.validation import validate_doc
@@ -159,6 +159,50 @@ def _check_connections(inventory: Inventory, config: ProjectConfig, display: str
         raise ConfigError.one(display, "unsupported ansible_connection", expected="local or ssh", found=found)
 
 
+def _check_hosts(inventory: Inventory, config: ProjectConfig, display: str) -> None:
+    """The variables rollout itself reaches a host with: refused now rather than failing a deploy."""
+    groups = {layer.inventory_group for layer in config.layers}
+    names = sorted({h for g in groups for h in inventory.groups.get(g, ())})
+    problems = [p for name in names for p in _host_problems(inventory.hosts[name], display)]
+    if problems:
+        raise ConfigError(problems)
+
+
+def _host_problems(host: Host, display: str) -> list[Problem]:
+    rules = (
+        ("ansible_host", _address_ok, "a host name or IP address (no spaces or control characters, no leading '-')"),
+        ("ansible_port", _port_ok, "a TCP port (1-65535)"),
+        ("rollout_root", _root_ok, "an absolute folder path without '..'"),
+    )
+    return [
+        Problem(display, message=f"host {host.name!r}: invalid {var}", expected=expected, found=shorten(host.vars[var]))
+        for var, ok, expected in rules
+        if var in host.vars and not ok(host.vars[var])
+    ]
+
+
+def _address_ok(value: object) -> bool:
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= 253
+        and not value.startswith("-")  # would read as an option to ssh
+        and all(c.isprintable() and not c.isspace() for c in value)
+    )
+
+
+def _port_ok(value: object) -> bool:
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 5:
+        value = int(value)
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 65535
+
+
+def _root_ok(value: object) -> bool:
+    if not isinstance(value, str) or "\x00" in value:
+        return False
+    path = PurePosixPath(value)
+    return path.is_absolute() and ".." not in path.parts
+
+
 def _plant_files(root: Path) -> list[Path]:
     folder = root / PLANTS_DIR
     return sorted(p for p in folder.glob("*") if p.suffix in (".yaml", ".yml")) if folder.is_dir() else []
@@ -176,9 +220,14 @@ def _load_plant(root: Path, path: Path, config: ProjectConfig | None) -> Plant:
     doc = read_yaml(path, display)
     plant_config = validate_doc(PlantConfig, doc)
     inventory_rel = plant_config.inventory or _default_inventory(root, name)
+    if plant_config.inventory is not None and not (root / inventory_rel).is_file():  # the setting is at fault
+        raise ConfigError(
+            [doc.problem(("inventory",), f"{inventory_rel!r} is not a file", expected="the plant's YAML inventory")]
+        )
     inventory = read_inventory(root / inventory_rel, inventory_rel)
     if config is not None:
         _check_connections(inventory, config, inventory_rel)
+        _check_hosts(inventory, config, inventory_rel)
         missing = [layer for layer in config.layers if not inventory.groups.get(layer.inventory_group)]
         if missing:
             raise ConfigError(

@@ -12,6 +12,7 @@ Two departures from PyYAML's SafeLoader, both deliberate:
 from __future__ import annotations
 
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,11 @@ Path_ = tuple[str | int, ...]
 
 MAX_FILE_BYTES = 8 * 1024 * 1024
 MAX_NODES = 200_000
+MAX_DEPTH = 64
+"""Nesting levels, aliases and merge keys included: the composer and the builder recurse per level."""
+_MERGE = "tag:yaml.org,2002:merge"
+_MAX_INT_BITS = 3322
+"""About 1000 decimal digits; messages, JSON and templates must be able to write every number."""
 
 
 # libyaml's parser when PyYAML was built with it (several times faster); same nodes, same marks.
@@ -80,14 +86,19 @@ def format_path(path: Path_) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            out += f".{part}" if out else str(part)
+            # An empty key or one with control or bidi characters is quoted: a message must show what it names.
+            name = part if part and part.isprintable() else repr(part)
+            out += f".{name}" if out else name
     return out
 
 
 def read_yaml(path: Path, display: str) -> YamlDoc:
     """Read and parse one YAML file; every failure is a ConfigError naming ``display``."""
     try:
-        if path.stat().st_size > MAX_FILE_BYTES:
+        info = path.stat()
+        if not (stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode)):  # a FIFO would block, /dev/zero never end
+            raise ConfigError.one(display, "not a regular file", expected="a YAML file (not a FIFO, device or socket)")
+        if info.st_size > MAX_FILE_BYTES:
             raise ConfigError.one(display, "file too large", expected=f"at most {MAX_FILE_BYTES} bytes")
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -106,6 +117,7 @@ def read_yaml(path: Path, display: str) -> YamlDoc:
 def parse_yaml(text: str, display: str) -> YamlDoc:
     """Parse YAML text that must hold at most one document."""
     try:
+        _check_depth(text, display)
         nodes = list(yaml.compose_all(text, Loader=_Core12Loader))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -124,6 +136,19 @@ def parse_yaml(text: str, display: str) -> YamlDoc:
     return YamlDoc(display, data, builder.lines)
 
 
+def _check_depth(text: str, display: str) -> None:
+    """Refuse deep nesting from the event stream, before the (recursive) composer can overflow the stack."""
+    depth = 0
+    for event in yaml.parse(text, Loader=_Core12Loader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                line = event.start_mark.line + 1 if event.start_mark else None
+                raise ConfigError.one(display, f"nested too deeply (over {MAX_DEPTH} levels)", line=line)
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
 class _Builder:
     """Turns a composed node tree into plain data, recording positions."""
 
@@ -131,6 +156,7 @@ class _Builder:
         self.display = display
         self.lines: dict[Path_, int] = {}
         self.budget = MAX_NODES
+        self.depth = 0
         self.constructor = yaml.SafeLoader("")  # constructs scalars from already-resolved tags
 
     def fail(self, node: yaml.Node, path: Path_, message: str, expected: str = "", found: str = "") -> ConfigError:
@@ -142,33 +168,66 @@ class _Builder:
         if self.budget < 0:
             raise self.fail(node, path, f"document too large (over {MAX_NODES} nodes after expanding aliases)")
         self.lines.setdefault(path, node.start_mark.line + 1)
-        if isinstance(node, yaml.MappingNode):
-            return self._mapping(node, path)
-        if isinstance(node, yaml.SequenceNode):
-            return [self.build(item, path + (i,)) for i, item in enumerate(node.value)]
+        if self.depth >= MAX_DEPTH:  # aliases and merge keys nest without the text doing so
+            raise self.fail(node, path, f"nested too deeply (over {MAX_DEPTH} levels, aliases included)")
+        self.depth += 1
         try:
-            return self.constructor.construct_object(node, deep=True)
+            if isinstance(node, yaml.MappingNode):
+                return self._mapping(node, path)
+            if isinstance(node, yaml.SequenceNode):
+                return [self.build(item, path + (i,)) for i, item in enumerate(node.value)]
+            return self._scalar(node, path)
+        finally:
+            self.depth -= 1
+
+    def _scalar(self, node: yaml.Node, path: Path_) -> Any:
+        try:
+            value = self.constructor.construct_object(node, deep=True)
+        except yaml.MarkedYAMLError as exc:
+            raise self.fail(node, path, f"invalid value: {exc.problem or exc}") from None
         except yaml.YAMLError as exc:
             raise self.fail(node, path, f"invalid value: {exc}") from None
+        except ValueError:  # an integer of more digits than Python converts
+            raise self.fail(node, path, "number too long", expected="at most 1000 digits") from None
+        if isinstance(value, int) and value.bit_length() > _MAX_INT_BITS:  # 0x...: no digit limit, but no str() either
+            raise self.fail(node, path, "number too long", expected="at most 1000 digits")
+        return value
 
     def _mapping(self, node: yaml.MappingNode, path: Path_) -> dict[str, Any]:
-        own = {id(k) for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge"}
-        try:
-            self.constructor.flatten_mapping(node)  # resolves "<<": merged keys first, own keys win
-        except yaml.YAMLError as exc:
-            raise self.fail(node, path, f"invalid merge key: {exc}") from None
-        out: dict[str, Any] = {}
-        seen_own: set[str] = set()
+        # "<<" merges are built here, not by PyYAML's flatten_mapping, whose copies escape the node budget.
+        merged: dict[str, Any] = {}
         for key_node, value_node in node.value:
-            if not isinstance(key_node, yaml.ScalarNode):
-                raise self.fail(key_node, path, "invalid key", expected="a string key", found="a mapping or list")
-            key = self.constructor.construct_object(key_node)
-            if not isinstance(key, str):
-                raise self.fail(key_node, path, "invalid key", expected="a string key", found=shorten(key))
-            if id(key_node) in own:
-                if key in seen_own:
-                    raise self.fail(key_node, path + (key,), f"duplicate key {key!r}")
-                seen_own.add(key)
+            if key_node.tag == _MERGE:
+                merged.update(self._merge(value_node, path))
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE:
+                continue
+            key = self._key(key_node, path)
+            if key in out:
+                raise self.fail(key_node, path + (key,), f"duplicate key {key!r}")
             self.lines[path + (key,)] = key_node.start_mark.line + 1
             out[key] = self.build(value_node, path + (key,))
+        return {**merged, **out}  # merged keys first, own keys win
+
+    def _merge(self, node: yaml.Node, path: Path_) -> dict[str, Any]:
+        """``<<: *a`` or ``<<: [*a, *b]``: the mappings to merge, earlier ones winning."""
+        sources = node.value if isinstance(node, yaml.SequenceNode) else [node]
+        out: dict[str, Any] = {}
+        for source in reversed(sources):
+            if not isinstance(source, yaml.MappingNode):
+                raise self.fail(source, path, "invalid merge key", expected="a mapping or a list of mappings")
+            self.depth += 1
+            try:
+                out.update(self.build(source, path))
+            finally:
+                self.depth -= 1
         return out
+
+    def _key(self, node: yaml.Node, path: Path_) -> str:
+        if not isinstance(node, yaml.ScalarNode):
+            raise self.fail(node, path, "invalid key", expected="a string key", found="a mapping or list")
+        key = self._scalar(node, path)
+        if not isinstance(key, str):
+            raise self.fail(node, path, "invalid key", expected="a string key", found=shorten(key))
+        return key

@@ -85,6 +85,12 @@ CASES = [
         "yaml-syntax", edit("rollout.yaml", "name: mini", "name: [mini"), "rollout.yaml", "rollout.yaml:2: invalid YAML"
     ),
     Case("yaml-empty", write("rollout.yaml", ""), "rollout.yaml", "file is empty"),
+    Case(
+        "known-hosts-of-no-user",
+        edit("rollout.yaml", "name: mini\n", "name: mini\nssh: {known_hosts: '~no-such-user-here/kh'}\n"),
+        "rollout.yaml",
+        "ssh.known_hosts",
+    ),
     Case("yaml-top-list", write("rollout.yaml", "- a\n- b\n"), "rollout.yaml", "wrong top level"),
     Case("yaml-two-docs", write("rollout.yaml", "name: a\n---\nname: b\n"), "rollout.yaml", ":3"),
     Case(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
@@ -75,10 +76,21 @@ class OverlayPolicy(Model):
 class SshConfig(Model):
     """How plants' hosts are reached over SSH (hosts whose ``ansible_connection`` is ssh)."""
 
-    known_hosts: Annotated[str, Field(min_length=1)] = "~/.ssh/known_hosts"
+    known_hosts: Annotated[str, Field(min_length=1, max_length=4096)] = "~/.ssh/known_hosts"
     """Host keys are verified against this file (relative to the project, or absolute)."""
     connect_timeout: Duration = 10.0
     command_timeout: Duration = 300.0
+
+    @field_validator("known_hosts")
+    @classmethod
+    def _expandable(cls, value: str) -> str:
+        if "\0" in value:
+            raise ValueError("a path without NUL characters")
+        try:
+            Path(value).expanduser()
+        except RuntimeError:  # '~name' of no user here
+            raise ValueError(f"a path whose '~user' is a user of this machine, not {value.split('/')[0]!r}") from None
+        return value
 
 
 class PreflightConfig(Model):
