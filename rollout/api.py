@@ -8,15 +8,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypeVar
 
-from .bundle import Bundle
-from .bundle_writer import write_bundle
+from .bundle import Bundle, BundleFile
+from .bundle_writer import existing_files, write_bundle
 from .codebase import Release
 from .customization import Customization, customization
 from .diff import FileChange, diff_bundles
 from .engine import Executor, Options, PlantResult, Steps, Target
 from .errors import ConfigError, Problem
 from .events import DURABLE, ROLLOUT, Event, EventSink, discard
+from .fanout import Failed, fan_out
 from .journal import Journal, JournalEvent, RolloutRecord, SqliteJournal
 from .layout import Running
 from .models import LayerConfig
@@ -28,6 +30,8 @@ from .render import Renderer
 from .transports.base import TransportError
 from .values import Source, merge_values
 from .yamlfile import Path_
+
+T = TypeVar("T")
 
 
 def open_project(start: Path) -> Project:
@@ -52,18 +56,24 @@ def validate(project: Project, ref: str | None) -> Validation:
     plan = make_plan(project, release.id, release.commit)
     renderer = Renderer(project, release)
     base = merge_values(renderer.base_values, [])
-    problems: list[Problem] = []
-    customizations: list[Customization] = []
-    count = 0
-    for plant in project.plants.values():
-        try:
-            count += len(renderer.render_plant(plant))
-            customizations.append(customization(project, release, plant, renderer.values(plant), base))
-        except ConfigError as exc:
-            problems.extend(exc.problems)
+
+    def check(plant: Plant) -> tuple[list[str], Customization]:
+        hashes = [b.inputs_hash for b in renderer.render_plant(plant)]
+        return hashes, customization(project, release, plant, renderer.values(plant), base)
+
+    checked = _collected(fan_out(list(project.plants.values()), check))
+    hashes = [h for plant_hashes, _ in checked for h in plant_hashes]
+    # Bundles with equal inputs share one rendering, whichever process rendered them.
+    shared = len(hashes) - len(set(hashes))
+    return Validation(project, release, plan, [c for _, c in checked], len(hashes), shared)
+
+
+def _collected(results: list[T | Failed]) -> list[T]:
+    """The results, or one ConfigError with the problems of every item that failed."""
+    problems = [p for r in results if isinstance(r, Failed) for p in r.problems]
     if problems:
         raise ConfigError(problems)
-    return Validation(project, release, plan, customizations, count, renderer.hits)
+    return [r for r in results if not isinstance(r, Failed)]
 
 
 def plan(project: Project, ref: str | None) -> Plan:
@@ -83,16 +93,30 @@ def render(project: Project, ref: str | None, plants: list[str], out: Path | Non
     release = project.release(ref)
     renderer = Renderer(project, release)
     chosen = [project.plant(n) for n in plants] if plants else list(project.plants.values())
-    problems: list[Problem] = []
-    bundles: list[Bundle] = []
-    for plant in chosen:
-        try:
-            bundles.extend(renderer.render_plant(plant))
-        except ConfigError as exc:
-            problems.extend(exc.problems)
-    if problems:
-        raise ConfigError(problems)  # nothing is written unless every plant renders
-    return [Rendered(b, write_bundle(b, out) if out is not None else False) for b in bundles]
+    rendered = _collected(fan_out(chosen, lambda plant: _render_plant(renderer, plant, out)))
+    pairs = [pair for plant_pairs in rendered for pair in plant_pairs]
+    if out is None:
+        return [Rendered(b, False) for b, _ in pairs]
+    # Only now that every plant rendered is anything written; a bundle read back from ``out`` is there already.
+    todo = list({(b.plant, b.layer): b for b, reused in pairs if not reused}.values())
+    flags = _collected(fan_out(todo, lambda b: write_bundle(b, out)))
+    written = {(b.plant, b.layer): flag for b, flag in zip(todo, flags, strict=True)}
+    return [Rendered(b, written.pop((b.plant, b.layer), False)) for b, _ in pairs]
+
+
+def _render_plant(renderer: Renderer, plant: Plant, out: Path | None) -> list[tuple[Bundle, bool]]:
+    """The plant's bundles, each with True when ``out`` held it already (same inputs) and it was read back."""
+    if out is None:
+        return [(b, False) for b in renderer.render_plant(plant)]
+    reused: set[str] = set()
+
+    def reuse(head: Bundle) -> tuple[BundleFile, ...] | None:
+        files = existing_files(out, head)
+        if files is not None:
+            reused.add(head.layer)
+        return files
+
+    return [(b, b.layer in reused) for b in renderer.render_plant(plant, reuse)]
 
 
 def explain(project: Project, ref: str | None, plant_name: str) -> list[tuple[Path_, object, Source]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -16,8 +17,8 @@ class BundleFile:
     content: bytes
     mode: int
 
-    @property
-    def sha256(self) -> str:
+    @functools.cached_property
+    def sha256(self) -> str:  # asked for by the manifest, the bundle hash and the writer: hashed once
         return hashlib.sha256(self.content).hexdigest()
 
     def entry(self) -> dict[str, Any]:
@@ -37,7 +38,7 @@ class Bundle:
     inputs_hash: str
     files: tuple[BundleFile, ...]
 
-    @property
+    @functools.cached_property
     def bundle_hash(self) -> str:
         """Hash of the files alone: equal bundles hash equal whatever plant or release."""
         digest = hashlib.sha256()

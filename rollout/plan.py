@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import functools
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -178,13 +180,20 @@ def _matching(project: Project, select: Selector) -> tuple[list[str], list[str]]
 
 
 def _selects(select: Selector, plant: Plant) -> bool:
-    if any(fnmatch.fnmatchcase(plant.name, p) for p in select.exclude):
+    if select.exclude and _any_of(tuple(select.exclude)).match(plant.name):
         return False
-    if select.plants and not any(fnmatch.fnmatchcase(plant.name, p) for p in select.plants):
+    if select.plants and not _any_of(tuple(select.plants)).match(plant.name):
         return False
     if select.archetypes and plant.config.archetype not in select.archetypes:
         return False
     return not select.tags or bool(set(select.tags) & set(plant.config.tags))
+
+
+@functools.lru_cache(maxsize=256)
+def _any_of(patterns: tuple[str, ...]) -> re.Pattern[str]:
+    """One regular expression matching what fnmatchcase matches with any of ``patterns``: once per
+    selector, not once per pattern and plant."""
+    return re.compile("|".join(fnmatch.translate(p) for p in patterns))
 
 
 def _wave_problem(project: Project, wave: WaveConfig, message: str, expected: str) -> Problem:

@@ -6,7 +6,9 @@
 * Undefined names are errors (``StrictUndefined``), never an empty string.
 * A plant whose overlays bring any template has all its templates rendered in an
   immutable sandbox, so overlay content can neither reach Python internals nor change
-  shared values, even through a base template that includes it.
+  shared values, even through a base template that includes it. The code base's own
+  templates render in a sandbox too (one that lets them change their copy of values):
+  no template can run commands or read files, and none can build huge strings.
 * ``{{ fail("why") }}`` lets a template refuse values it cannot work with.
 * Templates see ``values`` (merged), ``plant``, ``release``, ``layer``, ``hosts`` (the
   layer's hosts) and ``groups`` (every inventory group's hosts); never connection
@@ -17,14 +19,14 @@
 
 from __future__ import annotations
 
-import copy
 import functools
 import hashlib
+import itertools
 import json
 import operator
 import shlex
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import jinja2
@@ -33,7 +35,7 @@ import jinja2.meta
 import jinja2.nodes
 import yaml
 from jinja2.exceptions import SecurityError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
 
 from .bundle import Bundle, BundleFile, sha256_json
 from .codebase import Release
@@ -41,14 +43,20 @@ from .errors import ConfigError, Problem, RenderError
 from .models import CommandCheck, CommandStep, HttpCheck, LayerConfig, TcpCheck
 from .overlays import policy_problems
 from .project import PROJECT_FILE, Plant, Project
-from .values import MergedValues, merge_values
+from .values import MergedValues, merge_values, plain_copy
 from .yamlfile import YamlDoc, parse_yaml
 
 RENDERER_VERSION = 1
 TEMPLATE_SUFFIX = ".j2"
 MAX_OUTPUT_BYTES = 64 * 1024 * 1024
 MAX_SEQUENCE_PRODUCT = 1024 * 1024
+OUTPUT_BATCH = 32
+"""Template output chunks counted at a time against MAX_OUTPUT_BYTES."""
 _CONTEXT_NAMES = ("values", "plant", "release", "layer", "hosts", "groups")
+
+Reuse = Callable[[Bundle], tuple[BundleFile, ...] | None]
+"""Given a bundle without its files (release, plant, overlay and inputs hashes set), the files
+of that same bundle rendered before, or None to render them now."""
 
 
 def _digest(data: bytes) -> str:
@@ -63,8 +71,13 @@ def _to_yaml(value: Any) -> str:
     return str(yaml.safe_dump(value, sort_keys=True, default_flow_style=False, allow_unicode=True)).rstrip("\n")
 
 
-class _Sandbox(ImmutableSandboxedEnvironment):
-    """The immutable sandbox, which also refuses to build huge strings or numbers."""
+class _Bounded(SandboxedEnvironment):
+    """The code base's own templates: no Python internals, no huge strings or numbers.
+
+    Sandboxed too: rendering happens on ``validate`` and ``render``, which must never run
+    commands or read files, whatever a commit of the code base holds. Values may be changed
+    here: every file renders with its own copy of them.
+    """
 
     intercepted_binops = frozenset({"*", "**"})
 
@@ -76,6 +89,10 @@ class _Sandbox(ImmutableSandboxedEnvironment):
             if size > MAX_SEQUENCE_PRODUCT:
                 raise SecurityError("string or list repetition too large for a template")
         return super().call_binop(context, operator_, left, right)
+
+
+class _Sandbox(_Bounded, ImmutableSandboxedEnvironment):
+    """The immutable sandbox, for plants whose overlays bring a template."""
 
 
 def _sequence_size(left: Any, right: Any) -> int:
@@ -110,7 +127,7 @@ class _MemoryBytecodeCache(jinja2.BytecodeCache):
 def _environment(
     sandboxed: bool, loader: jinja2.BaseLoader, bytecode: jinja2.BytecodeCache | None = None
 ) -> jinja2.Environment:
-    cls: type[jinja2.Environment] = _Sandbox if sandboxed else jinja2.Environment
+    cls: type[jinja2.Environment] = _Sandbox if sandboxed else _Bounded
     env = cls(
         bytecode_cache=bytecode,
         loader=loader,
@@ -124,6 +141,7 @@ def _environment(
     env.filters["to_yaml"] = _to_yaml
     env.filters["quote"] = shlex.quote  # for values that end up in a check's or step's shell command
     env.globals["fail"] = _fail
+    del env.globals["lipsum"]  # placeholder text of unbounded size (lipsum(10**5) burns a minute): no use here
     return env
 
 
@@ -159,6 +177,8 @@ class _FileSet:
         bytecode = shared.sandboxed_code if self.sandboxed else shared.trusted_code
         self.env = _environment(self.sandboxed, jinja2.FunctionLoader(self._load), bytecode)
         self._analysis = shared.analysis
+        self._layer_paths: dict[str, list[str]] = {}
+        self._reads: dict[tuple[str, ...], tuple[frozenset[str], frozenset[str] | None]] = {}
 
     def _load(self, name: str) -> tuple[str, str, Callable[[], bool]] | None:
         source = self.sources.get(name)
@@ -167,11 +187,20 @@ class _FileSet:
         return source.content.decode("utf-8"), source.display, lambda: True
 
     def layer_paths(self, layer: LayerConfig) -> list[str]:
-        prefix = "" if layer.source_dir == "." else layer.source_dir.rstrip("/") + "/"
-        return sorted(p for p in self.sources if p.startswith(prefix))
+        """The layer's source paths, sorted (shared by every caller: not to be changed)."""
+        if layer.source_dir not in self._layer_paths:
+            prefix = "" if layer.source_dir == "." else layer.source_dir.rstrip("/") + "/"
+            self._layer_paths[layer.source_dir] = sorted(p for p in self.sources if p.startswith(prefix))
+        return self._layer_paths[layer.source_dir]
 
     def reads(self, templates: Iterable[str]) -> tuple[frozenset[str], frozenset[str] | None]:
         """Context names, and top-level value keys (None: all), that these templates read."""
+        key = tuple(templates)
+        if key not in self._reads:  # the same for every plant sharing this file set
+            self._reads[key] = self._find_reads(key)
+        return self._reads[key]
+
+    def _find_reads(self, templates: Iterable[str]) -> tuple[frozenset[str], frozenset[str] | None]:
         names: set[str] = set()
         keys: set[str] | None = set()
         pending, seen = list(templates), set()
@@ -244,12 +273,15 @@ def _value_keys(ast: jinja2.nodes.Template) -> set[str] | None:
 
 
 def _bounded(chunks: Iterable[str], display: str) -> bytes:
-    parts, size = [], 0
-    for chunk in chunks:
-        size += len(chunk)
+    parts: list[str] = []
+    size = 0
+    pending = iter(chunks)
+    # A few chunks at a time: templates yield very many small ones, and counting each in Python shows.
+    while batch := list(itertools.islice(pending, OUTPUT_BATCH)):
+        size += sum(map(len, batch))
         if size > MAX_OUTPUT_BYTES:
             raise RenderError([Problem(display, message=f"template output larger than {MAX_OUTPUT_BYTES} bytes")])
-        parts.append(chunk)
+        parts += batch
     return "".join(parts).encode("utf-8")
 
 
@@ -276,6 +308,8 @@ def _template_problem(exc: Exception, display: str, displays: set[str]) -> Probl
         return Problem(where, line=line, message=f"template refused its values: {exc}")
     if isinstance(exc, jinja2.TemplateNotFound):
         return Problem(where, line=line, message=f"includes {exc.name!r}, which is not a template of the code base")
+    if isinstance(exc, RecursionError):  # Python's own wording varies with where the limit struck
+        return Problem(where, line=line, message="template recursion too deep: a macro or include that never ends")
     return Problem(where, line=line, message=f"template failed: {type(exc).__name__}: {exc}")
 
 
@@ -290,6 +324,10 @@ class Renderer:
         self._shared = _Shared()
         self._memo: dict[str, tuple[BundleFile, ...]] = {}
         self._values: dict[str, MergedValues] = {}
+        self._plant_files: dict[str, tuple[_FileSet, str]] = {}
+        """Plant -> its file set and overlay hash, worked out once however often asked for."""
+        self._contexts: tuple[str, dict[str, dict[str, Any]]] = ("", {})
+        """The plant at hand and its context per layer."""
         self.hits = 0
         """Renderings saved because another plant had equal inputs."""
 
@@ -335,10 +373,10 @@ class Renderer:
         if problems:
             raise ConfigError(problems)
 
-    def render_plant(self, plant: Plant) -> list[Bundle]:
+    def render_plant(self, plant: Plant, reuse: Reuse | None = None) -> list[Bundle]:
         self.check_plant(plant)
         self.render_steps(plant)
-        return [self.render_layer(plant, layer) for layer in self.project.config.layers]
+        return [self.render_layer(plant, layer, reuse) for layer in self.project.config.layers]
 
     def render_steps(self, plant: Plant) -> dict[tuple[str, str], dict[str, dict[str, str]]]:
         """The templated fields of every check and command step, per (layer, host).
@@ -365,19 +403,29 @@ class Renderer:
         rendered = {}
         for name, text in fields.items():
             where = f"{location}.{name}"
-            line = self.project.doc.line_of(_parse_location(where))
             try:
                 rendered[name] = _compiled(text).render(context)
             except Exception as exc:  # template code can raise anything; each is bad input
                 problem = _template_problem(exc, PROJECT_FILE, set())
-                problems.append(Problem(PROJECT_FILE, where, line, problem.expected, "", problem.message))
+                problems.append(Problem(PROJECT_FILE, where, self._line(where), problem.expected, "", problem.message))
                 continue
-            if name == "port" and not (rendered[name].isdigit() and 1 <= int(rendered[name]) <= 65535):
+            if not rendered[name].strip():  # an empty command passes every time; an empty URL never can
                 problems.append(
                     Problem(
                         PROJECT_FILE,
                         where,
-                        line,
+                        self._line(where),
+                        f"a non-empty {name}",
+                        repr(rendered[name]),
+                        f"renders to nothing for plant {context['plant']['name']}",
+                    )
+                )
+            elif name == "port" and not _is_port(rendered[name]):
+                problems.append(
+                    Problem(
+                        PROJECT_FILE,
+                        where,
+                        self._line(where),
                         "a TCP port (1-65535)",
                         repr(rendered[name]),
                         f"renders to an invalid port for plant {context['plant']['name']}",
@@ -385,7 +433,11 @@ class Renderer:
                 )
         return rendered
 
-    def render_layer(self, plant: Plant, layer: LayerConfig) -> Bundle:
+    def _line(self, where: str) -> int | None:
+        return self.project.doc.line_of(_parse_location(where))  # only wanted for a problem
+
+    def render_layer(self, plant: Plant, layer: LayerConfig, reuse: Reuse | None = None) -> Bundle:
+        """The plant's bundle of ``layer``; ``reuse`` may supply the files of one rendered before."""
         files = self._fileset(plant)
         paths = files.layer_paths(layer)
         templates = [p for p in paths if p.endswith(TEMPLATE_SUFFIX)]
@@ -394,11 +446,7 @@ class Renderer:
         overlay_files = {p: sha for p, sha in self._overlay_digests(plant).items() if p in paths}
         inputs = _inputs(self.release, layer, context, names, keys, overlay_files)
         inputs_hash = sha256_json(inputs)
-        if inputs_hash in self._memo:
-            self.hits += 1
-        else:
-            self._memo[inputs_hash] = _render_files(files, layer, paths, context)
-        return Bundle(
+        head = Bundle(
             plant=plant.name,
             layer=layer.name,
             release_id=self.release.id,
@@ -406,11 +454,20 @@ class Renderer:
             content_hash=self.release.content_hash,
             overlay_hash=self.overlay_hash(plant),
             inputs_hash=inputs_hash,
-            files=self._memo[inputs_hash],
+            files=(),
         )
+        if inputs_hash in self._memo:
+            self.hits += 1
+        else:
+            known = reuse(head) if reuse is not None else None
+            self._memo[inputs_hash] = known if known is not None else _render_files(files, layer, paths, context)
+        return replace(head, files=self._memo[inputs_hash])
 
     def overlay_hash(self, plant: Plant) -> str:
         """Hash of everything the plant's overlays bring (values and files)."""
+        return self._plant(plant)[1]
+
+    def _overlay_hash(self, plant: Plant) -> str:
         overlays = self.project.overlays_for(plant)
         return sha256_json(
             [
@@ -430,6 +487,14 @@ class Renderer:
         return merged
 
     def _fileset(self, plant: Plant) -> _FileSet:
+        return self._plant(plant)[0]
+
+    def _plant(self, plant: Plant) -> tuple[_FileSet, str]:
+        if plant.name not in self._plant_files:
+            self._plant_files[plant.name] = (self._new_fileset(plant), self._overlay_hash(plant))
+        return self._plant_files[plant.name]
+
+    def _new_fileset(self, plant: Plant) -> _FileSet:
         overlay_files: dict[str, tuple[bytes, str]] = {}
         for overlay in self.project.overlays_for(plant):
             overlay_files.update({p: (d, overlay.display(p)) for p, d in overlay.files.items()})
@@ -439,9 +504,18 @@ class Renderer:
         return self._filesets[key]
 
     def _context(self, plant: Plant, layer: LayerConfig) -> dict[str, Any]:
+        """What the layer's templates see; kept for the plant at hand, whose steps and files both need it."""
+        if self._contexts[0] != plant.name:
+            self._contexts = (plant.name, {})
+        known = self._contexts[1]
+        if layer.name not in known:
+            known[layer.name] = self._new_context(plant, layer)
+        return known[layer.name]
+
+    def _new_context(self, plant: Plant, layer: LayerConfig) -> dict[str, Any]:
         inventory = plant.inventory
         return {
-            "values": copy.deepcopy(self.values(plant).values),
+            "values": self.values(plant).values,  # never changed: every template renders from its own copy
             "plant": {
                 "name": plant.name,
                 "archetype": plant.config.archetype,
@@ -463,6 +537,10 @@ class Renderer:
 def _string_env() -> jinja2.Environment:
     """Checks and steps in rollout.yaml are small templates too, rendered sandboxed."""
     return _environment(True, jinja2.DictLoader({}))
+
+
+def _is_port(text: str) -> bool:
+    return text.isascii() and text.isdigit() and 1 <= int(text) <= 65535  # int('²') fails, though '²'.isdigit()
 
 
 @functools.lru_cache(maxsize=4096)
@@ -533,7 +611,9 @@ def _render_files(
             if name.startswith("_"):
                 continue  # a partial, only ever included
             rel = rel[: -len(TEMPLATE_SUFFIX)]
-            content = files.render(path, copy.deepcopy(context))
+            names, _ = files.reads([path])
+            # Its own copy of what it reads (with its includes): what one template changes, no other sees.
+            content = files.render(path, plain_copy({k: v for k, v in context.items() if k in names}))
         else:
             content = source.content
         if rel in out:

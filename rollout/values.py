@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import marshal
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,9 +58,7 @@ def lookup(values: Any, path: Path_) -> Any:
 
 def merge_values(base: YamlDoc, overlays: list[tuple[str, YamlDoc]]) -> MergedValues:
     """Merge base values with overlays applied in order; every problem is reported at once."""
-    values = _mapping_or_empty(base)
-    sources: dict[Path_, Source] = {}
-    _mark(sources, (), values, "base", base)
+    values, sources = _base_alone(base)
     problems: list[Problem] = []
     for layer, doc in overlays:
         data = _mapping_or_empty(doc)
@@ -68,6 +67,29 @@ def merge_values(base: YamlDoc, overlays: list[tuple[str, YamlDoc]]) -> MergedVa
     if problems:
         raise ConfigError(problems)
     return MergedValues(values, sources)
+
+
+_last_base: tuple[YamlDoc, dict[str, Any], dict[Path_, Source]] | None = None
+"""The base document last merged, with its values and sources: every plant starts from them."""
+
+
+def _base_alone(base: YamlDoc) -> tuple[dict[str, Any], dict[Path_, Source]]:
+    """Fresh copies of the base's values and sources, worked out once per base, not once per plant."""
+    global _last_base
+    if _last_base is None or _last_base[0] is not base:  # identity: the cache keeps ``base`` alive
+        values = _mapping_or_empty(base)
+        sources: dict[Path_, Source] = {}
+        _mark(sources, (), values, "base", base)
+        _last_base = (base, values, sources)
+    return plain_copy(_last_base[1]), dict(_last_base[2])
+
+
+def plain_copy(value: Any) -> Any:
+    """A deep copy of plain data (what YAML and inventories give), several times faster than deepcopy."""
+    try:
+        return marshal.loads(marshal.dumps(value))
+    except ValueError:  # not plain data after all
+        return copy.deepcopy(value)
 
 
 def values_base(base: YamlDoc) -> dict[str, Any]:
@@ -81,7 +103,8 @@ def _mapping_or_empty(doc: YamlDoc) -> dict[str, Any]:
         raise ConfigError(
             [doc.problem((), "wrong top level", expected="a mapping of values", found=type(doc.data).__name__)]
         )
-    return copy.deepcopy(doc.data)
+    copied: dict[str, Any] = plain_copy(doc.data)
+    return copied
 
 
 @dataclass
@@ -102,7 +125,7 @@ def _merge(target: dict[str, Any], overlay: dict[str, Any], base: Any, open_: bo
                 ctx.problems.append(_unknown(ctx, here, target))
                 continue
             ctx.sources.pop(path, None)  # an open mapping is no longer an empty leaf
-            target[key] = copy.deepcopy(value)
+            target[key] = plain_copy(value)
             _mark(ctx.sources, here, value, ctx.layer, ctx.doc)
             continue
         current = target[key]
@@ -120,8 +143,8 @@ def _merge(target: dict[str, Any], overlay: dict[str, Any], base: Any, open_: bo
                 )
             )
             continue
-        _forget(ctx.sources, here)
-        target[key] = copy.deepcopy(value)
+        _forget(ctx.sources, here, current)
+        target[key] = plain_copy(value)
         _mark(ctx.sources, here, value, ctx.layer, ctx.doc)
 
 
@@ -144,7 +167,11 @@ def _kind(value: Any) -> str:
     return "a scalar"
 
 
-def _forget(sources: dict[Path_, Source], path: Path_) -> None:
+def _forget(sources: dict[Path_, Source], path: Path_, current: Any) -> None:
+    """Drop the sources of ``current``, the value at ``path``: only a filled mapping has any below it."""
+    if not (isinstance(current, dict) and current):
+        sources.pop(path, None)
+        return
     for known in [p for p in sources if p[: len(path)] == path]:
         del sources[known]
 

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 import pytest
 
 from conftest import MiniProject
+from rollout import api
 from rollout.api import open_project
+from rollout.bundle_writer import existing_files
 from rollout.errors import ConfigError
+from rollout.fanout import Failed, fan_out
 from rollout.render import Renderer
 
 
@@ -146,3 +152,40 @@ def test_check_templates_render_per_host(mini: MiniProject) -> None:
     assert steps[("ingest", "p1-in")]["checks.port"] == {"host": "127.0.3.2", "port": "9000"}
     assert steps[("ingest", "p1-in")]["restart"] == {"command": "current/run.sh restart"}
     assert steps[("edge", "p1-gw")]["checks.config"] == {"command": "test -f current/config.yaml"}
+
+
+def test_a_template_cannot_change_what_the_next_one_sees(mini: MiniProject) -> None:
+    # Base templates are trusted, not sandboxed: each renders from its own copy of the values.
+    mini.write("app/edge/a.j2", "{% set _ = values.sensors.update({'x': 1}) %}{{ values.sensors | to_json }}\n")
+    mini.write("app/edge/b.j2", "{{ values.sensors | to_json }}\n")
+    mini.commit()
+    edge = bundles(mini, "p2")["edge"]
+    assert edge["a"] == b'{"x": 1}\n' and edge["b"] == b"{}\n"
+
+
+def test_forked_workers_render_what_one_process_renders(mini: MiniProject) -> None:
+    r = renderer(mini)
+    plants = list(r.project.plants.values())
+    serial = fan_out(plants, r.render_plant, workers=1)
+    forked = fan_out(plants, r.render_plant, workers=2)
+    assert [[b.manifest_bytes() for b in bs] for bs in forked] == [[b.manifest_bytes() for b in bs] for bs in serial]
+    mini.write("app/edge/config.yaml.j2", "{{ values.nope }}\n")
+    mini.commit()
+    r = renderer(mini)
+    failed = fan_out(plants, r.render_plant, workers=2)
+    assert all(isinstance(f, Failed) and "nope" in f.problems[0].message for f in failed)
+
+
+def test_an_unchanged_bundle_is_read_back_not_rendered(mini: MiniProject, tmp_path: Path) -> None:
+    project = open_project(mini.root)
+    out = tmp_path / "out"
+    assert all(r.written for r in api.render(project, "v1", ["p1"], out))
+    again = api.render(project, "v1", ["p1"], out)
+    assert not any(r.written for r in again)
+    head = replace(again[0].bundle, files=())
+    assert existing_files(out, head) == again[0].bundle.files
+    (out / "p1/edge/files/config.yaml").write_text("port: 1\nlines: 2\n")  # same size, changed by hand
+    assert existing_files(out, head) is None
+    assert existing_files(out, replace(head, inputs_hash="0" * 64)) is None
+    assert [r.written for r in api.render(project, "v1", ["p1"], out)] == [True, False]
+    assert (out / "p1/edge/files/config.yaml").read_text() == "port: 9000\nlines: 2\n"
