@@ -4,8 +4,9 @@
 Generates a realistic, seeded project of N plants (3 layers, 15 code-base files, staged
 waves, 3 archetypes, many time zones and tags, a few hosts per plant, archetype and
 per-plant overlays, overlay files for a fraction of plants) in a temporary git
-repository, then runs each command in a fresh subprocess: wall time from here, peak
-memory from the child's own rusage (``os.wait4``), so every figure is one process's.
+repository, then runs each command in a fresh subprocess: wall time from here; user and
+system time and peak RSS from that child's rusage (``os.wait4``), which counts the workers it
+forked in its times, and in its peak as the largest single process (not a sum).
 
     .venv/bin/python bench/scale.py [--sizes 10,100,1000,10000] [--runs N] [--keep DIR]
 
