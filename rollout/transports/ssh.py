@@ -82,9 +82,7 @@ class SshTransport(Transport):
         try:
             channel.settimeout(timeout)
             channel.exec_command("sh -c " + shlex.quote(script))
-            if stdin:
-                # Scripts fed stdin print little, so output cannot fill the window while we send.
-                channel.sendall(stdin)
+            _send(channel, stdin)
             channel.shutdown_write()
             stdout, stderr = _drain(channel, deadline)
             code = channel.recv_exit_status() if channel.exit_status_ready() else -1
@@ -150,6 +148,18 @@ def _known_hosts(host: str, path: Path) -> paramiko.HostKeys:
 def _parsed_known_hosts(path: str, mtime_ns: int, size: int) -> paramiko.HostKeys:
     """Parsed once per process and file version: every plant's every host checks against it."""
     return paramiko.HostKeys(path)
+
+
+CHUNK = 256 * 1024
+
+
+def _send(channel: paramiko.Channel, data: bytes) -> None:
+    """All of ``data``, chunk by chunk: paramiko's sendall copies what is left after every
+    packet, which makes a 100 MB bundle take minutes. Scripts fed stdin print little, so
+    their output cannot fill the window while we send."""
+    position = 0
+    while position < len(data):
+        position += channel.send(data[position : position + CHUNK])
 
 
 def _drain(channel: paramiko.Channel, deadline: float) -> tuple[bytes, bytes]:
