@@ -685,12 +685,12 @@ class Executor:
         self._emit("plant.preflight", plant)
         min_free = self.project.config.preflight.min_free_mb * 1024
         for layer in self.layers():
+            need = 2 * sum(len(f.content) for f in bundles[layer.name].files) // 1024 + min_free
             for host in self.hosts(plant, layer):
                 room = now[(layer.name, host.name)].room
                 where = f"{host.name} ({layer.name} at {conns.dir(host, layer)})"
                 if room is None or not room.writable:
                     return f"{where}: {room.why if room else 'no probe answer'}"
-                need = 2 * sum(len(f.content) for f in bundles[layer.name].files) // 1024 + min_free
                 if room.free_kib < need:
                     return (
                         f"{where}: {room.free_kib} KiB free, {need} KiB needed "

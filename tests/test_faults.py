@@ -215,9 +215,7 @@ def test_a_host_dropped_mid_layer_is_bounded_and_only_its_plant_is_affected(
     victim = plant_hosts(dp, fleet, "p2")["ingest"]
     started = time.monotonic()
     run = Run(dp, "v2")
-    assert run.until(
-        lambda e: e.get("kind") == "layer.staging" and e.get("plant") == "p2" and e.get("layer") == "ingest"
-    )
+    assert run.until(event("layer.staging", "p2", "ingest"))
     fleet.kill(victim)  # the host drops off the network while its layer is under way
     code, err = run.finish()
     assert time.monotonic() - started < 90, "a dropped host must cost a bounded time"
@@ -242,9 +240,7 @@ def test_a_hung_host_is_bounded_by_timeouts_and_needs_attention(tmp_path: Path, 
     started = time.monotonic()
     run = Run(dp, "v2")
     # Switched, not yet restarted: the restart, then the rollback's switch back, both hang.
-    assert run.until(
-        lambda e: e.get("kind") == "layer.activated" and e.get("plant") == "p3" and e.get("layer") == "ingest"
-    )
+    assert run.until(event("layer.activated", "p3", "ingest"))
     fleet.kill(victim, signal.SIGSTOP)
     try:
         code, err = run.finish()
