@@ -17,7 +17,7 @@ from .customization import Customization, customization
 from .diff import FileChange, diff_bundles
 from .engine import Executor, Options, PlantResult, Steps, Target
 from .errors import ConfigError, Problem
-from .events import DURABLE, ROLLOUT, Event, EventSink, discard
+from .events import DURABLE, PLANT_DONE, ROLLOUT, Event, EventSink, discard
 from .fanout import Failed, fan_out
 from .journal import Journal, JournalEvent, RolloutRecord, SqliteJournal
 from .layout import Running
@@ -153,17 +153,25 @@ def diff(project: Project, plant_name: str, ref: str | None, against: str | None
 
 
 def _old_steps(project: Project, plant: Plant, fallback: Steps) -> Callable[[str | None], Steps]:
-    """Checks of the release a host ran before, rendered from its commit (else the new ones)."""
-    cache: dict[str | None, Steps] = {}
+    """Checks and steps of the release a host ran before, rendered from its commit; ``fallback``
+    when no commit is known (the host ran nothing: only the stop step of what is removed runs).
+
+    A commit whose checks cannot be rendered raises ConfigError, every time it is asked: the
+    executor asks before it touches a host, so a deploy is refused rather than a rollback left
+    with the wrong checks."""
+    cache: dict[str | None, Steps | ConfigError] = {}
 
     def steps(commit: str | None) -> Steps:
         if commit not in cache:
             try:
                 renderer = Renderer(project, project.release(commit)) if commit else None
                 cache[commit] = Steps(renderer.render_steps(plant)) if renderer else fallback
-            except ConfigError:
-                cache[commit] = fallback
-        return cache[commit]
+            except ConfigError as exc:
+                cache[commit] = exc
+        found = cache[commit]
+        if isinstance(found, ConfigError):
+            raise found
+        return found
 
     return steps
 
@@ -174,7 +182,8 @@ def rollback(
     """Roll a plant (or ``layer`` and the layers above it) back now, with the same checks.
 
     Without ``to``, each host's layer goes back to the release its own record says it ran
-    before; with ``to``, to that release, rendered afresh.
+    before; with ``to``, to that release, rendered afresh. Everything is rendered, and every
+    host read, before anything changes.
     """
     plant = project.plant(plant_name)
     layers = _layers_from(project, layer)
@@ -187,9 +196,21 @@ def rollback(
         targets = {
             (lay.name, host.name): Target.of(bundles[lay.name]) for lay in layers for host in executor.hosts(plant, lay)
         }
-        return executor.rollback(plant, targets, steps, layers)
-    running = executor.running(plant)
-    targets = {}
+        return executor.rollback(plant, layers, lambda _: (targets, steps))
+    old_steps = _old_steps(project, plant, Steps({}))
+
+    def choose(running: dict[tuple[str, str], Running]) -> tuple[dict[tuple[str, str], Target], Steps]:
+        targets = _previous_targets(executor, plant, layers, running)
+        return targets, old_steps(_previous_commit(running, targets))
+
+    return executor.rollback(plant, layers, choose)
+
+
+def _previous_targets(
+    executor: Executor, plant: Plant, layers: list[LayerConfig], running: dict[tuple[str, str], Running]
+) -> dict[tuple[str, str], Target]:
+    """What each host's own record says it ran before its current release."""
+    targets: dict[tuple[str, str], Target] = {}
     for lay in layers:
         for host in executor.hosts(plant, lay):
             previous = running[(lay.name, host.name)].record.get("previous") or {}
@@ -202,8 +223,7 @@ def rollback(
             targets[(lay.name, host.name)] = Target(
                 previous["release_dir"], previous.get("release"), previous.get("commit"), previous.get("bundle_hash")
             )
-    steps = _old_steps(project, plant, Steps({}))(_previous_commit(running, targets))
-    return executor.rollback(plant, targets, steps, layers)
+    return targets
 
 
 def _previous_commit(running: dict[tuple[str, str], Running], targets: dict[tuple[str, str], Target]) -> str | None:
@@ -412,6 +432,8 @@ class HistoryEntry:
     state: str
     outcomes: dict[str, str]
     ended: float | None
+    release: str | None
+    """The release deployed; for a rollback, what the plant went back to (as its hosts recorded)."""
 
 
 def history(project: Project, plant: str | None) -> list[HistoryEntry]:
@@ -425,34 +447,77 @@ def history(project: Project, plant: str | None) -> list[HistoryEntry]:
         if plant is not None:
             outcomes = {plant: outcomes.get(plant, "not reached")}
         ended = events[-1].event.time if events else None
-        entries.append(HistoryEntry(record, rollout_state(events), outcomes, ended))
+        release = record.release or _went_back_to(events)
+        entries.append(HistoryEntry(record, rollout_state(events), outcomes, ended, release))
     return entries
 
 
+def _went_back_to(events: list[JournalEvent]) -> str | None:
+    """The releases a rollback took its plant to, from its ``rollback.started`` event."""
+    found = [e.event.release for e in events if e.event.kind == "rollback.started" and e.event.release]
+    return found[-1] if found else None
+
+
 def locked_rollback(
-    project: Project, plant_name: str, to: str | None, layer: str | None, options: Options, display: EventSink
+    project: Project,
+    plant_name: str,
+    to: str | None,
+    layer: str | None,
+    options: Options,
+    display: EventSink,
+    clock: Callable[[], dt.datetime],
 ) -> PlantResult:
-    """Plant IT's rollback, holding the plant's lock and recorded in the journal."""
+    """Plant IT's rollback, holding the plant's lock and recorded in the journal.
+
+    Whatever happens, the record ends with a terminal event: refused input (nothing changed)
+    or an internal error halts it, with the reason; the outcome releases the lock in the same write.
+    """
     project.plant(plant_name)
+    _layers_from(project, layer)  # a bad --layer is refused before anything is recorded
     journal = journal_for(project)
-    rid = "rollback-" + new_rollout_id(dt.datetime.now(dt.UTC))
+    rid = "rollback-" + new_rollout_id(clock())
     spec: dict[str, object] = {"kind": "rollback", "plant": plant_name, "to": to, "layer": layer, "waves": []}
-    journal.acquire(plant_name, rid, f"rollback by {options.operator}", 3600.0)
+    journal.acquire(plant_name, rid, f"rollback by {options.operator}", 3600.0, options.operator)
+    record = _RollbackRecorder(journal, rid, plant_name, display)
     try:
         journal.create(RolloutRecord(rid, "rollback", to, None, time.time(), options.operator, spec))
-
-        def sink(event: Event) -> None:
-            journal.append(rid, event)
-            if event.kind in DURABLE:
-                journal.sync()
-            display(event)
-
-        sink(Event("rollout.created", ROLLOUT, detail={"release": to, "by": options.operator}))
-        result = rollback(project, plant_name, to, layer, options, sink)
-        sink(Event("rollout.finished", ROLLOUT, detail={"plants": {plant_name: result.outcome}}))
+        record(Event("rollout.created", ROLLOUT, detail={"release": to, "by": options.operator}))
+        try:
+            result = rollback(project, plant_name, to, layer, options, record)
+        except ConfigError as exc:
+            record(Event("rollout.halted", ROLLOUT, detail={"reason": f"refused, nothing changed: {exc}"}))
+            raise
+        except Exception as exc:
+            why = f"internal error, the plant's state is unknown: {type(exc).__name__}: {exc}"
+            record(Event("plant.attention", plant_name, detail={"reason": why}))
+            record(Event("rollout.halted", ROLLOUT, detail={"reason": why}))
+            raise
+        record(Event("rollout.finished", ROLLOUT, detail={"plants": {plant_name: result.outcome}}))
         return result
     finally:
-        journal.release(plant_name, rid)
+        if record.holding:
+            journal.release(plant_name, rid)
+
+
+class _RollbackRecorder:
+    """The sink of a plant-IT rollback: journal first (synced where it matters), then show; the
+    plant's outcome and the release of its lock are one write."""
+
+    def __init__(self, journal: Journal, rid: str, plant: str, display: EventSink) -> None:
+        self.journal, self.rid, self.plant, self.display = journal, rid, plant, display
+        self.holding = True
+
+    def __call__(self, event: Event) -> None:
+        if self.holding and event.kind in PLANT_DONE and event.plant == self.plant:
+            events = [event, Event("plant.unlocked", self.plant)]
+            seqs = self.journal.append_releasing(self.rid, events, self.plant, self.rid)
+            self.holding = False
+        else:
+            events, seqs = [event], [self.journal.append(self.rid, event)]
+        if event.kind in DURABLE:
+            self.journal.sync()
+        for each, seq in zip(events, seqs, strict=True):
+            self.display(replace(each, seq=seq, rollout=self.rid))
 
 
 def rehearse(
@@ -494,16 +559,22 @@ def rehearse(
     try:
         return start_rollout(quick, ref, waves, plants, options, display, clock, last_wave, True, journal)
     finally:
-        _clear(quick, options)
+        _clear(quick, release, options)
 
 
-def _clear(project: Project, options: Options) -> None:
-    """Stop what a rehearsal started: every plant back to nothing, its stop steps run."""
+def _clear(project: Project, release: Release, options: Options) -> None:
+    """Stop what a rehearsal started: every plant back to nothing, its (rendered) stop steps run."""
     executor = Executor(project, options, discard)
+    renderer = Renderer(project, release)
     for plant in project.plants.values():
         nothing = {
             (layer.name, host.name): Target(None)
             for layer in executor.layers()
             for host in executor.hosts(plant, layer)
         }
-        executor.restore(plant, nothing, lambda _: Steps({}), "rehearsal over")
+        steps = Steps(renderer.render_steps(plant))
+        executor.restore(plant, nothing, _always(steps), "rehearsal over")
+
+
+def _always(steps: Steps) -> Callable[[str | None], Steps]:
+    return lambda _: steps

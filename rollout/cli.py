@@ -22,7 +22,7 @@ from rich.console import Console
 
 from . import api, views
 from .engine import Options, default_operator
-from .errors import ConfigError, Problem, RolloutError
+from .errors import ConfigError, Problem
 from .events import EventSink
 from .journal import JournalError, LockedError
 from .junit import write_junit
@@ -368,9 +368,13 @@ def rollback(
     project = _project(directory)
     console = _console()
     options = _options(project, insecure, _console(stderr=True))
-    result = api.locked_rollback(project, plant, to, layer, options, _sink(console, as_json))
+    result = api.locked_rollback(project, plant, to, layer, options, _sink(console, as_json), _clock())
     views.plant_results(console, [result], as_json)
-    return EXIT_ATTENTION if result.outcome == "attention" else EXIT_OK
+    return _ROLLBACK_EXIT.get(result.outcome, EXIT_INTERNAL)
+
+
+_ROLLBACK_EXIT = {"rolled_back": EXIT_OK, "preflight_failed": EXIT_FAILED, "attention": EXIT_ATTENTION}
+"""A host that did not answer changed nothing (1); a rollback that failed half way needs a person (3)."""
 
 
 @cli.command()
@@ -441,9 +445,6 @@ def run(argv: list[str]) -> int:
     except JournalError as exc:
         _report(as_json, "journal", f"{exc} (the rollout stopped; see 'rollout status' once the journal is back)", err)
         return EXIT_ATTENTION
-    except RolloutError as exc:
-        err.print(f"error: {exc}")
-        return EXIT_INTERNAL
     except Exception as exc:  # the one place an unexpected error is caught: log it, never spill it
         log = _crash_log(exc)
         err.print(f"internal error: {type(exc).__name__}: {exc}\nthe traceback is in {log}")

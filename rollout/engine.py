@@ -17,7 +17,8 @@ import getpass
 import shlex
 import socket
 import sys
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,7 @@ from typing import Literal, TypeVar
 from . import layout
 from .bundle import Bundle
 from .checks import CheckResult, host_probe, with_retries
-from .errors import RolloutError
+from .errors import ConfigError, RolloutError
 from .events import Event, EventKind, EventSink
 from .inventory import Host
 from .layout import Running
@@ -83,6 +84,10 @@ class Steps:
     fields: dict[tuple[str, str], dict[str, dict[str, str]]]
 
 
+Choose = Callable[[dict[tuple[str, str], Running]], tuple[dict[tuple[str, str], Target], Steps]]
+"""Picks a rollback's targets and checks from what the hosts run."""
+
+
 @dataclass
 class PlantResult:
     plant: str
@@ -110,16 +115,21 @@ def default_operator() -> str:
 
 
 class Connections:
-    """One transport per host for the whole of a plant's work, closed at the end."""
+    """One transport per host for the whole of a plant's work, closed at the end.
+
+    A host that serves several layers is asked by several threads at once (one per layer):
+    it still gets exactly one transport, which is safe to share (see ``Transport``)."""
 
     def __init__(self, project: Project, plant: Plant, options: Options) -> None:
         self.project, self.plant, self.options = project, plant, options
         self._open: dict[str, Transport] = {}
+        self._guard = threading.Lock()
 
     def get(self, host: Host) -> Transport:
-        if host.name not in self._open:
-            self._open[host.name] = self._make(host)
-        return self._open[host.name]
+        with self._guard:
+            if host.name not in self._open:
+                self._open[host.name] = self._make(host)
+            return self._open[host.name]
 
     def _make(self, host: Host) -> Transport:
         if host.connection == "local":
@@ -145,9 +155,10 @@ class Connections:
         return layout.layer_dir(self.root(host), layer.target)
 
     def close(self) -> None:
-        for transport in self._open.values():
+        with self._guard:
+            open_now, self._open = list(self._open.values()), {}
+        for transport in open_now:
             transport.close()
-        self._open.clear()
 
 
 class Executor:
@@ -157,6 +168,8 @@ class Executor:
         self.project = project
         self.options = options
         self.sink = sink
+        self._written: dict[tuple[str, str, str], dict[str, object]] = {}
+        """Records this executor wrote, by (plant, layer, host): newer than what it read."""
 
     # -- reading ---------------------------------------------------------------------
 
@@ -223,7 +236,7 @@ class Executor:
             if before is None:
                 before = {key: Target.was(state) for key, state in now.items()}
                 self._emit("plant.before", plant, detail={"before": targets_to_json(before)})
-            problem = self._preflight(plant, conns, bundles, now)
+            problem = self._preflight(plant, conns, bundles, now) or _renders(before, old_steps)
             if problem:
                 self._emit("plant.preflight_failed", plant, detail={"reason": problem})
                 return PlantResult(plant.name, "preflight_failed", release, problem)
@@ -312,6 +325,11 @@ class Executor:
             scope = set(before) if interrupted else differ
             layers = [layer for layer in reversed(self.layers()) if any(key[0] == layer.name for key in scope)]
             steps_for = lambda name: old_steps(_commit_of(before, name))  # noqa: E731
+            unrenderable = _renders(before, old_steps)
+            if unrenderable:
+                reason = f"{why}; not put back: {unrenderable}"
+                self._mark_attention(plant, conns, scope, reason)
+                return PlantResult(plant.name, "attention", label, reason, results)
             errors = self._converge_all(
                 plant, conns, layers, before, _states(found), steps_for, results, only=scope, unsettled=scope
             )
@@ -338,25 +356,46 @@ class Executor:
             conns.close()
         return ""
 
-    def rollback(
-        self, plant: Plant, targets: dict[tuple[str, str], Target], steps: Steps, layers: list[LayerConfig]
-    ) -> PlantResult:
-        """Plant IT's rollback: converge ``layers`` (top first) to ``targets``; a failure needs a person."""
+    def rollback(self, plant: Plant, layers: list[LayerConfig], choose: Choose) -> PlantResult:
+        """Plant IT's rollback: read every host of ``layers``, let ``choose`` pick targets and checks
+        from what they run, then converge the layers top first; a failure needs a person.
+
+        A host that does not answer stops it before anything changes (``preflight_failed``);
+        ``choose`` may raise ConfigError (nothing to go back to), also before anything changes."""
         conns = Connections(self.project, plant, self.options)
+        try:
+            names = {layer.name for layer in layers}
+            found = {key: v for key, v in self.running_each(plant, conns).items() if key[0] in names}
+            down = _unreachable(found)
+            if down:
+                hosts = sorted({host for _, host in down})
+                reason = f"not rolled back, nothing changed: {'; '.join(sorted(set(down.values())))}"
+                self._emit("plant.preflight_failed", plant, host=hosts[0], detail={"reason": reason, "hosts": hosts})
+                return PlantResult(plant.name, "preflight_failed", None, reason)
+            before = _states(found)
+            targets, steps = choose(before)
+            return self._roll_back_to(plant, conns, layers, targets, before, steps)
+        finally:
+            conns.close()
+
+    def _roll_back_to(
+        self,
+        plant: Plant,
+        conns: Connections,
+        layers: list[LayerConfig],
+        targets: dict[tuple[str, str], Target],
+        before: dict[tuple[str, str], Running],
+        steps: Steps,
+    ) -> PlantResult:
         label = ", ".join(sorted({t.label() for t in targets.values()}))
         self._emit("rollback.started", plant, release=label, detail={"layers": [layer.name for layer in layers]})
         results: list[CheckResult] = []
-        try:
-            found = self.running_each(plant, conns)
-            before = {key: value for key, value in found.items() if isinstance(value, Running)}
-            ordered = sorted(layers, key=self.layers().index, reverse=True)
-            errors = self._converge_all(plant, conns, ordered, targets, before, lambda _: steps, results)
-            if errors:
-                reason = f"rollback failed: {'; '.join(errors)}"
-                self._mark_attention(plant, conns, set(targets), reason)
-                return PlantResult(plant.name, "attention", label, reason, results)
-        finally:
-            conns.close()
+        ordered = sorted(layers, key=self.layers().index, reverse=True)
+        errors = self._converge_all(plant, conns, ordered, targets, before, lambda _: steps, results)
+        if errors:
+            reason = f"rollback failed: {'; '.join(errors)}"
+            self._mark_attention(plant, conns, set(targets), reason)
+            return PlantResult(plant.name, "attention", label, reason, results)
         self._emit("plant.rolled_back", plant, release=label, detail={"reason": "requested"})
         return PlantResult(plant.name, "rolled_back", label, "requested", results)
 
@@ -426,7 +465,7 @@ class Executor:
             if touched is not None:
                 touched.update((layer.name, h.name) for h in moving)
             self._emit("layer.activating", plant, layer=layer.name, release=release, detail={"action": action})
-            self._switch(plant, conns, layer, moving, target_of, now, action)
+            self._switch(plant, conns, layer, moving, target_of, now, action, steps)
             self._emit("layer.activated", plant, layer=layer.name, release=release)
         settle = unsettled or set()
         live = [h for h in hosts if target_of[h.name].release_dir and (h in moving or (layer.name, h.name) in settle)]
@@ -468,11 +507,12 @@ class Executor:
         target_of: dict[str, Target],
         now: dict[tuple[str, str], Running],
         action: str,
+        steps: Steps,
     ) -> None:
         removing = [h for h in hosts if target_of[h.name].release_dir is None]
         switching = [h for h in hosts if target_of[h.name].release_dir is not None]
         if removing and layer.stop is not None:
-            self._run_step(plant, conns, layer, layer.stop, removing, target_of, None, "stop")
+            self._run_step(plant, conns, layer, layer.stop, removing, target_of, steps, "stop")
         self._each(
             layer,
             removing,
@@ -532,8 +572,12 @@ class Executor:
         now: dict[tuple[str, str], Running],
         action: str,
     ) -> dict[str, object]:
-        previous = now.get((layer.name, host.name))
-        return {
+        """The host's record for ``target``; kept to give the next switch of that host its history."""
+        key = (plant.name, layer.name, host.name)
+        running = now.get((layer.name, host.name))
+        current = self._written.get(key) or (running.record if running and running.release_dir else None)
+        history = _history(current, target)
+        record: dict[str, object] = {
             "plant": plant.name,
             "layer": layer.name,
             "host": host.name,
@@ -544,15 +588,11 @@ class Executor:
             "action": action,
             "at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "by": self.options.operator,
-            "previous": {
-                "release": previous.release,
-                "release_dir": previous.release_dir,
-                "commit": previous.commit,
-                "bundle_hash": previous.bundle_hash,
-            }
-            if previous and previous.release_dir
-            else None,
+            "previous": history[0] if history else None,
+            "history": history,
         }
+        self._written[key] = record
+        return record
 
     def _run_step(
         self,
@@ -779,6 +819,51 @@ def _playbook_vars(host: Host, directory: str) -> dict[str, object]:
     if host.connection == "local" and "ansible_python_interpreter" not in host.vars:
         found["ansible_python_interpreter"] = sys.executable  # this machine: the interpreter running rollout
     return found
+
+
+def _renders(targets: dict[tuple[str, str], Target], steps_of: Callable[[str | None], Steps]) -> str:
+    """'' when the checks of every release in ``targets`` render; else why not. A rollback to a
+    release whose checks cannot be rendered could not be checked: found out before it is needed."""
+    for commit in sorted({t.commit for t in targets.values() if t.release_dir and t.commit}):
+        try:
+            steps_of(commit)
+        except ConfigError as exc:
+            labels = _common(t.label() for t in targets.values() if t.commit == commit)
+            return f"the checks of {labels} (commit {commit[:12]}), which a rollback would run, do not render: {exc}"
+    return ""
+
+
+HISTORY = 10
+"""Earlier releases a host's record remembers."""
+_SUMMARY = ("release", "release_dir", "commit", "bundle_hash")
+
+
+def _history(current: Mapping[str, object] | None, target: Target) -> list[dict[str, object]]:
+    """What the host ran before ``target``, latest first. A switch pushes the release it leaves;
+    going back to the latest of them pops it, so a host rolled back still knows what came before
+    (plant IT can go back again)."""
+    if current is None or not current.get("release_dir"):
+        return []
+    past = current.get("history")
+    if not isinstance(past, list):  # records written before histories: their one 'previous'
+        previous = current.get("previous")
+        past = [previous] if isinstance(previous, dict) else []
+    if current.get("release_dir") == target.release_dir:
+        return list(past)
+    if past and isinstance(past[0], dict) and past[0].get("release_dir") == target.release_dir:
+        return list(past[1:])
+    return [{k: current.get(k) for k in _SUMMARY}, *past][:HISTORY]
+
+
+def _unreachable(found: dict[tuple[str, str], Running | Exception]) -> dict[tuple[str, str], str]:
+    """Why each host that did not answer did not; anything but a transport failure is a bug, raised."""
+    down: dict[tuple[str, str], str] = {}
+    for key, value in found.items():
+        if isinstance(value, TransportError):
+            down[key] = str(value)
+        elif isinstance(value, Exception):
+            raise value
+    return down
 
 
 def _states(found: dict[tuple[str, str], Running | Exception]) -> dict[tuple[str, str], Running]:

@@ -70,6 +70,8 @@ class Event:
     time: float = field(default_factory=time.time)
     seq: int | None = None
     """Position in the journal, once journaled."""
+    rollout: str | None = None
+    """The rollout (or rollback) it belongs to, once journaled: a killed pipeline knows what to resume."""
 
     def as_dict(self) -> dict[str, Any]:
         record: dict[str, Any] = {"type": "event", "kind": self.kind, "plant": self.plant, "time": round(self.time, 3)}
@@ -81,6 +83,8 @@ class Event:
             record["detail"] = self.detail
         if self.seq is not None:
             record["seq"] = self.seq
+        if self.rollout is not None:
+            record["rollout"] = self.rollout
         return record
 
 

@@ -8,6 +8,7 @@ small so that a PostgreSQL implementation can take its place.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import socket
@@ -54,9 +55,11 @@ CREATE TABLE IF NOT EXISTS locks (
     acquired REAL NOT NULL,
     expires REAL NOT NULL,
     hostname TEXT NOT NULL,
-    pid INTEGER NOT NULL
+    pid INTEGER NOT NULL,
+    operator TEXT NOT NULL DEFAULT ''
 );
 """
+LOCK_COLUMNS = "plant, owner, purpose, acquired, expires, hostname, pid, operator"
 
 
 class JournalError(RolloutError):
@@ -69,8 +72,7 @@ class LockedError(RolloutError):
     def __init__(self, plant: str, lock: Lock) -> None:
         self.plant = plant
         self.lock = lock
-        until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(lock.expires))
-        super().__init__(f"plant {plant} is locked by {lock.owner} ({lock.purpose}) until {until} unless renewed")
+        super().__init__(f"plant {plant} is locked by {lock.describe()}")
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,15 @@ class Lock:
     expires: float
     hostname: str
     pid: int
+    operator: str = ""
+
+    def describe(self) -> str:
+        """Who holds it, from where, for what and until when: all a person needs to find the holder."""
+        who = self.operator or "an unknown operator"
+        return (
+            f"rollout {self.owner} ({self.purpose}) of {who} on machine {self.hostname} (pid {self.pid}), "
+            f"since {local_time(self.acquired)}, until {local_time(self.expires)} unless renewed"
+        )
 
     def mine(self, owner: str) -> bool:
         """Held by this very process for this owner (re-entrant), not by another run of it."""
@@ -92,6 +103,11 @@ class Lock:
         if self.expires < now:
             return True
         return self.hostname == socket.gethostname() and not _alive(self.pid)
+
+
+def local_time(stamp: float) -> str:
+    """A time as people read it here, with its offset from UTC so it means the same anywhere."""
+    return dt.datetime.fromtimestamp(stamp).astimezone().isoformat(timespec="seconds")
 
 
 @dataclass(frozen=True)
@@ -122,6 +138,11 @@ class Journal(ABC):
     def append(self, rollout: str, event: Event) -> int: ...
 
     @abstractmethod
+    def append_releasing(self, rollout: str, events: list[Event], plant: str, owner: str) -> list[int]:
+        """Append ``events`` and release ``owner``'s lock of ``plant`` in one transaction: an
+        outcome is never recorded with its lock still held, nor a lock released without it."""
+
+    @abstractmethod
     def rollout(self, rollout: str) -> RolloutRecord | None: ...
 
     @abstractmethod
@@ -138,7 +159,7 @@ class Journal(ABC):
         """Put every event appended so far on disk, safe from a power cut."""
 
     @abstractmethod
-    def acquire(self, plant: str, owner: str, purpose: str, ttl: float) -> Lock: ...
+    def acquire(self, plant: str, owner: str, purpose: str, ttl: float, operator: str = "") -> Lock: ...
 
     @abstractmethod
     def renew(self, plants: list[str], owner: str, ttl: float) -> None: ...
@@ -163,7 +184,9 @@ class SqliteJournal(Journal):
         self._local = threading.local()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._db().executescript(SCHEMA)  # executescript commits on its own
+            db = self._db()
+            db.executescript(SCHEMA)  # executescript commits on its own
+            _add_lock_operator(db)
             self._identity = _identity(path)
         except (OSError, sqlite3.Error) as exc:
             raise JournalError(f"cannot open the journal {path}: {exc}") from None
@@ -230,20 +253,17 @@ class SqliteJournal(Journal):
         )
 
     def append(self, rollout: str, event: Event) -> int:
-        return self._write(
-            "INSERT INTO events (rollout, time, kind, plant, layer, host, release, detail) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                rollout,
-                event.time,
-                event.kind,
-                event.plant,
-                event.layer,
-                event.host,
-                event.release,
-                json.dumps(event.detail, sort_keys=True, default=str),
-            ),
-        )
+        return self._write(_INSERT_EVENT, _event_row(rollout, event))
+
+    def append_releasing(self, rollout: str, events: list[Event], plant: str, owner: str) -> list[int]:
+        self._same_file()
+        try:
+            with self._tx() as db:
+                seqs = [int(db.execute(_INSERT_EVENT, _event_row(rollout, e)).lastrowid or 0) for e in events]
+                db.execute("DELETE FROM locks WHERE plant = ? AND owner = ?", (plant, owner))
+                return seqs
+        except sqlite3.Error as exc:
+            raise JournalError(f"cannot write the journal {self.path}: {exc}") from None
 
     def rollout(self, rollout: str) -> RolloutRecord | None:
         rows = self._read(
@@ -283,7 +303,7 @@ class SqliteJournal(Journal):
             tuple(args),
         )
         return [
-            JournalEvent(seq, ro, Event(kind, plant_, layer, host, release, json.loads(detail), when, seq))
+            JournalEvent(seq, ro, Event(kind, plant_, layer, host, release, json.loads(detail), when, seq, ro))
             for seq, ro, when, kind, plant_, layer, host, release, detail in rows
         ]
 
@@ -305,26 +325,20 @@ class SqliteJournal(Journal):
         finally:
             os.close(fd)
 
-    def acquire(self, plant: str, owner: str, purpose: str, ttl: float) -> Lock:
+    def acquire(self, plant: str, owner: str, purpose: str, ttl: float, operator: str = "") -> Lock:
         """Take the plant's lock: free, stale (its process died or it expired), or already this process's."""
         self._same_file()
         now = time.time()
-        lock = Lock(plant, owner, purpose, now, now + ttl, socket.gethostname(), os.getpid())
+        lock = Lock(plant, owner, purpose, now, now + ttl, socket.gethostname(), os.getpid(), operator)
+        row_out = (lock.plant, lock.owner, lock.purpose, lock.acquired, lock.expires, lock.hostname, lock.pid, operator)
         try:
             with self._tx() as db:
-                row = db.execute(
-                    "SELECT plant, owner, purpose, acquired, expires, hostname, pid FROM locks WHERE plant = ?",
-                    (plant,),
-                ).fetchone()
+                row = db.execute(f"SELECT {LOCK_COLUMNS} FROM locks WHERE plant = ?", (plant,)).fetchone()
                 if row is not None:
                     held = Lock(*row)
                     if not held.stale(now) and not held.mine(owner):
                         raise LockedError(plant, held)
-                db.execute(
-                    "INSERT OR REPLACE INTO locks (plant, owner, purpose, acquired, expires, hostname, pid) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (lock.plant, lock.owner, lock.purpose, lock.acquired, lock.expires, lock.hostname, lock.pid),
-                )
+                db.execute(f"INSERT OR REPLACE INTO locks ({LOCK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row_out)
         except sqlite3.Error as exc:
             raise JournalError(f"cannot write the journal {self.path}: {exc}") from None
         return lock
@@ -338,8 +352,29 @@ class SqliteJournal(Journal):
         self._write("DELETE FROM locks WHERE plant = ? AND owner = ?", (plant, owner))
 
     def locks(self) -> list[Lock]:
-        rows = self._read("SELECT plant, owner, purpose, acquired, expires, hostname, pid FROM locks ORDER BY plant")
+        rows = self._read(f"SELECT {LOCK_COLUMNS} FROM locks ORDER BY plant")
         return [Lock(*row) for row in rows]
+
+
+_INSERT_EVENT = (
+    "INSERT INTO events (rollout, time, kind, plant, layer, host, release, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _event_row(rollout: str, event: Event) -> tuple[Any, ...]:
+    detail = json.dumps(event.detail, sort_keys=True, default=str)
+    return (rollout, event.time, event.kind, event.plant, event.layer, event.host, event.release, detail)
+
+
+def _add_lock_operator(db: sqlite3.Connection) -> None:
+    """Journals made before locks named their operator get the column (empty for old locks)."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(locks)")}
+    if "operator" not in columns:
+        try:
+            db.execute("ALTER TABLE locks ADD COLUMN operator TEXT NOT NULL DEFAULT ''")
+        except sqlite3.OperationalError as exc:  # another process opening the journal added it first
+            if "duplicate column" not in str(exc):
+                raise
 
 
 def _record(row: tuple[Any, ...]) -> RolloutRecord:

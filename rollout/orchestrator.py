@@ -12,8 +12,9 @@ import datetime as dt
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -103,6 +104,7 @@ class Orchestrator:
         self._order = threading.Lock()
         self.executor_for = executor_for
         self._held: set[str] = set()
+        self._operator = ""
         self._stop_heartbeat = threading.Event()
 
     # -- starting, resuming ------------------------------------------------------------
@@ -134,10 +136,13 @@ class Orchestrator:
 
     def run(self, record: RolloutRecord) -> RolloutResult:
         rid = record.id
+        self._operator = record.operator
+        self._release_leftovers(rid)
         heartbeat = threading.Thread(target=self._renew, args=(rid,), daemon=True)
         heartbeat.start()
         try:
             state, message = self._waves(rid, record.spec)
+            self._release_leftovers(rid)
         finally:
             self._stop_heartbeat.set()
             heartbeat.join(timeout=5)
@@ -268,12 +273,7 @@ class Orchestrator:
                 )
             elif not self._wait_for_window(rid, spec, wave, plant):
                 return
-        owner = rid
-        self.journal.acquire(plant, owner, f"rollout {rid}: {spec['release']}", LOCK_TTL)
-        with self._lock:
-            self._held.add(plant)
-        self._emit(rid, "plant.locked", plant=plant, detail={"owner": owner})
-        try:
+        with self._locked(rid, plant, f"rollout {rid}: {spec['release']}"):
             executor = self.executor_for(lambda e: self._record(rid, e))
             mine = [e for e in history if e.event.plant == plant]
             before_event = _last(mine, "plant.before")
@@ -284,11 +284,32 @@ class Orchestrator:
                 executor.restore(self.project.plants[plant], before, work.old_steps, why, interrupted=True)
             else:
                 executor.deploy(self.project.plants[plant], work.bundles, work.steps, work.old_steps, before)
+
+    @contextmanager
+    def _locked(self, rid: str, plant: str, purpose: str) -> Iterator[None]:
+        """Hold the plant's lock while its work goes on. The plant's outcome releases it in the
+        same write (``_record``); when the work ends without one, it is released here."""
+        self.journal.acquire(plant, rid, purpose, LOCK_TTL, self._operator)
+        with self._lock:
+            self._held.add(plant)
+        self._emit(rid, "plant.locked", plant=plant, detail={"owner": rid})
+        try:
+            yield
         finally:
-            self.journal.release(plant, owner)
             with self._lock:
+                still = plant in self._held
                 self._held.discard(plant)
-            self._emit(rid, "plant.unlocked", plant=plant)
+            if still:
+                self._write(rid, [Event("plant.unlocked", plant)], plant)
+
+    def _release_leftovers(self, rid: str) -> None:
+        """Locks of this rollout that no live process of it holds: a killed run's, left on plants
+        whose outcome it had already written, or that it had locked but not yet started."""
+        now = time.time()
+        for lock in self.journal.locks():
+            if lock.owner == rid and lock.plant not in self._held and (lock.stale(now) or lock.mine(rid)):
+                left = {"left_by": f"pid {lock.pid} on {lock.hostname}"}
+                self._write(rid, [Event("plant.unlocked", lock.plant, detail=left)], lock.plant)
 
     def _wait_for_window(self, rid: str, spec: dict[str, Any], wave: dict[str, Any], plant: str) -> bool:
         config = self.project.plants[plant].config
@@ -347,13 +368,10 @@ class Orchestrator:
         before_event = _last(history, "plant.before")
         if before_event is None:
             return
-        self.journal.acquire(plant, rid, f"rollout {rid}: putting back", LOCK_TTL)
-        try:
+        with self._locked(rid, plant, f"rollout {rid}: putting back"):
             executor = self.executor_for(lambda e: self._record(rid, e))
             before = targets_from_json(before_event.detail["before"])
             executor.restore(self.project.plants[plant], before, self.work(plant).old_steps, why)
-        finally:
-            self.journal.release(plant, rid)
 
     def _outcomes(self, rid: str) -> dict[str, str]:
         return _outcomes(self.journal.events(rollout=rid, kinds=tuple(_OUTCOME)))
@@ -375,12 +393,29 @@ class Orchestrator:
                     pass
 
     def _record(self, rid: str, event: Event) -> None:
-        """Journal first, then show: an event that is shown was recorded, in the journal's order."""
-        with self._order:
-            seq = self.journal.append(rid, event)
-            self.display(replace(event, seq=seq))
+        """Journal first, then show: an event that is shown was recorded, in the journal's order.
+
+        A plant's outcome, the release of its lock and ``plant.unlocked`` are one write: a run
+        killed between two writes would otherwise leave the lock behind a finished plant."""
+        with self._lock:
+            releasing = event.kind in PLANT_DONE and event.plant in self._held
+            if releasing:
+                self._held.discard(event.plant)
+        if releasing:
+            self._write(rid, [event, Event("plant.unlocked", event.plant)], event.plant)
+        else:
+            self._write(rid, [event], None)
         if event.kind in DURABLE:
             self.journal.sync()  # outside the lock: plants' syncs overlap instead of queueing
+
+    def _write(self, rid: str, events: list[Event], unlock: str | None) -> None:
+        with self._order:
+            if unlock is None:
+                seqs = [self.journal.append(rid, e) for e in events]
+            else:
+                seqs = self.journal.append_releasing(rid, events, unlock, rid)
+            for event, seq in zip(events, seqs, strict=True):
+                self.display(replace(event, seq=seq, rollout=rid))
 
     def _emit(self, rid: str, kind: EventKind, plant: str = ROLLOUT, detail: dict[str, Any] | None = None) -> None:
         self._record(rid, Event(kind, plant, detail=detail or {}))

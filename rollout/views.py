@@ -16,7 +16,7 @@ from .api import Diff, HistoryEntry, HostStatus, Rendered, Validation
 from .engine import PlantResult
 from .errors import Problem
 from .events import Event
-from .journal import Lock
+from .journal import Lock, local_time
 from .orchestrator import RolloutResult
 from .plan import Plan
 from .project import Project
@@ -422,7 +422,7 @@ def _entry_record(e: HistoryEntry) -> dict[str, Any]:
         "type": "rollout",
         "id": e.record.id,
         "kind": e.record.kind,
-        "release": e.record.release,
+        "release": e.release,
         "commit": e.record.commit,
         "by": e.record.operator,
         "started": _iso(e.record.created),
@@ -445,7 +445,7 @@ def history(console: Console, entries: list[HistoryEntry], as_json: bool) -> Non
         table.add_row(
             e.record.id,
             e.record.kind,
-            e.record.release or "-",
+            e.release or "-",
             e.record.operator,
             _iso(e.record.created),
             e.state,
@@ -541,7 +541,9 @@ def under_way(console: Console, entries: list[HistoryEntry], locks: list[Lock], 
                     "plant": lock.plant,
                     "owner": lock.owner,
                     "purpose": lock.purpose,
-                    "expires": _iso(lock.expires),
+                    "operator": lock.operator,
+                    "acquired": local_time(lock.acquired),
+                    "expires": local_time(lock.expires),
                     "pid": lock.pid,
                     "hostname": lock.hostname,
                 }
@@ -552,9 +554,7 @@ def under_way(console: Console, entries: list[HistoryEntry], locks: list[Lock], 
     if entries:
         table = Table("rollout", "release", "state", "by", "plants done", title="Rollouts under way")
         for e in entries:
-            table.add_row(e.record.id, e.record.release or "-", e.state, e.record.operator, str(len(e.outcomes)))
+            table.add_row(e.record.id, e.release or "-", e.state, e.record.operator, str(len(e.outcomes)))
         console.print(table)
     for lock in locks:
-        console.print(
-            f"lock: {lock.plant} held by {lock.owner} ({lock.purpose}) until {_iso(lock.expires)} UTC", highlight=False
-        )
+        console.print(f"lock: {lock.plant} held by {lock.describe()}", highlight=False)

@@ -200,9 +200,13 @@ def inventory(
     roots: dict[str, Path],
     fleet: Fleet | None,
     light: bool = False,
+    single: bool = False,
 ) -> str:
-    """hosts: (name, address) for edge x2, ingest, dashboards (light: edge, ingest)."""
-    if light:
+    """hosts: (name, address) for edge x2, ingest, dashboards (light: edge, ingest); ``single``:
+    one host in every layer's group, as small plants run everything on one box."""
+    if single:
+        groups = {layer: hosts[:1] for layer in (("edge", "ingest") if light else ("edge", "ingest", "dashboards"))}
+    elif light:
         groups = {"edge": hosts[:1], "ingest": hosts[1:2]}
     else:
         groups = {"edge": hosts[:2], "ingest": hosts[2:3], "dashboards": hosts[3:4]}
@@ -245,9 +249,11 @@ def build(
     light: bool = False,
     strategy: str = ONE_WAVE,
     command_timeout: int = 30,
+    single_host: bool = False,
 ) -> DeployProject:
     """The project; ``light`` drops the playbook layer and gives each plant one edge and one
-    ingest host (sharing the fleet's servers, each plant with its own root and port)."""
+    ingest host (sharing the fleet's servers, each plant with its own root and port);
+    ``single_host`` puts one host of each plant in every layer."""
     root = tmp / "dp"
     known_hosts = fleet.known_hosts if fleet else tmp / "known_hosts"
     specs = [PlantSpec(f"p{i}") for i in range(1, plants + 1)] if isinstance(plants, int) else plants
@@ -270,15 +276,18 @@ def build(
     urls: dict[str, str] = {}
     for index, spec in enumerate(specs, start=1):
         hosts = _hosts(spec.name, index, transport, fleet, light)
+        if single_host:
+            hosts = [(f"{spec.name}-box", hosts[0][1])]
         for name, _ in hosts:
             roots[name] = tmp / "roots" / name
-        ingest = hosts[1][1] if light else hosts[2][1]
-        urls[spec.name] = f"http://{ingest}:{SERVICE_PORT + 20 + index if light else SERVICE_PORT}/health.txt"
+        ingest = hosts[0][1] if single_host else hosts[1][1] if light else hosts[2][1]
+        port = SERVICE_PORT + 20 + index if light or single_host else SERVICE_PORT
+        urls[spec.name] = f"http://{ingest}:{port}/health.txt"
         files[f"plants/{spec.name}.yaml"] = (
             f"archetype: std\ntimezone: UTC\ntags: [{', '.join(spec.tags)}]\nwindows: {spec.windows}\n"
         )
-        files[f"inventories/{spec.name}.yml"] = inventory(spec.name, hosts, transport, roots, fleet, light)
-        if light:
+        files[f"inventories/{spec.name}.yml"] = inventory(spec.name, hosts, transport, roots, fleet, light, single_host)
+        if light or single_host:
             files[f"overlays/{spec.name}/values.yaml"] = f"port: {SERVICE_PORT + 20 + index}\n"
     for rel, text in files.items():
         path = root / rel
@@ -317,14 +326,15 @@ def events_of(out: str) -> list[dict[str, object]]:
 def journal_complete(dp: DeployProject) -> None:
     """Every rollout ended, every plant it started has a terminal event, and no lock is left."""
     journal = journal_for(dp.project())
-    assert journal.locks() == []
+    left = [f"{lock.plant}: {lock.describe()}" for lock in journal.locks()]
+    assert not left, f"locks left behind: {left}"
     for record in journal.rollouts():
         kinds = [e.event.kind for e in journal.events(rollout=record.id)]
-        assert kinds[0] == "rollout.created"
-        assert "rollout.finished" in kinds or "rollout.halted" in kinds, kinds[-5:]
+        assert kinds[0] == "rollout.created", (record.id, kinds[:3])
+        assert "rollout.finished" in kinds or "rollout.halted" in kinds, (record.id, "never ended", kinds[-5:])
         started = {e.event.plant for e in journal.events(rollout=record.id) if e.event.kind == "plant.started"}
         for plant in started:
             mine = [e.event.kind for e in journal.events(rollout=record.id, plant=plant)]
             assert any(
                 k in mine for k in ("plant.done", "plant.rolled_back", "plant.attention", "plant.preflight_failed")
-            ), (plant, mine[-5:])
+            ), (record.id, plant, "no outcome", mine[-5:])

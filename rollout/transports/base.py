@@ -51,7 +51,7 @@ def trim(text: str, limit: int = MAX_OUTPUT) -> str:
 
 
 class Transport(ABC):
-    """One connection to one host. Implementations are used by one thread at a time."""
+    """One connection to one host, safe to share: several threads may run commands at once."""
 
     name: str
 

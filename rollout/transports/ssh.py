@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import select
 import shlex
+import threading
 import time
 from pathlib import Path
 
@@ -15,6 +16,13 @@ from .base import CommandResult, Transport, TransportError, capture
 
 
 class SshTransport(Transport):
+    """One SSH connection to one host, shared by every thread that works on it.
+
+    A host that serves several layers is read and changed by one thread per layer: they
+    share this connection, each command on a channel of its own (SSH multiplexes them).
+    Opening and closing the connection happen under a lock: two threads authenticating on
+    one client at once is what broke such hosts before."""
+
     name = "ssh"
 
     def __init__(
@@ -29,6 +37,7 @@ class SshTransport(Transport):
     ) -> None:
         """``known_hosts=None`` turns host-key verification off; callers must say so loudly."""
         self.host = host
+        self._guard = threading.Lock()
         connect_kwargs: dict[str, object] = {
             "look_for_keys": key_file is None,
             "allow_agent": key_file is None,
@@ -48,6 +57,10 @@ class SshTransport(Transport):
             client.set_missing_host_key_policy(_KnownHostsOnly(_known_hosts(host, known_hosts)))
 
     def _connect(self) -> paramiko.Transport:
+        with self._guard:
+            return self._open()
+
+    def _open(self) -> paramiko.Transport:
         if self.conn.is_connected and self.conn.transport is not None:
             return self.conn.transport
         try:
@@ -73,7 +86,7 @@ class SshTransport(Transport):
         try:
             channel = transport.open_session(timeout=timeout)
         except (paramiko.SSHException, OSError, EOFError) as exc:
-            self.close()
+            self._drop(transport)
             if time.monotonic() >= deadline:  # paramiko says only "Timeout opening channel."
                 raise TransportError(
                     self.host, f"timed out after {timeout:g}s opening a session (the host does not answer)", True
@@ -87,15 +100,15 @@ class SshTransport(Transport):
             stdout, stderr = _drain(channel, deadline)
             code = channel.recv_exit_status() if channel.exit_status_ready() else -1
         except TimeoutError:
-            self.close()  # the host may be hung; this connection is of no further use
+            self._drop(transport)  # the host may be hung; this connection is of no further use
             raise TransportError(self.host, f"command timed out after {timeout:g}s", timed_out=True) from None
         except (paramiko.SSHException, OSError, EOFError) as exc:
-            self.close()
+            self._drop(transport)
             raise TransportError(self.host, f"connection lost: {exc or type(exc).__name__}") from None
         finally:
             channel.close()
         if code == -1:
-            self.close()
+            self._drop(transport)
             raise TransportError(self.host, "connection lost: the command ended without an exit status")
         return CommandResult(
             self.host,
@@ -106,7 +119,17 @@ class SshTransport(Transport):
             time.monotonic() - started,
         )
 
+    def _drop(self, failed: paramiko.Transport) -> None:
+        """Close the connection a command failed on, unless another thread already replaced it."""
+        with self._guard:
+            if self.conn.transport is failed:
+                self._close()
+
     def close(self) -> None:
+        with self._guard:
+            self._close()
+
+    def _close(self) -> None:
         try:
             self.conn.close()
         except Exception:  # closing a dead connection may raise anything; it is closed either way
