@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from types import MappingProxyType
@@ -12,7 +12,8 @@ from typing import Any
 import git
 from gitdb.exc import BadName, BadObject
 
-from .errors import ReleaseError
+from .errors import Problem, ReleaseError
+from .filenames import name_problems, name_refusal
 
 MAX_CODEBASE_BYTES = 512 * 1024 * 1024
 # Which setting a ReleaseError is about; the project maps these onto rollout.yaml.
@@ -108,38 +109,97 @@ def _resolve(repo: git.Repo, ref: str, display: str) -> git.Commit:
 
 
 def _read_tree(commit: git.Commit, inner: str, ref: str, origin: str) -> tuple[dict[str, bytes], dict[str, int]]:
-    try:
-        tree = commit.tree / inner if inner else commit.tree
-    except KeyError:
-        raise ReleaseError.one(origin, f"folder {inner!r} does not exist at release {ref!r}", location=PATH) from None
-    if tree.type != "tree":
-        raise ReleaseError.one(origin, f"{inner!r} is not a folder at release {ref!r}", location=PATH)
+    tree = _folder(commit, inner, ref, origin)
     files: dict[str, bytes] = {}
     modes: dict[str, int] = {}
+    problems: list[Problem] = []
     total = 0
-    entries: Iterable[Any] = tree.traverse()  # GitPython's traverse() is loosely typed
-    for item in entries:
-        if item.type == "tree":
-            continue
-        rel = PurePosixPath(item.path).relative_to(inner).as_posix() if inner else str(item.path)
-        if any("\udc80" <= c <= "\udcff" for c in rel):  # bytes of a name git holds that were not UTF-8
-            # such a name could not be written in a manifest, nor named the same on every host
-            raise ReleaseError.one(f"{origin}/{rel}@{ref}", "file name is not UTF-8", expected="UTF-8 file names")
+    for item, rel in _named_entries(tree, inner, ref, origin, problems):
         if item.type != "blob" or item.mode not in _FILE_MODES:
-            what = (
-                "a symlink"
-                if item.mode == 0o120000
-                else "a submodule"
-                if item.type in ("commit", "submodule")
-                else "special"
+            problems.append(
+                Problem(
+                    _shown(origin, rel, ref),
+                    message=f"the code base holds {_kind(item)}",
+                    expected="regular files only",
+                )
             )
-            raise ReleaseError.one(
-                f"{origin}/{rel}@{ref}", f"the code base holds {what}", expected="regular files only"
-            )
+            continue
         data = item.data_stream.read()
         total += len(data)
         if total > MAX_CODEBASE_BYTES:
             raise ReleaseError.one(origin, f"code base larger than {MAX_CODEBASE_BYTES} bytes at {ref!r}")
         files[rel] = data
         modes[rel] = _FILE_MODES[item.mode]
+    problems += name_problems({rel: _shown(origin, rel, ref) for rel in files}, _place(ref))  # clashes under NFC
+    if problems:
+        raise ReleaseError(problems)
     return files, modes
+
+
+def _folder(commit: git.Commit, inner: str, ref: str, origin: str) -> Any:
+    try:
+        tree = commit.tree / inner if inner else commit.tree
+    except KeyError:
+        raise ReleaseError.one(origin, f"folder {inner!r} does not exist at release {ref!r}", location=PATH) from None
+    except ValueError as exc:  # GitPython refuses an entry on the way ('..', an alias of .git): a crafted tree
+        raise ReleaseError.one(
+            origin, f"git refuses a name on the way to {inner!r} at release {ref!r}: {exc}"
+        ) from None
+    if tree.type != "tree":
+        raise ReleaseError.one(origin, f"{inner!r} is not a folder at release {ref!r}", location=PATH)
+    return tree
+
+
+def _named_entries(tree: Any, inner: str, ref: str, origin: str, problems: list[Problem]) -> Iterator[tuple[Any, str]]:
+    """Every entry but folders, with its path under ``inner``; names are checked as git holds
+    them, so a name refused here never reaches a bundle or a host."""
+    refused: list[str] = []  # folders refused: what they hold is neither read nor reported again
+    for item in _traversed(tree, inner, ref, origin, problems):
+        rel = _rel(item, inner)
+        if any(rel.startswith(folder + "/") for folder in refused):
+            continue
+        refusal = name_refusal(rel, _shown(origin, rel, ref), _place(ref))
+        if refusal is not None:
+            problems.append(refusal)
+            refused += [rel] if item.type == "tree" else []
+        elif item.type != "tree":
+            yield item, rel
+
+
+def _traversed(tree: Any, inner: str, ref: str, origin: str, problems: list[Problem]) -> Iterator[Any]:
+    """``tree.traverse()``; a tree entry that GitPython refuses to read ends it with a problem."""
+    entries: Iterator[Any] = iter(tree.traverse())  # GitPython's traverse() is loosely typed
+    folder = ""  # GitPython reads a folder's entries right after yielding it: that folder holds the culprit
+    while True:
+        try:
+            item = next(entries)
+        except StopIteration:
+            return
+        except ValueError as exc:  # an entry named '', '.', '..' or like .git (.GIT, .git + U+200C): crafted
+            reason = str(exc).replace("'tree/", "'")  # GitPython checks a name as the path 'tree/<name>'
+            problems.append(
+                Problem(_shown(origin, folder, ref), message=f"git refuses a name in this folder: {reason}")
+            )
+            return
+        folder = _rel(item, inner) if item.type == "tree" else folder
+        yield item
+
+
+def _rel(item: Any, inner: str) -> str:
+    """The item's path under the code-base folder, as git stores it ('.' or '' are not dropped)."""
+    return str(item.path)[len(inner) + 1 :] if inner else str(item.path)
+
+
+def _shown(origin: str, rel: str, ref: str) -> str:
+    return f"{origin}/{rel}@{ref}" if rel else f"{origin}@{ref}"
+
+
+def _place(ref: str) -> str:
+    return f"code base at release {ref}"
+
+
+def _kind(item: Any) -> str:
+    """What a tree entry that is not a regular file is, for messages."""
+    if item.mode == 0o120000:
+        return "a symlink"
+    return "a submodule" if item.type in ("commit", "submodule") else "special"

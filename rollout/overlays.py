@@ -22,6 +22,7 @@ from types import MappingProxyType
 
 from .codebase import Release
 from .errors import ConfigError, Problem
+from .filenames import name_problems, name_refusal
 from .models import LayerConfig, OverlayPolicy
 from .yamlfile import YamlDoc, read_yaml
 
@@ -62,7 +63,9 @@ def read_overlay(root: Path, folder: str, label: str) -> Overlay:
         elif entry.name == "values.yaml":
             values = _read_values(entry, display, problems)
         elif entry.name == "files":
-            _walk_files(Path(entry.path), f"{folder}/files", PurePosixPath(), files, problems)
+            _walk_files(Path(entry.path), f"{folder}/files", PurePosixPath(), files, problems, _place(folder))
+            # names refused one by one were left out as the walk met them; those left may still clash
+            problems += name_problems({path: f"{folder}/files/{path}" for path in files}, _place(folder))
         elif not _is_regular(entry):
             problems.append(Problem(display, message="not a regular file"))
     if problems:
@@ -95,7 +98,10 @@ def _is_regular(entry: os.DirEntry[str]) -> bool:
     return stat.S_ISREG(entry.stat(follow_symlinks=False).st_mode)
 
 
-def _walk_files(folder: Path, display: str, rel: PurePosixPath, out: dict[str, bytes], problems: list[Problem]) -> None:
+def _walk_files(
+    folder: Path, display: str, rel: PurePosixPath, out: dict[str, bytes], problems: list[Problem], place: str
+) -> None:
+    """Read the files under ``folder`` into ``out``; ``place`` names the overlay in messages."""
     mode = folder.lstat().st_mode
     if not stat.S_ISDIR(mode):
         problems.append(Problem(display, message="not a folder (symlinks are refused)", expected="a folder of files"))
@@ -103,13 +109,14 @@ def _walk_files(folder: Path, display: str, rel: PurePosixPath, out: dict[str, b
     for entry in sorted(os.scandir(folder), key=lambda e: e.name):
         path = rel / entry.name
         shown = f"{display}/{entry.name}"
+        refusal = name_refusal(entry.name, shown, place)
         st = entry.stat(follow_symlinks=False)
-        if not _is_utf8(entry.name):  # it could not be named in a manifest, nor on every host
-            problems.append(Problem(shown, message="file name is not UTF-8", expected="a UTF-8 file name"))
+        if refusal is not None:  # and what a refused folder holds is not read
+            problems.append(refusal)
         elif stat.S_ISLNK(st.st_mode):
             problems.append(Problem(shown, message="symlinks are not allowed in overlays", expected="a regular file"))
         elif stat.S_ISDIR(st.st_mode):
-            _walk_files(Path(entry.path), shown, path, out, problems)
+            _walk_files(Path(entry.path), shown, path, out, problems, place)
         elif not stat.S_ISREG(st.st_mode):
             problems.append(Problem(shown, message="not a regular file", expected="a regular file"))
         elif st.st_size > MAX_OVERLAY_FILE_BYTES:
@@ -125,12 +132,8 @@ def _walk_files(folder: Path, display: str, rel: PurePosixPath, out: dict[str, b
             out[path.as_posix()] = Path(entry.path).read_bytes()
 
 
-def _is_utf8(name: str) -> bool:
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:  # bytes the file system decoder kept as lone surrogates
-        return False
-    return True
+def _place(folder: str) -> str:
+    return f"overlay {folder}"
 
 
 def glob_match(path: str, pattern: str) -> bool:

@@ -40,6 +40,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
 from .bundle import Bundle, BundleFile, sha256_json
 from .codebase import Release
 from .errors import ConfigError, Problem, RenderError
+from .filenames import clash_problems, name_problems
 from .models import CommandCheck, CommandStep, HttpCheck, LayerConfig, TcpCheck
 from .overlays import policy_problems
 from .project import PROJECT_FILE, Plant, Project
@@ -179,6 +180,7 @@ class _FileSet:
         self._analysis = shared.analysis
         self._layer_paths: dict[str, list[str]] = {}
         self._reads: dict[tuple[str, ...], tuple[frozenset[str], frozenset[str] | None]] = {}
+        self._names: list[Problem] | None = None
 
     def _load(self, name: str) -> tuple[str, str, Callable[[], bool]] | None:
         source = self.sources.get(name)
@@ -251,6 +253,15 @@ class _FileSet:
 
     def _displays(self) -> set[str]:
         return {s.display for s in self.sources.values()}
+
+    def name_problems(self, release_id: str) -> list[Problem]:
+        """Names that clash once the overlays' files lie beside the code base's (worked out once)."""
+        if self._names is None:  # each name was checked where it entered: only overlays bring a clash here
+            overlaid = any(s.from_overlay for s in self.sources.values())
+            displays = {path: s.display for path, s in self.sources.items()}
+            place = f"overlay files laid over the code base at release {release_id}"
+            self._names = clash_problems(displays, place) if overlaid else []
+        return self._names
 
 
 def _value_keys(ast: jinja2.nodes.Template) -> set[str] | None:
@@ -361,6 +372,7 @@ class Renderer:
             self.values(plant)
         except ConfigError as exc:
             problems += exc.problems
+        problems += self._fileset(plant).name_problems(self.release.id)
         missing = [layer for layer in config.layers if not self._fileset(plant).layer_paths(layer)]
         problems += [
             Problem(
@@ -381,7 +393,7 @@ class Renderer:
     def render_steps(self, plant: Plant) -> dict[tuple[str, str], dict[str, dict[str, str]]]:
         """The templated fields of every check and command step, per (layer, host).
 
-        Result: ``{(layer, host): {"checks.<name>" | "restart" | "stop": {field: text}}}``.
+        Result: ``{(layer, host): {"checks.<name>" | "restart": {field: text}}}``.
         """
         out: dict[tuple[str, str], dict[str, dict[str, str]]] = {}
         problems: list[Problem] = []
@@ -560,10 +572,8 @@ def _templated(layer: LayerConfig, index: int) -> list[tuple[str, dict[str, str]
             found.append((f"checks.{check.name}", {"url": check.url}, location))
         elif isinstance(check, TcpCheck):
             found.append((f"checks.{check.name}", {"host": check.host, "port": str(check.port)}, location))
-    # Commands are templates wherever they appear, the stop step included.
-    for key, step in (("restart", layer.restart), ("stop", layer.stop)):
-        if isinstance(step, CommandStep):
-            found.append((key, {"command": step.command}, f"layers[{index}].{key}"))
+    if isinstance(layer.restart, CommandStep):
+        found.append(("restart", {"command": layer.restart.command}, f"layers[{index}].restart"))
     return found
 
 
@@ -630,4 +640,8 @@ def _render_files(
             )
         out[rel] = BundleFile(rel, content, source.mode)
         origin[rel] = source.display
+    # A template's name loses .j2 (``.j2`` alone names nothing; ``café.j2`` may meet ``café`` in NFD).
+    problems = name_problems(origin, f"rendered names in the bundle of layer {layer.name!r}")
+    if problems:
+        raise RenderError(problems)
     return tuple(sorted(out.values(), key=operator.attrgetter("path")))

@@ -470,6 +470,82 @@ CASES = [
     Case("base-values-broken", write("app/values.yaml", "port: [\n"), "app/values.yaml@v1", ":2"),
     Case("layer-folder-missing", remove("app/ingest"), "app/ingest@v1", "no files"),
     Case("empty-project", remove("rollout.yaml"), "mini", "no rollout.yaml"),
+    # file names: refused in overlays, in the code base and as rendered; named escaped
+    Case(
+        "overlay-name-newline",
+        write("overlays/p1/files/edge/extra/new\nline.txt", "x\n"),
+        "overlays/p1/files/edge/extra/new\\nline.txt",
+        "U+000A, a control character (overlay overlays/p1)",
+    ),
+    Case(
+        "overlay-name-escape",
+        write("overlays/p1/files/edge/extra/\x1b[31mred.txt", "x\n"),
+        "overlays/p1/files/edge/extra/\\x1b[31mred.txt",
+        "U+001B",
+    ),
+    Case(
+        "overlay-name-bidi-override",
+        write("overlays/p1/files/edge/extra/invoice\u202etxt.exe", "x\n"),
+        "overlays/p1/files/edge/extra/invoice\\u202etxt.exe",
+        "U+202E",
+    ),
+    Case(
+        "archetype-name-bidi-isolate",
+        write("overlays/_archetypes/small/files/edge/extra/\u2067x.txt", "x\n"),
+        "overlays/_archetypes/small/files/edge/extra/\\u2067x.txt",
+        "overlay overlays/_archetypes/small",
+    ),
+    Case(
+        "overlay-name-zero-width-joiner",
+        write("overlays/p1/files/edge/extra/a\u200db.txt", "x\n"),
+        "overlays/p1/files/edge/extra/a\\u200db.txt",
+        "U+200D, an invisible format character",
+    ),
+    Case(
+        "overlay-folder-name-mark",
+        write("overlays/p1/files/edge/extra/sub\u200e/x.txt", "x\n"),
+        "overlays/p1/files/edge/extra/sub\\u200e",
+        "U+200E",
+    ),
+    Case(
+        "overlay-names-nfc-nfd",
+        both(
+            write("overlays/p1/files/edge/extra/caf\u00e9.json", "1\n"),
+            write("overlays/p1/files/edge/extra/cafe\u0301.json", "2\n"),
+        ),
+        "overlays/p1/files/edge/extra/caf\u00e9.json",
+        "'edge/extra/caf\\xe9.json' and 'edge/extra/cafe\\u0301.json'",
+    ),
+    Case(
+        "codebase-name-newline",
+        write("app/edge/new\nline.txt", "x\n"),
+        "app/edge/new\\nline.txt@v1",
+        "U+000A, a control character (code base at release v1)",
+    ),
+    Case("codebase-name-bidi", write("app/ingest/run\u202e.sh", "x\n"), "app/ingest/run\\u202e.sh@v1", "U+202E"),
+    Case("codebase-name-arabic-mark", write("app/edge/x\u061c.txt", "x\n"), "app/edge/x\\u061c.txt@v1", "U+061C"),
+    Case("codebase-folder-name-control", write("app/edge/sub\x01/x.txt", "x\n"), "app/edge/sub\\x01@v1", "U+0001"),
+    Case(
+        "codebase-names-nfc-nfd",
+        both(write("app/edge/caf\u00e9.json", "1\n"), write("app/edge/cafe\u0301.json", "2\n")),
+        "app/edge/caf\u00e9.json@v1",
+        "differ only in Unicode normalisation (code base at release v1)",
+    ),
+    Case(
+        "codebase-and-overlay-nfc-nfd",
+        both(
+            write("app/edge/extra/caf\u00e9.json", "1\n"), write("overlays/p1/files/edge/extra/cafe\u0301.json", "2\n")
+        ),
+        "app/edge/extra/caf\u00e9.json@v1",
+        "(overlays/p1/files/edge/extra/cafe\u0301.json) differ only in Unicode normalisation",
+    ),
+    Case(
+        "rendered-names-nfc-nfd",
+        both(write("app/edge/caf\u00e9.json.j2", "1\n"), write("app/edge/cafe\u0301.json", "2\n")),
+        "app/edge/caf\u00e9.json.j2@v1",
+        "rendered names in the bundle of layer 'edge'",
+    ),
+    Case("template-renders-to-no-name", write("app/edge/.j2", "x\n"), "app/edge/.j2@v1", "empty component"),
 ]
 
 

@@ -1,14 +1,16 @@
 """Fuzzing: hostile and malformed projects never crash rollout, never write outside, never deploy.
 
-Hypothesis generates 800 projects (derandomized: the same on every run; the ones that once
+Hypothesis generates 840 projects (derandomized: the same on every run; the ones that once
 found a bug are replayed first), each the valid mini project of ``conftest.py`` with one
 hostile change: structure and text mutations of every YAML file (``rollout.yaml``,
 plants, inventories, overlay and base values, playbooks), wrong types, huge values, deep
 nesting, alias and merge-key bombs, odd unicode (RTL, NUL, BOM, surrogates, file names
 that are not UTF-8), overlays with path tricks (symlinks, FIFOs, other plants' names,
 files the policy forbids), templates that try to escape the Jinja sandbox or read files
-(in overlays, in the code base and in the checks of ``rollout.yaml``) and inventories
-with bad hosts. For every one:
+(in overlays, in the code base and in the checks of ``rollout.yaml``), inventories
+with bad hosts, and file names no host should carry (control, bidi and invisible
+characters; names equal under NFC) in overlays, the code base and rendered bundles.
+For every one:
 
 * ``rollout validate`` (plain and ``--json``) and ``rollout render --out DIR`` exit 0 or 2:
   never 70, never a traceback; ``render`` fails only where ``validate`` does;
@@ -59,6 +61,7 @@ EXAMPLES = {
     "templates": 140,
     "inventories": 100,
     "code": 70,
+    "names": 40,
 }
 FUZZ = settings(
     deadline=None,
@@ -1061,6 +1064,85 @@ def fuzz_code(ws: Workspace, change: Change) -> None:
 def test_codebase_mutations(ws: Workspace) -> None:
     fuzz_code(ws)
     ran("code")
+
+
+# -- file names: control, bidi and invisible characters; names that are one under NFC ------
+
+HIDDEN = [  # no file name on a plant's host may hold these (Cc, Cf, Zl, Zp)
+    *["\n", "\r", "\t", "\x1b", "\x7f", "\x85", "\x01", "\u2028", "\u2029"],
+    *["\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069"],
+    *["\u200e", "\u200f", "\u061c", "\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad"],
+]
+STEMS = ["config", "überblick-ñ", "日本語", "🎉", "run", "a b"]
+SUFFIXES = ["", ".txt", ".j2", ".json.j2", ".sh"]
+NAME_FOLDERS = [  # where a name may be added: the policy lets p1 and its archetype add under edge/extra
+    "overlays/p1/files/edge/extra",
+    "overlays/_archetypes/small/files/edge/extra",
+    "app/edge",
+    "app/ingest",
+]
+COMPOSED = [  # (NFC, another form of it)
+    ("caf\u00e9", "cafe\u0301"),
+    ("\u00fcberblick", "u\u0308berblick"),
+    ("\uac00", "\u1100\u1161"),
+    ("\u00c5", "\u212b"),  # the Angstrom sign: its NFC is the letter
+]
+
+
+@st.composite
+def hidden_name(draw: st.DrawFn) -> str:
+    stem = draw(st.sampled_from(STEMS))
+    at = draw(st.integers(0, len(stem)))
+    return stem[:at] + draw(st.sampled_from(HIDDEN)) + stem[at:] + draw(st.sampled_from(SUFFIXES))
+
+
+def _pair_paths(draw: st.DrawFn, first: str, second: str) -> tuple[str, str]:
+    kind = draw(st.sampled_from(["same-folder", "folders", "codebase-overlay", "archetype-plant", "rendered"]))
+    if kind == "same-folder":
+        folder = draw(st.sampled_from(NAME_FOLDERS))
+        return f"{folder}/{first}.txt", f"{folder}/{second}.txt"
+    if kind == "folders":  # two folders that would be one: each holds a file
+        folder = draw(st.sampled_from(NAME_FOLDERS))
+        return f"{folder}/{first}/a.txt", f"{folder}/{second}/b.txt"
+    if kind == "codebase-overlay":  # the overlay adds what looks like, and on macOS is, a file of the code base
+        overlay = draw(st.sampled_from(NAME_FOLDERS[:2]))
+        return f"app/edge/extra/{first}.txt", f"{overlay}/{second}.txt"
+    if kind == "archetype-plant":
+        return f"{NAME_FOLDERS[1]}/{first}.txt", f"{NAME_FOLDERS[0]}/{second}.txt"
+    return f"app/edge/{first}.txt.j2", f"app/edge/{second}.txt"  # rendered, both are <name>.txt
+
+
+@st.composite
+def name_change(draw: st.DrawFn) -> Change:
+    """A file (or the folder of one) with a hidden character, or two names equal under NFC."""
+    if draw(st.booleans()):
+        name, folder = draw(hidden_name()), draw(st.sampled_from(NAME_FOLDERS))
+        rel = f"{folder}/{name}/x.txt" if draw(st.integers(0, 3)) == 0 else f"{folder}/{name}"
+        return touched(Write(rel, "port: {{ values.port }}\n"), must_fail=True)
+    pair = draw(st.sampled_from(COMPOSED))
+    first, second = pair if draw(st.booleans()) else pair[::-1]
+    paths = _pair_paths(draw, first, second)
+    return touched(*(Write(rel, f"{rel}\n") for rel in paths), must_fail=True)
+
+
+@settings(FUZZ, max_examples=EXAMPLES["names"])
+@replaying(
+    touched(Write("overlays/p1/files/edge/extra/invoice\u202etxt.exe", "x\n"), must_fail=True),
+    touched(Write("app/edge/new\nline.txt", "x\n"), must_fail=True),
+    touched(
+        Write("overlays/p1/files/edge/extra/caf\u00e9.json", "1\n"),
+        Write("app/edge/extra/cafe\u0301.json", "2\n"),
+        must_fail=True,
+    ),
+)
+@given(change=name_change())
+def fuzz_names(ws: Workspace, change: Change) -> None:
+    exercise(ws, change, "names")
+
+
+def test_hostile_file_names(ws: Workspace) -> None:
+    fuzz_names(ws)
+    ran("names")
 
 
 # -- the harness itself ---------------------------------------------------------------------
