@@ -393,7 +393,7 @@ class Renderer:
     def render_steps(self, plant: Plant) -> dict[tuple[str, str], dict[str, dict[str, str]]]:
         """The templated fields of every check and command step, per (layer, host).
 
-        Result: ``{(layer, host): {"checks.<name>" | "restart": {field: text}}}``.
+        Result: ``{(layer, host): {"checks.<name>" | "restart" | "stop": {field: text}}}``.
         """
         out: dict[tuple[str, str], dict[str, dict[str, str]]] = {}
         problems: list[Problem] = []
@@ -572,8 +572,10 @@ def _templated(layer: LayerConfig, index: int) -> list[tuple[str, dict[str, str]
             found.append((f"checks.{check.name}", {"url": check.url}, location))
         elif isinstance(check, TcpCheck):
             found.append((f"checks.{check.name}", {"host": check.host, "port": str(check.port)}, location))
-    if isinstance(layer.restart, CommandStep):
-        found.append(("restart", {"command": layer.restart.command}, f"layers[{index}].restart"))
+    # Commands are templates wherever they appear, the stop step included.
+    for key, step in (("restart", layer.restart), ("stop", layer.stop)):
+        if isinstance(step, CommandStep):
+            found.append((key, {"command": step.command}, f"layers[{index}].{key}"))
     return found
 
 
