@@ -59,6 +59,12 @@ ONE_WAVE = """  parallelism: 4
       select: {remaining: true}
 """
 RUN_LIMIT = 180  # seconds any one rollout command may take here
+FIXED_POINTS = [
+    ("v1", "plant.done", "p2"),
+    ("bad-fragile", "plant.rolled_back", "p4"),
+    ("v2", "plant.locked", "p7"),
+]
+"""(release, kind, plant): kill -9 right after that event, before the seeded points."""
 
 
 @pytest.fixture
@@ -162,6 +168,11 @@ def test_kill_9_at_seeded_points_then_resume_leaves_every_plant_whole(tmp_path: 
         lengths[release] = len(run.events)
         state = expected_after(state, release)
     assert_plants(dp, state, "after the reference runs")
+    # Fixed points first: right after an outcome (its lock must go in the same write) and
+    # right after a lock was taken; then the seeded ones.
+    for release, kind, plant in FIXED_POINTS:
+        context = f"fixed point: deploy {release} killed right after {kind} of {plant}"
+        state = kill_then_resume(dp, rollout, release, lambda _, k=kind, p=plant: event(k, p), state, context)
     rng = random.Random(SEED)
     cycle = ["bad-fragile", "v1", "bad-fragile", "v2"]
     for point in range(KILL_POINTS):
@@ -169,17 +180,33 @@ def test_kill_9_at_seeded_points_then_resume_leaves_every_plant_whole(tmp_path: 
         length = lengths["bad-fragile" if release == "bad-fragile" else "v2"]  # a good release: as long as v2's
         at = rng.randint(1, int(length * 0.9))  # the run always gets this far
         context = f"seed {SEED}, point {point}: deploy {release} killed after event {at} of ~{length}"
-        run = Run(dp, release)
-        assert run.until(at_count(run, at)), f"{context}: the run ended first"
-        run.proc.kill()
-        assert run.proc.wait(timeout=60) == -signal.SIGKILL, context
-        resumed = rollout("resume", "-C", dp.root, "--yes", "--json")
-        assert resumed.code == (1 if release == "bad-fragile" else 0), f"{context}: {resumed.text[-2000:]}"
-        state = expected_after(state, release)
-        assert_plants(dp, state, context)
-        assert_recorded(dp, run.events, context)
-        assert_finished_once(dp, context)
+        state = kill_then_resume(dp, rollout, release, lambda run, at=at: at_count(run, at), state, context)
+
+
+def kill_then_resume(  # type: ignore[no-untyped-def]
+    dp: DeployProject,
+    rollout,
+    release: str,
+    stop_at: Callable[[Run], Callable[[dict[str, Any]], bool]],
+    state: dict[str, str],
+    context: str,
+) -> dict[str, str]:
+    """Deploy ``release``, kill -9 it where ``stop_at`` says, resume; every plant whole, nothing left behind."""
+    run = Run(dp, release)
+    assert run.until(stop_at(run)), f"{context}: the run ended first"
+    run.proc.kill()
+    assert run.proc.wait(timeout=60) == -signal.SIGKILL, context
+    resumed = rollout("resume", "-C", dp.root, "--yes", "--json")
+    assert resumed.code == (1 if release == "bad-fragile" else 0), f"{context}: {resumed.text[-2000:]}"
+    state = expected_after(state, release)
+    assert_plants(dp, state, context)
+    assert_recorded(dp, run.events, context)
+    assert_finished_once(dp, context)
+    try:
         journal_complete(dp)
+    except AssertionError as exc:
+        raise AssertionError(f"{context}: {exc}") from None
+    return state
 
 
 def plant_hosts(dp: DeployProject, fleet: Fleet, plant: str) -> dict[str, Any]:
