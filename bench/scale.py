@@ -550,7 +550,7 @@ def run_cli(args: Sequence[str], pythonpath: str | None) -> Sample:
     if pythonpath:
         env["PYTHONPATH"] = pythonpath
     # -P: no working folder on sys.path, so PYTHONPATH (a baseline) wins over a rollout/ found there.
-    cmd = [sys.executable, "-P", "-c", "from rollout.cli import main; main()", *args]
+    cmd = [sys.executable, "-P", "-c", "from rollout.cli.commands import main; main()", *args]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _, status, usage = os.wait4(proc.pid, 0)  # this child's rusage, with the workers it waited for

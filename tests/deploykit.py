@@ -19,8 +19,8 @@ from pathlib import Path
 
 from conftest import commit_all
 from fleet import PORT, Fleet
-from rollout.api import HostStatus, journal_for, open_project, status
-from rollout.engine import Options
+from rollout.engine.executor import Options
+from rollout.service import HostStatus, journal_for, open_project, status
 
 SERVICE_PORT = 18080
 

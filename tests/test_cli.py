@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import MiniProject
-from rollout import api
+from rollout import service
 
 
 def test_usage_errors_exit_2(mini: MiniProject, rollout) -> None:
@@ -59,7 +59,7 @@ def test_unexpected_errors_go_to_a_log_not_the_screen(
     def boom(*_: object) -> None:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(api, "plan", boom)
+    monkeypatch.setattr(service, "plan", boom)
     result = rollout("plan", "-C", mini.root)
     assert result.code == 70 and "Traceback" not in result.text
     logs = list((tmp_path / "state" / "rollout").glob("crash-*.log"))

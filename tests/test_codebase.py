@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from conftest import MiniProject, commit_all, git
-from rollout.codebase import open_release
+from rollout.config.codebase import open_release
 from rollout.errors import ReleaseError
 
 

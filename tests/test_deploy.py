@@ -16,9 +16,9 @@ import pytest
 
 from deploykit import SERVICE_PORT, DeployProject, build
 from fleet import Fleet
-from rollout import api
-from rollout.engine import Executor
-from rollout.events import Event
+from rollout import service
+from rollout.core.events import Event
+from rollout.engine.executor import Executor
 
 TRANSPORTS = ["local", "ssh"]
 
@@ -59,7 +59,7 @@ def deploy(dp: DeployProject, release: str, plant: str = "p1", on_event: Callabl
             on_event(event)
 
     project = dp.project()
-    work = api.render_work(project, project.release(release), [plant])[plant]
+    work = service.render_work(project, project.release(release), [plant])[plant]
     executor = Executor(project, dp.options, sink)
     return executor.deploy(project.plants[plant], work.bundles, work.steps, work.old_steps), events
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from rollout.bundle import Bundle, BundleFile
-from rollout.diff import diff_bundles
+from rollout.core.bundle import Bundle, BundleFile
+from rollout.core.diff import diff_bundles
 
 
 def bundle(layer: str, *files: tuple[str, bytes, int]) -> Bundle:

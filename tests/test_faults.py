@@ -32,7 +32,7 @@ import pytest
 
 from deploykit import RELEASES, DeployProject, PlantSpec, build, journal_complete
 from fleet import Fleet
-from rollout.api import journal_for
+from rollout.service import journal_for
 
 ROLLOUT = str(Path(sys.executable).parent / "rollout")
 SEED = int(os.environ.get("ROLLOUT_FAULT_SEED", "20261121"))

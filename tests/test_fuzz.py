@@ -50,8 +50,8 @@ from hypothesis import strategies as st
 
 from conftest import MINI_FILES, git
 from rollout import cli
+from rollout.config.yamlfile import MAX_FILE_BYTES
 from rollout.errors import Problem, printable
-from rollout.yamlfile import MAX_FILE_BYTES
 
 EXAMPLES = {
     "structure": 170,

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
+from rollout.config.inventory import read_inventory
 from rollout.errors import ConfigError
-from rollout.inventory import read_inventory
 
 ANSIBLE_INVENTORY = str(Path(sys.executable).parent / "ansible-inventory")
 

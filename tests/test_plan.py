@@ -7,9 +7,9 @@ import textwrap
 import pytest
 
 from conftest import MiniProject
-from rollout.api import open_project
+from rollout.core.plan import make_plan
 from rollout.errors import PlanError
-from rollout.plan import make_plan
+from rollout.service import open_project
 
 PLANTS = {  # name: (archetype, tags)
     "a1": ("assembly", ["eu", "pilot"]),

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from deploykit import DeployProject, PlantSpec, build, events_of, journal_complete
-from rollout.api import journal_for
+from rollout.service import journal_for
 
 ZONED = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d")
 """An ISO 8601 time with its offset from UTC."""

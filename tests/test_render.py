@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from conftest import MiniProject
-from rollout import api
-from rollout.api import open_project
-from rollout.bundle_writer import existing_files
+from rollout import service
+from rollout.core.fanout import Failed, fan_out
+from rollout.core.render import Renderer
 from rollout.errors import ConfigError
-from rollout.fanout import Failed, fan_out
-from rollout.render import Renderer
+from rollout.service import open_project
+from rollout.service.bundle_writer import existing_files
 
 
 def renderer(mini: MiniProject, ref: str = "v1") -> Renderer:
@@ -179,13 +179,13 @@ def test_forked_workers_render_what_one_process_renders(mini: MiniProject) -> No
 def test_an_unchanged_bundle_is_read_back_not_rendered(mini: MiniProject, tmp_path: Path) -> None:
     project = open_project(mini.root)
     out = tmp_path / "out"
-    assert all(r.written for r in api.render(project, "v1", ["p1"], out))
-    again = api.render(project, "v1", ["p1"], out)
+    assert all(r.written for r in service.render(project, "v1", ["p1"], out))
+    again = service.render(project, "v1", ["p1"], out)
     assert not any(r.written for r in again)
     head = replace(again[0].bundle, files=())
     assert existing_files(out, head) == again[0].bundle.files
     (out / "p1/edge/files/config.yaml").write_text("port: 1\nlines: 2\n")  # same size, changed by hand
     assert existing_files(out, head) is None
     assert existing_files(out, replace(head, inputs_hash="0" * 64)) is None
-    assert [r.written for r in api.render(project, "v1", ["p1"], out)] == [True, False]
+    assert [r.written for r in service.render(project, "v1", ["p1"], out)] == [True, False]
     assert (out / "p1/edge/files/config.yaml").read_text() == "port: 9000\nlines: 2\n"

@@ -16,7 +16,7 @@ import pytest
 
 from deploykit import DeployProject, PlantSpec, build, events_of, journal_complete
 from fleet import Fleet
-from rollout.api import journal_for
+from rollout.service import journal_for
 
 ROLLOUT = str(Path(sys.executable).parent / "rollout")
 
@@ -286,8 +286,8 @@ def test_a_locked_plant_refuses_deploy_and_rollback_naming_the_holder(tmp_path: 
 def test_the_live_view_draws_waves_plants_and_layers() -> None:
     from rich.console import Console
 
-    from rollout.events import Event
-    from rollout.views import LiveView
+    from rollout.cli.views import LiveView
+    from rollout.core.events import Event
 
     class _Project:
         class config:  # noqa: N801 (a stand-in for the project's config)

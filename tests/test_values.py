@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from rollout.config.yamlfile import parse_yaml
+from rollout.core.values import merge_values
 from rollout.errors import ConfigError
-from rollout.values import merge_values
-from rollout.yamlfile import parse_yaml
 
 BASE = """
 port: 8000

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from rollout.config.yamlfile import MAX_NODES, format_path, parse_yaml
 from rollout.errors import ConfigError
-from rollout.yamlfile import MAX_NODES, format_path, parse_yaml
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ from typing import Any
 import ansible_runner
 import yaml
 
-from .base import trim
+from rollout.transports.base import trim
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
-from ..errors import RolloutError
+from rollout.errors import RolloutError
 
 MAX_OUTPUT = 4000
 """Characters of output kept for messages and events."""

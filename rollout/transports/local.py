@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import time
 
-from .base import CommandResult, Transport, TransportError, capture
+from rollout.transports.base import CommandResult, Transport, TransportError, capture
 
 
 class LocalTransport(Transport):

@@ -12,7 +12,7 @@ from pathlib import Path
 import paramiko
 from fabric import Connection
 
-from .base import CommandResult, Transport, TransportError, capture
+from rollout.transports.base import CommandResult, Transport, TransportError, capture
 
 
 class SshTransport(Transport):

@@ -1,0 +1,5 @@
+"""The command line: the only place, with the HTTP layer, that prints, exits and picks exit codes."""
+
+from rollout.cli.commands import main, run
+
+__all__ = ["main", "run"]

@@ -1,0 +1,36 @@
+"""Pydantic models of every file a user writes. Frozen; unknown keys are errors."""
+
+from rollout.config.models.checks import (
+    Check,
+    CommandCheck,
+    CommandStep,
+    HttpCheck,
+    PlaybookCheck,
+    PlaybookStep,
+    TcpCheck,
+)
+from rollout.config.models.inventory import InventoryFile, InventoryGroup
+from rollout.config.models.plant import PlantConfig, Window
+from rollout.config.models.project import CodebaseConfig, LayerConfig, OverlayPolicy, ProjectConfig
+from rollout.config.models.strategy import Selector, StrategyConfig, WaveConfig
+
+__all__ = [
+    "Check",
+    "CodebaseConfig",
+    "CommandCheck",
+    "CommandStep",
+    "HttpCheck",
+    "InventoryFile",
+    "InventoryGroup",
+    "LayerConfig",
+    "OverlayPolicy",
+    "PlantConfig",
+    "PlaybookCheck",
+    "PlaybookStep",
+    "ProjectConfig",
+    "Selector",
+    "StrategyConfig",
+    "TcpCheck",
+    "WaveConfig",
+    "Window",
+]

@@ -1,0 +1,343 @@
+"""Loading a project folder: ``rollout.yaml``, plants, inventories, playbooks, overlays.
+
+Every file is read and validated once; all problems found are reported together, so one
+``rollout validate`` lists everything there is to fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from types import MappingProxyType
+
+from rollout.config.codebase import REF, Release, open_release
+from rollout.config.inventory import Host, Inventory, read_inventory
+from rollout.config.models import PlantConfig, PlaybookCheck, PlaybookStep, ProjectConfig
+from rollout.config.models.common import NAME_PATTERN
+from rollout.config.models.validation import validate_doc
+from rollout.config.overlays import ARCHETYPES_DIR, Overlay, read_overlay
+from rollout.config.yamlfile import YamlDoc, format_path, read_yaml
+from rollout.errors import ConfigError, Problem, ReleaseError, shorten
+
+PROJECT_FILE = "rollout.yaml"
+PLANTS_DIR = "plants"
+INVENTORIES_DIR = "inventories"
+OVERLAYS_DIR = "overlays"
+PLAYBOOKS_DIR = "playbooks"
+MAX_PLANTS = 100_000
+
+
+@dataclass(frozen=True)
+class Plant:
+    name: str
+    config: PlantConfig
+    inventory: Inventory
+    file: str
+
+
+@dataclass(frozen=True)
+class Project:
+    root: Path
+    config: ProjectConfig
+    doc: YamlDoc
+    """``rollout.yaml`` as parsed, to locate problems the planner finds."""
+    plants: Mapping[str, Plant]
+    plant_overlays: Mapping[str, Overlay]
+    archetype_overlays: Mapping[str, Overlay]
+
+    def overlays_for(self, plant: Plant) -> list[Overlay]:
+        """The overlays of a plant in merge order: archetype, then plant."""
+        found = [self.archetype_overlays.get(plant.config.archetype), self.plant_overlays.get(plant.name)]
+        return [o for o in found if o is not None]
+
+    def plant(self, name: str) -> Plant:
+        if name not in self.plants:
+            close = difflib.get_close_matches(name, list(self.plants), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError.one(
+                "--plant",
+                f"no plant named {name!r}{hint}",
+                expected=f"one of the {len(self.plants)} plants in {PLANTS_DIR}/",
+            )
+        return self.plants[name]
+
+    def release(self, ref: str | None, option: str = "--release") -> Release:
+        """The code base at ``ref`` (default: ``codebase.ref`` of ``rollout.yaml``)."""
+        codebase = self.config.codebase
+        repo = Path(codebase.repo)
+        repo_dir = repo if repo.is_absolute() else self.root / repo
+        try:
+            return open_release(repo_dir, codebase.path, ref or codebase.ref, codebase.repo)
+        except ReleaseError as exc:
+            raise ReleaseError([self._locate(p, ref, option) for p in exc.problems]) from None
+
+    def _locate(self, problem: Problem, ref: str | None, option: str) -> Problem:
+        """Name the setting at fault: the command-line option, or the key in rollout.yaml."""
+        if not problem.location.startswith("codebase."):
+            return problem
+        if problem.location == REF and ref:
+            return Problem("(command line)", option, None, problem.expected, problem.found, problem.message)
+        line = self.doc.line_of(tuple(problem.location.split(".")))
+        return Problem(PROJECT_FILE, problem.location, line, problem.expected, problem.found, problem.message)
+
+
+def find_project(start: Path) -> Path:
+    """The nearest folder from ``start`` upward that holds ``rollout.yaml``."""
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        if (folder / PROJECT_FILE).is_file():
+            return folder
+    raise ConfigError.one(
+        str(start), f"no {PROJECT_FILE} here or in any parent folder", expected="a project folder (or -C DIR)"
+    )
+
+
+def load_project(root: Path) -> Project:
+    """Read and validate the whole project at ``root``."""
+    problems: list[Problem] = []
+    doc = _attempt(problems, lambda: read_yaml(root / PROJECT_FILE, PROJECT_FILE))
+    config = _attempt(problems, lambda: validate_doc(ProjectConfig, doc)) if doc else None
+    plants = _load_plants(root, config, problems)
+    if config is not None:
+        problems.extend(_playbook_problems(root, config))
+    names = {p.stem for p in _plant_files(root)}
+    complete = len(plants) == len(names)  # archetypes are known only if every plant loaded
+    plant_overlays, archetype_overlays = _load_overlays(root, names, plants if complete else None, problems)
+    if problems or config is None or doc is None:
+        raise ConfigError(problems or [Problem(PROJECT_FILE, message="invalid project")])
+    return Project(
+        root,
+        config,
+        doc,
+        MappingProxyType(plants),
+        MappingProxyType(plant_overlays),
+        MappingProxyType(archetype_overlays),
+    )
+
+
+def _attempt(problems: list[Problem], action):  # type: ignore[no-untyped-def]
+    """Run ``action``; record its ConfigError and return None instead of raising."""
+    try:
+        return action()
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+        return None
+
+
+def _load_plants(root: Path, config: ProjectConfig | None, problems: list[Problem]) -> dict[str, Plant]:
+    files = _plant_files(root)
+    if not files:
+        problems.append(
+            Problem(f"{PLANTS_DIR}/", message="no plants defined", expected=f"one {PLANTS_DIR}/<plant>.yaml per plant")
+        )
+        return {}
+    if len(files) > MAX_PLANTS:
+        problems.append(Problem(f"{PLANTS_DIR}/", message=f"more than {MAX_PLANTS} plants"))
+        return {}
+    plants: dict[str, Plant] = {}
+    for path in files:
+        plant = _attempt(problems, lambda path=path: _load_plant(root, path, config))
+        if plant is not None:
+            if plant.name in plants:
+                problems.append(Problem(plant.file, message=f"plant {plant.name!r} is defined twice (.yaml and .yml)"))
+            plants[plant.name] = plant
+    return plants
+
+
+CONNECTIONS = ("local", "ssh")
+
+
+def _check_connections(inventory: Inventory, config: ProjectConfig, display: str) -> None:
+    groups = {layer.inventory_group for layer in config.layers}
+    hosts = sorted({h for g in groups for h in inventory.groups.get(g, ())})
+    bad = [h for h in hosts if inventory.hosts[h].connection not in CONNECTIONS]
+    if bad:
+        found = ", ".join(f"{h}: {inventory.hosts[h].connection}" for h in bad)
+        raise ConfigError.one(display, "unsupported ansible_connection", expected="local or ssh", found=found)
+
+
+def _check_hosts(inventory: Inventory, config: ProjectConfig, display: str) -> None:
+    """The variables rollout itself reaches a host with: refused now rather than failing a deploy."""
+    groups = {layer.inventory_group for layer in config.layers}
+    names = sorted({h for g in groups for h in inventory.groups.get(g, ())})
+    problems = [p for name in names for p in _host_problems(inventory.hosts[name], display)]
+    if problems:
+        raise ConfigError(problems)
+
+
+def _host_problems(host: Host, display: str) -> list[Problem]:
+    rules = (
+        ("ansible_host", _address_ok, "a host name or IP address (no spaces or control characters, no leading '-')"),
+        ("ansible_port", _port_ok, "a TCP port (1-65535)"),
+        ("rollout_root", _root_ok, "an absolute folder path without '..'"),
+    )
+    return [
+        Problem(display, message=f"host {host.name!r}: invalid {var}", expected=expected, found=shorten(host.vars[var]))
+        for var, ok, expected in rules
+        if var in host.vars and not ok(host.vars[var])
+    ]
+
+
+def _address_ok(value: object) -> bool:
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= 253
+        and not value.startswith("-")  # would read as an option to ssh
+        and all(c.isprintable() and not c.isspace() for c in value)
+    )
+
+
+def _port_ok(value: object) -> bool:
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 5:
+        value = int(value)
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 65535
+
+
+def _root_ok(value: object) -> bool:
+    if not isinstance(value, str) or "\x00" in value:
+        return False
+    path = PurePosixPath(value)
+    return path.is_absolute() and ".." not in path.parts
+
+
+def _plant_files(root: Path) -> list[Path]:
+    folder = root / PLANTS_DIR
+    return sorted(p for p in folder.glob("*") if p.suffix in (".yaml", ".yml")) if folder.is_dir() else []
+
+
+def _load_plant(root: Path, path: Path, config: ProjectConfig | None) -> Plant:
+    display = f"{PLANTS_DIR}/{path.name}"
+    name = path.stem
+    if re.match(NAME_PATTERN, name) is None:
+        raise ConfigError.one(
+            display,
+            f"invalid plant name {name!r} (from the file name)",
+            expected="lower-case letters, digits, '-' and '_'",
+        )
+    doc = read_yaml(path, display)
+    plant_config = validate_doc(PlantConfig, doc)
+    inventory_rel = plant_config.inventory or _default_inventory(root, name)
+    if plant_config.inventory is not None and not (root / inventory_rel).is_file():  # the setting is at fault
+        raise ConfigError(
+            [doc.problem(("inventory",), f"{inventory_rel!r} is not a file", expected="the plant's YAML inventory")]
+        )
+    inventory = read_inventory(root / inventory_rel, inventory_rel)
+    if config is not None:
+        _check_connections(inventory, config, inventory_rel)
+        _check_hosts(inventory, config, inventory_rel)
+        missing = [layer for layer in config.layers if not inventory.groups.get(layer.inventory_group)]
+        if missing:
+            raise ConfigError(
+                [
+                    Problem(
+                        inventory_rel,
+                        message=f"no hosts in group {layer.inventory_group!r}",
+                        expected=f"the hosts of layer {layer.name!r} in group {layer.inventory_group!r}",
+                    )
+                    for layer in missing
+                ]
+            )
+    return Plant(name, plant_config, inventory, display)
+
+
+def _default_inventory(root: Path, name: str) -> str:
+    for suffix in (".yml", ".yaml"):
+        candidate = f"{INVENTORIES_DIR}/{name}{suffix}"
+        if (root / candidate).exists():
+            return candidate
+    return f"{INVENTORIES_DIR}/{name}.yml"
+
+
+def _playbook_problems(root: Path, config: ProjectConfig) -> list[Problem]:
+    problems: list[Problem | None] = []
+    for i, layer in enumerate(config.layers):
+        refs: list[tuple[str, str]] = []
+        if isinstance(layer.activation, PlaybookStep):
+            refs.append((format_path(("layers", i, "activation", "playbook")), layer.activation.playbook))
+        if isinstance(layer.restart, PlaybookStep):
+            refs.append((format_path(("layers", i, "restart", "playbook")), layer.restart.playbook))
+        for j, check in enumerate(layer.checks):
+            if isinstance(check, PlaybookCheck):
+                refs.append((format_path(("layers", i, "checks", j, "playbook")), check.playbook))
+        problems.extend(_check_playbook(root, where, rel) for where, rel in refs)
+    return [p for p in problems if p is not None]
+
+
+def _check_playbook(root: Path, where: str, rel: str) -> Problem | None:
+    if PurePosixPath(rel).parts[0] != PLAYBOOKS_DIR:
+        return Problem(
+            PROJECT_FILE,
+            where,
+            message=f"playbook {rel!r} is outside {PLAYBOOKS_DIR}/",
+            expected=f"a path under {PLAYBOOKS_DIR}/",
+        )
+    path = root / rel
+    if path.is_symlink() or not path.is_file():
+        return Problem(PROJECT_FILE, where, message=f"playbook {rel!r} does not exist", expected="a playbook file")
+    try:
+        doc = read_yaml(path, rel)
+    except ConfigError as exc:
+        return exc.problems[0]
+    if not isinstance(doc.data, list) or not doc.data:
+        return doc.problem((), "not a playbook", expected="a list of plays")
+    for k, play in enumerate(doc.data):
+        if not isinstance(play, dict) or not ({"hosts", "import_playbook"} & set(play)):
+            return doc.problem((k,), "not a play", expected="a mapping with 'hosts' (or 'import_playbook')")
+    return None
+
+
+def _load_overlays(
+    root: Path, names: set[str], plants: dict[str, Plant] | None, problems: list[Problem]
+) -> tuple[dict[str, Overlay], dict[str, Overlay]]:
+    """Overlays by plant and by archetype; ``plants`` is None when some plant failed to load."""
+    folder = root / OVERLAYS_DIR
+    if not folder.exists() or not names:  # with no plant at all, "unknown plant" would only add noise
+        return {}, {}
+    if folder.is_symlink() or not folder.is_dir():
+        problems.append(Problem(f"{OVERLAYS_DIR}/", message="not a folder (symlinks are refused)"))
+        return {}, {}
+    archetypes = {p.config.archetype for p in plants.values()} if plants is not None else None
+    plant_overlays: dict[str, Overlay] = {}
+    archetype_overlays: dict[str, Overlay] = {}
+    for entry in sorted(folder.iterdir()):
+        rel = f"{OVERLAYS_DIR}/{entry.name}"
+        if entry.name == ARCHETYPES_DIR and entry.is_dir() and not entry.is_symlink():
+            for sub in sorted(entry.iterdir()):
+                sub_rel = f"{rel}/{sub.name}"
+                known = archetypes is None or _known(sub.name, archetypes, sub_rel, "archetype", problems)
+                if known and _is_folder(sub, sub_rel, problems):
+                    overlay = _attempt(problems, lambda r=sub_rel, n=sub.name: read_overlay(root, r, f"archetype:{n}"))
+                    if overlay:
+                        archetype_overlays[sub.name] = overlay
+        elif entry.name == "README.md" and entry.is_file():
+            continue
+        elif _known(entry.name, names, rel, "plant", problems) and _is_folder(entry, rel, problems):
+            overlay = _attempt(problems, lambda r=rel, n=entry.name: read_overlay(root, r, f"plant:{n}"))
+            if overlay:
+                plant_overlays[entry.name] = overlay
+    return plant_overlays, archetype_overlays
+
+
+def _known(name: str, names: set[str], rel: str, what: str, problems: list[Problem]) -> bool:
+    if name in names:
+        return True
+    close = difflib.get_close_matches(name, sorted(names), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    problems.append(
+        Problem(
+            rel,
+            message=f"overlay for {what} {name!r}, which does not exist{hint}",
+            expected=f"a folder named after one of this project's {what}s",
+        )
+    )
+    return False
+
+
+def _is_folder(path: Path, rel: str, problems: list[Problem]) -> bool:
+    if path.is_symlink() or not path.is_dir():
+        problems.append(Problem(rel, message="not a folder (symlinks are refused)", expected="an overlay folder"))
+        return False
+    return True

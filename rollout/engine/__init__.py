@@ -1,0 +1,1 @@
+"""The executor: the one place with side effects on hosts, with the host layout and checks."""

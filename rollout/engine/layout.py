@@ -1,0 +1,302 @@
+"""The layout of a layer on a host, and the few shell scripts that change it.
+
+    <target>/releases/<release-dir>/        one folder per staged release, never changed once in place
+    <target>/releases/<release-dir>/.rollout-manifest.json
+    <target>/current -> releases/<release-dir>   switched atomically (new link beside, then rename)
+    <target>/.rollout/record.json           what runs: release, bundle hash, when, by whom, previous
+    <target>/.rollout/history.jsonl         every activation and removal, appended
+    <target>/.rollout/attention.json        present while the layer needs a person
+
+Everything is plain POSIX shell and coreutils, so any host that can run a shell takes part,
+and the local and SSH transports run exactly the same scripts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import shlex
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any
+
+from rollout.core.bundle import Bundle, canonical_json
+from rollout.transports.base import CommandResult, Transport, TransportError
+
+MANIFEST_NAME = ".rollout-manifest.json"
+_MARK = "\x1erollout:"  # record separator: cannot occur in JSON or in our file names
+
+
+@dataclass(frozen=True)
+class Running:
+    """What a host's layer runs according to the host itself."""
+
+    release_dir: str | None
+    """Where ``current`` points (None: nothing installed)."""
+    release: str | None
+    commit: str | None
+    bundle_hash: str | None
+    record: dict[str, Any]
+    attention: str | None
+    staged: tuple[str, ...]
+    """Release folders present, newest first."""
+    staged_manifests: dict[str, str] = field(default_factory=dict)
+    """Release folder -> sha256 of its manifest: what staging may skip."""
+    room: Room | None = None
+    """The preflight probe's answer, when it was asked for."""
+
+    @property
+    def whole(self) -> bool:
+        """The link, the staged manifest and the record agree."""
+        if self.release_dir is None:
+            return self.record.get("release") is None
+        return self.record.get("release_dir") == self.release_dir and self.bundle_hash == self.record.get("bundle_hash")
+
+
+def release_dir(bundle: Bundle) -> str:
+    """A folder name from the release id and the bundle's content: same bytes, same folder."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", bundle.release_id)[:80].lstrip(".") or "release"
+    return f"{safe}-{bundle.bundle_hash[:12]}"
+
+
+def layer_dir(root: str, target: str) -> str:
+    """The layer's folder on the host: its target below the host's root ('/' on real hosts)."""
+    return (PurePosixPath(root) / PurePosixPath(target).relative_to("/")).as_posix()
+
+
+def archive(bundle: Bundle) -> bytes:
+    """One tarball per host and layer: sorted, no timestamps or owners, manifest included."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        entries = [(f.path, f.content, f.mode) for f in bundle.files]
+        entries.append((MANIFEST_NAME, bundle.manifest_bytes(), 0o644))
+        for path, content, mode in sorted(entries):
+            info = tarfile.TarInfo(path)
+            info.size, info.mode, info.mtime = len(content), mode, 0
+            tar.addfile(info, io.BytesIO(content))
+    return buffer.getvalue()
+
+
+def _q(value: str) -> str:
+    return shlex.quote(value)
+
+
+LOCK_BUSY = 75
+"""Exit code of a command that could not get the layer's lock in time."""
+
+
+def locked(directory: str, script: str, timeout: float) -> str:
+    """``script`` holding the layer's lock on the host, so that a step left running by a
+    killed rollout (hosts go on with what they were told) ends before the next one starts.
+    The lock is not passed to what the script starts (a service must not hold it)."""
+    wait = max(1, int(timeout * 0.8))  # ends first, so the message says why
+    lock = f"{_q(directory)}/.rollout/lock"
+    return f"""mkdir -p {_q(directory)}/.rollout || exit 1
+flock -o -E {LOCK_BUSY} -w {wait} {lock} sh -c {_q(script)}
+rc=$?
+if [ $rc -eq {LOCK_BUSY} ]; then echo "another rollout step held this layer's lock for {wait}s" >&2; fi
+exit $rc
+"""
+
+
+def _check(result: CommandResult, what: str) -> CommandResult:
+    if not result.ok:
+        raise TransportError(result.host, f"{what} failed (exit {result.exit_code}): {result.output()}")
+    return result
+
+
+def read_running(t: Transport, directory: str, timeout: float, probe: bool = False) -> Running:
+    """One round trip: the link, the record, the manifest in use, attention, staged folders,
+    and with ``probe`` the preflight's answer (see ``PROBE_SCRIPT``)."""
+    script = (
+        (PROBE_SCRIPT.format(directory=_q(directory), mark=_MARK) if probe else "")
+        + f"""
+cd {_q(directory)} 2>/dev/null || exit 0
+printf '{_MARK}current\\n'; readlink current 2>/dev/null || true
+printf '{_MARK}record\\n'; cat .rollout/record.json 2>/dev/null || true
+printf '{_MARK}manifest\\n'; cat current/{MANIFEST_NAME} 2>/dev/null || true
+printf '{_MARK}attention\\n'; cat .rollout/attention.json 2>/dev/null || true
+printf '{_MARK}staged\\n'; ls -1t releases 2>/dev/null | grep -v '^[.]' || true
+printf '{_MARK}digests\\n'; sha256sum releases/*/{MANIFEST_NAME} 2>/dev/null || true
+"""
+    )
+    parts = _sections(_check(t.run(script, timeout), "reading the layer's state").stdout)
+    link = parts.get("current", "").strip()
+    current = PurePosixPath(link).name if link else None
+    manifest = _json(parts.get("manifest", ""))
+    attention = _json(parts.get("attention", ""))
+    release = manifest.get("release", {}) if current else {}
+    return Running(
+        release_dir=current,
+        release=release.get("id"),
+        commit=release.get("commit"),
+        bundle_hash=manifest.get("bundle_hash") if current else None,
+        record=_json(parts.get("record", "")),
+        attention=str(attention.get("reason")) if attention else None,
+        staged=tuple(line for line in parts.get("staged", "").splitlines() if line),
+        staged_manifests=_digests(parts.get("digests", "")),
+        room=_room(parts.get("probe", "")) if probe else None,
+    )
+
+
+def _digests(text: str) -> dict[str, str]:
+    """``sha256sum`` lines of ``releases/<name>/<manifest>`` -> {name: digest}."""
+    found: dict[str, str] = {}
+    for line in text.splitlines():
+        digest, _, path = line.partition("  ")
+        parts = path.split("/")
+        if len(digest) == 64 and len(parts) == 3:
+            found[parts[1]] = digest
+    return found
+
+
+def _sections(text: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for chunk in text.split(_MARK)[1:]:
+        name, _, body = chunk.partition("\n")
+        out[name] = body
+    return out
+
+
+def _json(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text) if text.strip() else {}
+    except ValueError:
+        return {"unreadable": text[:200]}
+    return value if isinstance(value, dict) else {}
+
+
+PROBE_SCRIPT = """
+d={directory}
+while [ ! -e "$d" ]; do d=$(dirname "$d"); done
+printf '{mark}probe\\n'
+if [ ! -d "$d" ]; then echo "blocked: $d is not a folder"
+elif ! ( : > "$d/.rollout-probe-$$" ) 2>/dev/null; then echo "not writable: $d"
+else rm -f "$d/.rollout-probe-$$"; printf 'free '; df -Pk "$d" | awk 'NR==2 {{print $4}}'
+fi
+"""
+"""Preflight: can the layer's folder be written, and how much room is there (KiB)? Creates
+nothing that stays: it writes and removes one probe file in the nearest existing folder."""
+
+
+@dataclass(frozen=True)
+class Room:
+    writable: bool
+    why: str
+    free_kib: int
+
+
+def _room(text: str) -> Room:
+    out = text.strip()
+    if out.startswith("free ") and out.split()[1:2] and out.split()[1].isdigit():
+        return Room(True, "", int(out.split()[1]))
+    return Room(False, out or "probe gave no answer", 0)
+
+
+def stage(
+    t: Transport, directory: str, bundle: Bundle, timeout: float, running: Running | None, payload: bytes | None = None
+) -> bool:
+    """Put the bundle in ``releases/<dir>/`` unless that exact manifest is already there
+    (as ``running``, read from the host at the plant's start, says).
+
+    One round trip: the tarball travels on the command's stdin, is unpacked beside its
+    final name and renamed into place, so a half-transferred release never looks staged.
+    ``payload`` is ``archive(bundle)`` when the caller made it once for several hosts.
+    Returns False when the transfer was skipped.
+    """
+    name = release_dir(bundle)
+    digest = hashlib.sha256(bundle.manifest_bytes()).hexdigest()
+    if running is not None and running.staged_manifests.get(name) == digest:
+        return False
+    script = f"""
+set -eu
+mkdir -p {_q(directory)}/releases
+cd {_q(directory)}/releases
+rm -rf .{_q(name)}.partial .{_q(name)}.old
+mkdir .{_q(name)}.partial
+tar -xf - --no-same-owner -C .{_q(name)}.partial
+if [ -e {_q(name)} ]; then mv {_q(name)} .{_q(name)}.old; fi
+mv .{_q(name)}.partial {_q(name)}
+rm -rf .{_q(name)}.old
+"""
+    _check(t.run(locked(directory, script, timeout), timeout, stdin=payload or archive(bundle)), "unpacking the bundle")
+    return True
+
+
+def activate(t: Transport, directory: str, name: str, record: dict[str, Any], timeout: float) -> None:
+    """Point ``current`` at ``releases/<name>`` with one rename, then write the record."""
+    script = f"""
+set -eu
+cd {_q(directory)}
+test -f releases/{_q(name)}/{MANIFEST_NAME}
+ln -sfn releases/{_q(name)} .current.next
+mv -T .current.next current
+{_record_script(record)}
+"""
+    _check(t.run(locked(directory, script, timeout), timeout), "switching the current link")
+
+
+def link_only(t: Transport, directory: str, timeout: float) -> str | None:
+    """Where ``current`` points, as the host says (after a playbook did the switch)."""
+    out = _check(t.run(f"readlink {_q(directory)}/current 2>/dev/null || true", timeout), "readlink").stdout
+    return PurePosixPath(out.strip()).name if out.strip() else None
+
+
+def write_record(t: Transport, directory: str, record: dict[str, Any], timeout: float) -> None:
+    script = f"set -eu\ncd {_q(directory)}\n{_record_script(record)}"
+    _check(t.run(locked(directory, script, timeout), timeout), "writing the record")
+
+
+def deactivate(t: Transport, directory: str, record: dict[str, Any], timeout: float) -> None:
+    """Remove ``current``: the layer runs nothing (a first install undone)."""
+    script = f"""
+set -eu
+cd {_q(directory)} 2>/dev/null || exit 0
+rm -f current
+{_record_script(record)}
+"""
+    _check(t.run(locked(directory, script, timeout), timeout), "removing the current link")
+
+
+def _record_script(record: dict[str, Any]) -> str:
+    line = canonical_json(record).decode()
+    # A host brought to a whole release by rollout no longer needs a person.
+    return f"""mkdir -p .rollout
+printf '%s\\n' {_q(line)} > .rollout/record.json.next
+mv .rollout/record.json.next .rollout/record.json
+printf '%s\\n' {_q(line)} >> .rollout/history.jsonl
+rm -f .rollout/attention.json"""
+
+
+def set_attention(t: Transport, directory: str, reason: str | None, timeout: float) -> None:
+    """Mark (or, with None, clear) the layer as needing a person."""
+    if reason is None:
+        script = f"rm -f {_q(directory)}/.rollout/attention.json"
+    else:
+        body = canonical_json({"reason": reason}).decode()
+        script = (
+            f"mkdir -p {_q(directory)}/.rollout && printf '%s\\n' {_q(body)} > {_q(directory)}/.rollout/attention.json"
+        )
+    _check(t.run(locked(directory, script, timeout), timeout), "writing the attention mark")
+
+
+def prune(t: Transport, directory: str, keep: int, protect: set[str], timeout: float) -> list[str]:
+    """Remove all but the ``keep`` newest release folders, never the current one or one in ``protect``."""
+    spared = " ".join(_q(name) for name in sorted(protect))
+    script = f"""
+cd {_q(directory)}/releases 2>/dev/null || exit 0
+current=$(readlink ../current 2>/dev/null || true)
+kept=0
+ls -1t | grep -v '^[.]' | while IFS= read -r name; do
+    for spare in {spared} "${{current##*/}}"; do
+        if [ "$name" = "$spare" ]; then continue 2; fi
+    done
+    kept=$((kept + 1))
+    if [ "$kept" -gt {keep} ]; then rm -rf -- "$name" && printf '%s\\n' "$name"; fi
+done
+"""
+    out = _check(t.run(locked(directory, script, timeout), timeout), "pruning old releases").stdout
+    return [line for line in out.splitlines() if line]

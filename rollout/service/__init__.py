@@ -1,0 +1,42 @@
+"""The queries and commands every interface (the CLI now, the console and the agent next) calls.
+
+Nothing here prints or exits: results are data, failures are errors of ``rollout.errors``.
+"""
+
+from rollout.service.history import HistoryEntry, history, rollout_state, under_way
+from rollout.service.queries import Diff, Rendered, Validation, diff, explain, open_project, plan, render, validate
+from rollout.service.rehearsal import rehearse
+from rollout.service.rollbacks import locked_rollback, rollback
+from rollout.service.rollouts import approve, resume_rollout, start_rollout
+from rollout.service.state import JOURNAL_FILE, REHEARSAL_DIR, journal_for, rehearsal_journal
+from rollout.service.status import HostStatus, status
+from rollout.service.workorders import render_work
+
+__all__ = [
+    "Diff",
+    "HistoryEntry",
+    "HostStatus",
+    "JOURNAL_FILE",
+    "REHEARSAL_DIR",
+    "Rendered",
+    "Validation",
+    "approve",
+    "diff",
+    "explain",
+    "history",
+    "journal_for",
+    "locked_rollback",
+    "open_project",
+    "plan",
+    "rehearsal_journal",
+    "rehearse",
+    "render",
+    "render_work",
+    "resume_rollout",
+    "rollback",
+    "rollout_state",
+    "start_rollout",
+    "status",
+    "under_way",
+    "validate",
+]

@@ -1,0 +1,151 @@
+"""Plant IT's rollback, now: each host back to what it ran before, or to a release. Nothing here prints or exits."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from dataclasses import replace
+
+from rollout.config.models import LayerConfig
+from rollout.config.project import Plant, Project
+from rollout.core.events import DURABLE, PLANT_DONE, ROLLOUT, Event, EventSink
+from rollout.core.render import Renderer
+from rollout.engine.executor import Executor, Options, PlantResult, Steps, Target
+from rollout.engine.layout import Running
+from rollout.errors import ConfigError
+from rollout.service.orchestrator import new_rollout_id
+from rollout.service.state import journal_for
+from rollout.service.workorders import _old_steps
+from rollout.state.journal import Journal, RolloutRecord
+
+
+def rollback(
+    project: Project, plant_name: str, to: str | None, layer: str | None, options: Options, sink: EventSink
+) -> PlantResult:
+    """Roll a plant (or ``layer`` and the layers above it) back now, with the same checks.
+
+    Without ``to``, each host's layer goes back to the release its own record says it ran
+    before; with ``to``, to that release, rendered afresh. Everything is rendered, and every
+    host read, before anything changes.
+    """
+    plant = project.plant(plant_name)
+    layers = _layers_from(project, layer)
+    executor = Executor(project, options, sink)
+    if to is not None:
+        release = project.release(to, "--to")
+        renderer = Renderer(project, release)
+        bundles = {b.layer: b for b in renderer.render_plant(plant)}
+        steps = Steps(renderer.render_steps(plant))
+        targets = {
+            (lay.name, host.name): Target.of(bundles[lay.name]) for lay in layers for host in executor.hosts(plant, lay)
+        }
+        return executor.rollback(plant, layers, lambda _: (targets, steps))
+    old_steps = _old_steps(project, plant, Steps({}))
+
+    def choose(running: dict[tuple[str, str], Running]) -> tuple[dict[tuple[str, str], Target], Steps]:
+        targets = _previous_targets(executor, plant, layers, running)
+        return targets, old_steps(_previous_commit(running, targets))
+
+    return executor.rollback(plant, layers, choose)
+
+
+def _previous_targets(
+    executor: Executor, plant: Plant, layers: list[LayerConfig], running: dict[tuple[str, str], Running]
+) -> dict[tuple[str, str], Target]:
+    """What each host's own record says it ran before its current release."""
+    targets: dict[tuple[str, str], Target] = {}
+    for lay in layers:
+        for host in executor.hosts(plant, lay):
+            previous = running[(lay.name, host.name)].record.get("previous") or {}
+            if not previous.get("release_dir"):
+                raise ConfigError.one(
+                    "--plant",
+                    f"{host.name} has no earlier release of layer {lay.name} to go back to",
+                    expected="a host that ran a release before the current one (or --to RELEASE)",
+                )
+            targets[(lay.name, host.name)] = Target(
+                previous["release_dir"], previous.get("release"), previous.get("commit"), previous.get("bundle_hash")
+            )
+    return targets
+
+
+def _previous_commit(running: dict[tuple[str, str], Running], targets: dict[tuple[str, str], Target]) -> str | None:
+    """The commit of the release being returned to, from the staged manifest's record history."""
+    for key, target in targets.items():
+        previous = running[key].record.get("previous") or {}
+        if previous.get("release_dir") == target.release_dir and previous.get("commit"):
+            return str(previous["commit"])
+    return None
+
+
+def _layers_from(project: Project, layer: str | None) -> list[LayerConfig]:
+    layers = list(project.config.layers)
+    if layer is None:
+        return layers
+    names = [lay.name for lay in layers]
+    if layer not in names:
+        raise ConfigError.one("--layer", f"no layer named {layer!r}", expected="one of: " + ", ".join(names))
+    return layers[names.index(layer) :]
+
+
+def locked_rollback(
+    project: Project,
+    plant_name: str,
+    to: str | None,
+    layer: str | None,
+    options: Options,
+    display: EventSink,
+    clock: Callable[[], dt.datetime],
+) -> PlantResult:
+    """Plant IT's rollback, holding the plant's lock and recorded in the journal.
+
+    Whatever happens, the record ends with a terminal event: refused input (nothing changed)
+    or an internal error halts it, with the reason; the outcome releases the lock in the same write.
+    """
+    project.plant(plant_name)
+    _layers_from(project, layer)  # a bad --layer is refused before anything is recorded
+    journal = journal_for(project)
+    rid = "rollback-" + new_rollout_id(clock())
+    spec: dict[str, object] = {"kind": "rollback", "plant": plant_name, "to": to, "layer": layer, "waves": []}
+    journal.acquire(plant_name, rid, f"rollback by {options.operator}", 3600.0, options.operator)
+    record = _RollbackRecorder(journal, rid, plant_name, display)
+    try:
+        journal.create(RolloutRecord(rid, "rollback", to, None, time.time(), options.operator, spec))
+        record(Event("rollout.created", ROLLOUT, detail={"release": to, "by": options.operator}))
+        try:
+            result = rollback(project, plant_name, to, layer, options, record)
+        except ConfigError as exc:
+            record(Event("rollout.halted", ROLLOUT, detail={"reason": f"refused, nothing changed: {exc}"}))
+            raise
+        except Exception as exc:
+            why = f"internal error, the plant's state is unknown: {type(exc).__name__}: {exc}"
+            record(Event("plant.attention", plant_name, detail={"reason": why}))
+            record(Event("rollout.halted", ROLLOUT, detail={"reason": why}))
+            raise
+        record(Event("rollout.finished", ROLLOUT, detail={"plants": {plant_name: result.outcome}}))
+        return result
+    finally:
+        if record.holding:
+            journal.release(plant_name, rid)
+
+
+class _RollbackRecorder:
+    """The sink of a plant-IT rollback: journal first (synced where it matters), then show; the
+    plant's outcome and the release of its lock are one write."""
+
+    def __init__(self, journal: Journal, rid: str, plant: str, display: EventSink) -> None:
+        self.journal, self.rid, self.plant, self.display = journal, rid, plant, display
+        self.holding = True
+
+    def __call__(self, event: Event) -> None:
+        if self.holding and event.kind in PLANT_DONE and event.plant == self.plant:
+            events = [event, Event("plant.unlocked", self.plant)]
+            seqs = self.journal.append_releasing(self.rid, events, self.plant, self.rid)
+            self.holding = False
+        else:
+            events, seqs = [event], [self.journal.append(self.rid, event)]
+        if event.kind in DURABLE:
+            self.journal.sync()
+        for each, seq in zip(events, seqs, strict=True):
+            self.display(replace(each, seq=seq, rollout=self.rid))

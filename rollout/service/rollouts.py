@@ -1,0 +1,124 @@
+"""Staged rollouts: start, resume, approve. Nothing here prints or exits."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from dataclasses import replace
+
+from rollout.config.project import Project
+from rollout.core.events import ROLLOUT, Event, EventSink
+from rollout.core.plan import Plan, WavePlan, make_plan
+from rollout.engine.executor import Options
+from rollout.engine.runner import InProcessRunner
+from rollout.errors import ConfigError
+from rollout.service.history import rollout_state
+from rollout.service.orchestrator import Orchestrator, RolloutResult, new_rollout_id, plan_spec
+from rollout.service.state import journal_for
+from rollout.service.workorders import render_work
+from rollout.state.journal import Journal, RolloutRecord
+
+
+def _select(plan: Plan, waves: list[str], plants: list[str], project: Project) -> Plan:
+    """The plan cut down to the chosen waves and plants (all when none are chosen)."""
+    names = [w.name for w in plan.waves]
+    for wanted in waves:
+        if wanted not in names:
+            raise ConfigError.one("--wave", f"no wave named {wanted!r}", expected="one of: " + ", ".join(names))
+    chosen = {project.plant(p).name for p in plants}
+    kept: list[WavePlan] = []
+    for wave in plan.waves:
+        if waves and wave.name not in waves:
+            continue
+        members = tuple(p for p in wave.plants if not chosen or p.name in chosen)
+        if members:
+            kept.append(replace(wave, plants=members, parallelism=min(wave.parallelism, len(members))))
+    if not kept:
+        raise ConfigError.one("--plant", "no plant left to deploy", expected="plants of the chosen waves")
+    return replace(plan, waves=tuple(kept))
+
+
+def start_rollout(
+    project: Project,
+    ref: str | None,
+    waves: list[str],
+    plants: list[str],
+    options: Options,
+    display: EventSink,
+    clock: Callable[[], dt.datetime],
+    approve_through: str | None = None,
+    force_window: bool = False,
+    journal: Journal | None = None,
+) -> RolloutResult:
+    """A staged rollout of ``ref``: rendered and checked first, then run wave by wave."""
+    release = project.release(ref)
+    full = make_plan(project, release.id, release.commit)
+    plan = _select(full, waves, plants, project)
+    names = [w.name for w in full.waves]
+    if approve_through is not None and approve_through not in names:
+        raise ConfigError.one("--approve-through", f"no wave named {approve_through!r}", expected=", ".join(names))
+    members = [p.name for w in plan.waves for p in w.plants]
+    works = render_work(project, release, members)
+    journal = journal or journal_for(project)
+    spec = plan_spec(plan, approve_through, force_window)
+    record = RolloutRecord(
+        new_rollout_id(clock()), "deploy", release.id, release.commit, time.time(), options.operator, spec
+    )
+    orchestrator = Orchestrator(
+        project, journal, InProcessRunner(project, options), works.__getitem__, display, clock
+    )
+    insecure = options.known_hosts is None
+    warnings = ["SSH host keys are NOT verified (--insecure-skip-host-key-check)"] if insecure else []
+    return orchestrator.start(record, members, warnings)
+
+
+def resume_rollout(
+    project: Project, rollout_id: str | None, options: Options, display: EventSink, clock: Callable[[], dt.datetime]
+) -> RolloutResult:
+    """Go on with a rollout that was interrupted or paused (default: the latest unfinished one)."""
+    journal = journal_for(project)
+    record = _unfinished(journal, rollout_id)
+    release = project.release(record.commit or record.release, "--release")
+    members = [p for w in record.spec["waves"] for p in w["plants"]]
+    works = render_work(project, replace(release, id=record.release or release.id), members)
+    resumed = replace(record, operator=options.operator)
+    orchestrator = Orchestrator(
+        project, journal, InProcessRunner(project, options), works.__getitem__, display, clock
+    )
+    return orchestrator.resume(resumed)
+
+
+def _unfinished(journal: Journal, rollout_id: str | None) -> RolloutRecord:
+    if rollout_id is not None:
+        record = journal.rollout(rollout_id)
+        if record is None:
+            raise ConfigError.one(
+                "ROLLOUT", f"no rollout {rollout_id!r} in the journal", expected="an id from rollout history"
+            )
+        return record
+    for record in reversed(journal.rollouts()):
+        if record.kind == "deploy" and rollout_state(journal.events(rollout=record.id)) in (
+            "running",
+            "paused",
+            "interrupted",
+        ):
+            return record
+    raise ConfigError.one("ROLLOUT", "no unfinished rollout to resume", expected="a paused or interrupted rollout")
+
+
+def approve(project: Project, rollout_id: str, operator: str) -> str:
+    """Let a paused rollout go on to the wave it waits for; returns that wave's name."""
+    journal = journal_for(project)
+    record = _unfinished(journal, rollout_id)
+    events = journal.events(rollout=record.id)
+    waiting = [e.event.detail["wave"] for e in events if e.event.kind == "approval.waiting"]
+    granted = {e.event.detail["wave"] for e in events if e.event.kind == "approval.granted"}
+    pending = [w for w in waiting if w not in granted]
+    if not pending:
+        raise ConfigError.one(
+            "ROLLOUT", f"rollout {record.id} is not waiting for an approval", expected="a paused rollout"
+        )
+    wave = str(pending[-1])
+    journal.append(record.id, Event("approval.granted", ROLLOUT, detail={"wave": wave, "by": operator}))
+    return wave
