@@ -1,6 +1,6 @@
 """File names: hostile ones are refused wherever they enter, ordinary non-ASCII ones deploy.
 
-The rule itself is table-tested (``rollout.core.filenames``, pure); then real projects in real
+The rule itself is table-tested (``rollout.config.filenames``, pure); then real projects in real
 git repositories: names that only git's index or a crafted tree can hold, the ``render``
 and ``deploy`` verbs refusing (nothing written, no host folder), and names in other
 scripts that validate, render and deploy to a local host.
@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import GIT_ENV, MiniProject, Result, commit_all, git, make_mini
-from rollout.core.filenames import name_problem, name_problems, nfc_collisions
+from rollout.config.filenames import name_problem, name_problems, nfc_collisions
 
 NFC, NFD = "caf\u00e9.json", "cafe\u0301.json"
 

@@ -12,7 +12,7 @@ from typing import Any
 import git
 from gitdb.exc import BadName, BadObject
 
-from rollout.core.filenames import name_problems, name_refusal
+from rollout.config.filenames import name_problems, name_refusal
 from rollout.errors import Problem, ReleaseError
 
 MAX_CODEBASE_BYTES = 512 * 1024 * 1024

@@ -21,9 +21,9 @@ from pathlib import Path, PurePosixPath
 from types import MappingProxyType
 
 from rollout.config.codebase import Release
+from rollout.config.filenames import name_problems, name_refusal
 from rollout.config.models import LayerConfig, OverlayPolicy
 from rollout.config.yamlfile import YamlDoc, read_yaml
-from rollout.core.filenames import name_problems, name_refusal
 from rollout.errors import ConfigError, Problem
 
 ARCHETYPES_DIR = "_archetypes"

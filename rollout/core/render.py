@@ -38,12 +38,12 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
 
 from rollout.config.codebase import Release
+from rollout.config.filenames import clash_problems, name_problems
 from rollout.config.models import CommandCheck, CommandStep, HttpCheck, LayerConfig, TcpCheck
 from rollout.config.overlays import policy_problems
 from rollout.config.project import PROJECT_FILE, Plant, Project
 from rollout.config.yamlfile import YamlDoc, parse_yaml
 from rollout.core.bundle import Bundle, BundleFile, sha256_json
-from rollout.core.filenames import clash_problems, name_problems
 from rollout.core.values import MergedValues, merge_values, plain_copy
 from rollout.errors import ConfigError, Problem, RenderError
 
