@@ -1,7 +1,6 @@
 """Pydantic models of every file a user writes. Frozen; unknown keys are errors."""
 
 from .checks import Check, CommandCheck, CommandStep, HttpCheck, PlaybookCheck, PlaybookStep, TcpCheck
-from .inventory import InventoryFile, InventoryGroup
 from .plant import PlantConfig, Window
 from .project import CodebaseConfig, LayerConfig, OverlayPolicy, ProjectConfig
 from .strategy import Selector, StrategyConfig, WaveConfig
@@ -12,8 +11,6 @@ __all__ = [
     "CommandCheck",
     "CommandStep",
     "HttpCheck",
-    "InventoryFile",
-    "InventoryGroup",
     "LayerConfig",
     "OverlayPolicy",
     "PlantConfig",
