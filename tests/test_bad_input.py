@@ -217,18 +217,18 @@ CASES = [
     ),
     Case(
         "inventory-host-range",
-        edit("inventories/p2.yml", "p2-gw:", '"p2-gw[1:3]":'),
+        edit("inventories/p2.yml", "p2-gw:", '"p2-gw[a-c]":'),
         "inventories/p2.yml",
-        "host ranges",
+        "invalid host pattern",
     ),
     Case(
         "inventory-ini",
         both(
-            write("inventories/p2.ini", "[edge]\nh1\n"),
+            write("inventories/p2.ini", "[edge]\nh1 port\n"),
             edit("plants/p2.yaml", "windows: always", "windows: always\ninventory: inventories/p2.ini"),
         ),
-        "inventories/p2.ini",
-        "YAML inventory",
+        "inventories/p2.ini:2",
+        "not a host variable",
     ),
     Case("inventory-missing-file", remove("inventories/p3.yml"), "inventories/p3.yml", "file not found"),
     Case(
@@ -243,6 +243,34 @@ CASES = [
         "plants/p2.yaml",
         "inventory",
     ),
+    Case(
+        "inventory-ini-undeclared-child",
+        both(
+            write("inventories/p2.ini", "[edge]\np2-gw\n[ingest]\np2-in\n[site:children]\nedge\nmissing\n"),
+            edit("plants/p2.yaml", "windows: always", "windows: always\ninventory: inventories/p2.ini"),
+        ),
+        "inventories/p2.ini:7",
+        "'missing', which is declared nowhere",
+    ),
+    Case(
+        "inventory-ini-bad-header",
+        both(
+            write("inventories/p2.ini", "[edge servers]\np2-gw\n"),
+            edit("plants/p2.yaml", "windows: always", "windows: always\ninventory: inventories/p2.ini"),
+        ),
+        "inventories/p2.ini:1",
+        "invalid section header",
+    ),
+    Case(
+        "inventory-group-cycle",
+        edit("inventories/p2.yml", "    ingest:\n", "    ingest:\n      children:\n        ingest:\n"),
+        "inventories/p2.yml",
+        "groups contain each other: ingest -> ingest",
+    ),
+    Case("inventory-plugin-config", write("inventories/p2.yml", "plugin: constructed\n"), "inventories/p2.yml", "plugin"),
+    Case("inventory-group-vars-broken", write("inventories/group_vars/edge.yml", "port: [\n"), "inventories/group_vars/edge.yml:2", "invalid YAML"),
+    Case("inventory-host-vars-list", write("inventories/host_vars/p1-gw.yml", "- a\n"), "inventories/host_vars/p1-gw.yml", "not a mapping of variables"),
+    Case("inventory-host-name-dotdot", edit("inventories/p2.yml", "p2-gw:", '"..":'), "inventories/p2.yml", "host '..': invalid host name"),
     # overlays
     Case("overlay-unknown-plant", write("overlays/p9/values.yaml", "port: 1\n"), "overlays/p9", "plant 'p9'"),
     Case(

@@ -14,6 +14,7 @@ from pathlib import Path, PurePosixPath
 from types import MappingProxyType
 
 from rollout.config.codebase import REF, Release, open_release
+from rollout.config.filenames import name_problem
 from rollout.config.inventory import Host, Inventory, read_inventory
 from rollout.config.models import PlantConfig, PlaybookCheck, PlaybookStep, ProjectConfig
 from rollout.config.models.common import NAME_PATTERN
@@ -174,11 +175,17 @@ def _host_problems(host: Host, display: str) -> list[Problem]:
         ("ansible_port", _port_ok, "a TCP port (1-65535)"),
         ("rollout_root", _root_ok, "an absolute folder path without '..'"),
     )
-    return [
+    found = [
         Problem(display, message=f"host {host.name!r}: invalid {var}", expected=expected, found=shorten(host.vars[var]))
         for var, ok, expected in rules
         if var in host.vars and not ok(host.vars[var])
     ]
+    # Ansible takes any text as a host name; a local host's files live in a folder named after it.
+    why = "it holds '/'" if "/" in host.name else name_problem(host.name)
+    if why:
+        expected = "a host name that can name a folder (no '/', control characters, '.' or '..')"
+        found.insert(0, Problem(display, message=f"host {host.name!r}: invalid host name: {why}", expected=expected))
+    return found
 
 
 def _address_ok(value: object) -> bool:
@@ -222,7 +229,7 @@ def _load_plant(root: Path, path: Path, config: ProjectConfig | None) -> Plant:
     inventory_rel = plant_config.inventory or _default_inventory(root, name)
     if plant_config.inventory is not None and not (root / inventory_rel).is_file():  # the setting is at fault
         raise ConfigError(
-            [doc.problem(("inventory",), f"{inventory_rel!r} is not a file", expected="the plant's YAML inventory")]
+            [doc.problem(("inventory",), f"{inventory_rel!r} is not a file", expected="the plant's inventory file")]
         )
     inventory = read_inventory(root / inventory_rel, inventory_rel)
     if config is not None:

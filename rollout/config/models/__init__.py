@@ -9,7 +9,6 @@ from rollout.config.models.checks import (
     PlaybookStep,
     TcpCheck,
 )
-from rollout.config.models.inventory import InventoryFile, InventoryGroup
 from rollout.config.models.plant import PlantConfig, Window
 from rollout.config.models.project import CodebaseConfig, LayerConfig, OverlayPolicy, ProjectConfig
 from rollout.config.models.strategy import Selector, StrategyConfig, WaveConfig
@@ -20,8 +19,6 @@ __all__ = [
     "CommandCheck",
     "CommandStep",
     "HttpCheck",
-    "InventoryFile",
-    "InventoryGroup",
     "LayerConfig",
     "OverlayPolicy",
     "PlantConfig",

@@ -1,31 +1,13 @@
-"""The YAML form of an Ansible inventory, read as Ansible reads it.
+"""Names from Ansible inventories, as rollout's own settings refer to them.
 
-Only what ``ansible-inventory`` accepts is accepted here; host ranges
-(``gw[01:04]``) are refused rather than half-supported.
+Inventories themselves are read by ``rollout.config.inventory``, exactly as Ansible reads them (YAML,
+INI, ranges, group_vars/ and host_vars/), with errors that name file and line; no model
+validates them, since their shape depends on the order they are written in.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
-
-from pydantic import Field
-
-from rollout.config.models.common import Model
-
 HOST_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$"
+"""A conventional DNS-style host name. Inventories may use any name Ansible accepts."""
 GROUP_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
-HostName = Annotated[str, Field(pattern=HOST_PATTERN)]
-GroupName = Annotated[str, Field(pattern=GROUP_PATTERN)]
-Vars = dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], Any]
-
-
-class InventoryGroup(Model):
-    hosts: dict[HostName, Vars | None] | None = None
-    children: dict[GroupName, InventoryGroup | None] | None = None
-    vars: Vars | None = None
-
-
-class InventoryFile(Model):
-    """Top level: group names (normally just ``all``) to groups."""
-
-    groups: dict[GroupName, InventoryGroup | None]
+"""A group a layer of ``rollout.yaml`` deploys to (``layers[].group``): a valid Ansible variable-style name."""
