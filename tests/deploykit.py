@@ -20,7 +20,7 @@ from pathlib import Path
 from conftest import commit_all
 from fleet import PORT, Fleet
 from rollout.engine.executor import Options
-from rollout.service import HostStatus, journal_for, open_project, status
+from rollout.service import HostStatus, open_project, open_state, status
 
 SERVICE_PORT = 18080
 
@@ -325,7 +325,7 @@ def events_of(out: str) -> list[dict[str, object]]:
 
 def journal_complete(dp: DeployProject) -> None:
     """Every rollout ended, every plant it started has a terminal event, and no lock is left."""
-    journal = journal_for(dp.project())
+    journal = open_state(dp.project())
     left = [f"{lock.plant}: {lock.describe()}" for lock in journal.locks()]
     assert not left, f"locks left behind: {left}"
     for record in journal.rollouts():

@@ -32,7 +32,7 @@ import pytest
 
 from deploykit import RELEASES, DeployProject, PlantSpec, build, journal_complete
 from fleet import Fleet
-from rollout.service import journal_for
+from rollout.service import open_state
 
 ROLLOUT = str(Path(sys.executable).parent / "rollout")
 SEED = int(os.environ.get("ROLLOUT_FAULT_SEED", "20261121"))
@@ -140,7 +140,7 @@ def assert_plants(dp: DeployProject, expected: dict[str, str], context: str) -> 
 
 def assert_recorded(dp: DeployProject, shown: list[dict[str, Any]], context: str) -> None:
     """Every event the killed process showed is in the journal: it recorded before it showed."""
-    journal = {e.seq: e.event for e in journal_for(dp.project()).events()}
+    journal = {e.seq: e.event for e in open_state(dp.project()).events()}
     for event in shown:
         if "seq" in event:
             recorded = journal.get(event["seq"])
@@ -148,7 +148,7 @@ def assert_recorded(dp: DeployProject, shown: list[dict[str, Any]], context: str
 
 
 def assert_finished_once(dp: DeployProject, context: str) -> None:
-    journal = journal_for(dp.project())
+    journal = open_state(dp.project())
     record = journal.rollouts()[-1]
     ends = [e.event.plant for e in journal.events(rollout=record.id, kinds=("plant.done", "plant.rolled_back"))]
     assert len(ends) == len(set(ends)), f"{context}: a plant finished twice: {ends}"

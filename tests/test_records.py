@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from deploykit import DeployProject, PlantSpec, build, events_of, journal_complete
-from rollout.service import journal_for
+from rollout.service import open_state
 
 ZONED = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d")
 """An ISO 8601 time with its offset from UTC."""
@@ -44,7 +44,7 @@ def test_every_json_event_line_carries_its_rollout_id(dp: DeployProject, rollout
 
 def test_a_lock_refusal_names_rollout_purpose_operator_machine_and_zoned_times(dp: DeployProject, rollout) -> None:
     assert rollout("deploy", "-C", dp.root, "--release", "v1", "--yes").code == 0
-    journal = journal_for(dp.project())
+    journal = open_state(dp.project())
     journal.acquire("p2", "maintenance-by-anna", "replacing a gateway", 600.0, "anna@plant-pc")
     try:
         refused = rollout("deploy", "-C", dp.root, "--release", "v2", "--yes")

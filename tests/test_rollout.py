@@ -16,7 +16,7 @@ import pytest
 
 from deploykit import DeployProject, PlantSpec, build, events_of, journal_complete
 from fleet import Fleet
-from rollout.service import journal_for
+from rollout.service import open_state
 
 ROLLOUT = str(Path(sys.executable).parent / "rollout")
 
@@ -257,7 +257,7 @@ def test_rehearsal_runs_everything_on_simulated_copies(tmp_path: Path, rollout, 
     assert {e["detail"]["check"] for e in checks} == {"config", "port", "health", "published"}
     assert ET.parse(report).getroot().get("tests") == "6"
     assert not any(p.exists() for p in dp.host_roots.values())  # the real hosts' folders: untouched
-    assert journal_for(dp.project()).rollouts() == []  # the real journal knows nothing of it
+    assert open_state(dp.project()).rollouts() == []  # the real journal knows nothing of it
     bad = rollout("deploy", "-C", dp.root, "--release", "bad-ingest", "--rehearse", "--yes", "--json")
     outcome = events_of(bad.out)[-1]  # the default strategy: no failure allowed, halt
     assert bad.code == 1 and outcome["state"] == "halted" and outcome["plants"] == {"p1": "rolled_back"}
@@ -269,7 +269,7 @@ def test_a_locked_plant_refuses_deploy_and_rollback_naming_the_holder(tmp_path: 
     cleanup.append(dp)
     assert rollout("deploy", "-C", dp.root, "--release", "v1", "--yes").code == 0
     assert rollout("deploy", "-C", dp.root, "--release", "v2", "--yes").code == 0
-    journal = journal_for(dp.project())
+    journal = open_state(dp.project())
     journal.acquire("p2", "maintenance-by-anna", "replacing a gateway", 600.0)  # held by this live process
     deploy = rollout("deploy", "-C", dp.root, "--release", "v1", "--yes")
     assert deploy.code == 4 and "maintenance-by-anna" in deploy.err and "replacing a gateway" in deploy.err

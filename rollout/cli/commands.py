@@ -252,7 +252,7 @@ def _rollout_exit(result: RolloutResult) -> int:
 def _finish(project: Project, result: RolloutResult, as_json: bool, junit: Path | None, rehearsal: bool = False) -> int:
     console = _console()
     if junit is not None:
-        journal = service.rehearsal_journal(project) if rehearsal else service.journal_for(project)
+        journal = service.rehearsal_journal(project) if rehearsal else service.open_state(project)
         record = journal.rollout(result.id)
         plants = [p for w in record.spec["waves"] for p in w["plants"]] if record else []
         layers = [layer.name for layer in project.config.layers]
@@ -388,7 +388,7 @@ def status(directory: Path | None, as_json: bool, insecure: bool, plants: tuple[
     options = _options(project, insecure, _console(stderr=True))
     console = _console()
     views.status(console, service.status(project, list(plants), options), as_json)
-    views.under_way(console, service.under_way(project), service.journal_for(project).locks(), as_json)
+    views.under_way(console, service.under_way(project), service.open_state(project).locks(), as_json)
     return EXIT_OK
 
 

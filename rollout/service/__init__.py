@@ -8,7 +8,7 @@ from rollout.service.queries import Diff, Rendered, Validation, diff, explain, o
 from rollout.service.rehearsal import rehearse
 from rollout.service.rollbacks import locked_rollback, rollback
 from rollout.service.rollouts import approve, resume_rollout, start_rollout
-from rollout.service.state import JOURNAL_FILE, REHEARSAL_DIR, journal_for, rehearsal_journal
+from rollout.service.state import JOURNAL_FILE, REHEARSAL_DIR, STATE_ENV, open_state, rehearsal_journal, state_url
 from rollout.service.status import HostStatus, status
 from rollout.service.workorders import render_work
 
@@ -18,15 +18,16 @@ __all__ = [
     "HostStatus",
     "JOURNAL_FILE",
     "REHEARSAL_DIR",
+    "STATE_ENV",
     "Rendered",
     "Validation",
     "approve",
     "diff",
     "explain",
     "history",
-    "journal_for",
     "locked_rollback",
     "open_project",
+    "open_state",
     "plan",
     "rehearsal_journal",
     "rehearse",
@@ -36,6 +37,7 @@ __all__ = [
     "rollback",
     "rollout_state",
     "start_rollout",
+    "state_url",
     "status",
     "under_way",
     "validate",

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from rollout.config.project import Project
 from rollout.service.orchestrator import _outcomes
-from rollout.service.state import journal_for
+from rollout.service.state import open_state
 from rollout.state.journal import JournalEvent, RolloutRecord
 
 
@@ -39,7 +39,7 @@ class HistoryEntry:
 
 
 def history(project: Project, plant: str | None) -> list[HistoryEntry]:
-    journal = journal_for(project)
+    journal = open_state(project)
     if plant is not None:
         project.plant(plant)
     entries = []

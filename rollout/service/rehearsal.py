@@ -24,8 +24,7 @@ from rollout.core.render import Renderer
 from rollout.engine.executor import Executor, Options, Steps, Target
 from rollout.service.orchestrator import RolloutResult
 from rollout.service.rollouts import start_rollout
-from rollout.service.state import REHEARSAL_DIR
-from rollout.state.journal import SqliteJournal
+from rollout.service.state import REHEARSAL_DIR, rehearsal_journal
 
 REHEARSAL_NET = "127.77"
 
@@ -87,7 +86,7 @@ def rehearse(
             }
         ),
     )
-    journal = SqliteJournal(root / "state.db")
+    journal = rehearsal_journal(project)
     try:
         return start_rollout(quick, ref, waves, plants, options, display, clock, last_wave, True, journal)
     finally:

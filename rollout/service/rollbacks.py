@@ -15,7 +15,7 @@ from rollout.engine.executor import Executor, Options, PlantResult, Steps, Targe
 from rollout.engine.layout import Running
 from rollout.errors import ConfigError
 from rollout.service.orchestrator import new_rollout_id
-from rollout.service.state import journal_for
+from rollout.service.state import open_state
 from rollout.service.workorders import _old_steps
 from rollout.state.journal import Journal, RolloutRecord
 
@@ -105,7 +105,7 @@ def locked_rollback(
     """
     project.plant(plant_name)
     _layers_from(project, layer)  # a bad --layer is refused before anything is recorded
-    journal = journal_for(project)
+    journal = open_state(project)
     rid = "rollback-" + new_rollout_id(clock())
     spec: dict[str, object] = {"kind": "rollback", "plant": plant_name, "to": to, "layer": layer, "waves": []}
     journal.acquire(plant_name, rid, f"rollback by {options.operator}", 3600.0, options.operator)

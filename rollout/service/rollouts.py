@@ -15,7 +15,7 @@ from rollout.engine.runner import InProcessRunner
 from rollout.errors import ConfigError
 from rollout.service.history import rollout_state
 from rollout.service.orchestrator import Orchestrator, RolloutResult, new_rollout_id, plan_spec
-from rollout.service.state import journal_for
+from rollout.service.state import open_state
 from rollout.service.workorders import render_work
 from rollout.state.journal import Journal, RolloutRecord
 
@@ -60,7 +60,7 @@ def start_rollout(
         raise ConfigError.one("--approve-through", f"no wave named {approve_through!r}", expected=", ".join(names))
     members = [p.name for w in plan.waves for p in w.plants]
     works = render_work(project, release, members)
-    journal = journal or journal_for(project)
+    journal = journal or open_state(project)
     spec = plan_spec(plan, approve_through, force_window)
     record = RolloutRecord(
         new_rollout_id(clock()), "deploy", release.id, release.commit, time.time(), options.operator, spec
@@ -77,7 +77,7 @@ def resume_rollout(
     project: Project, rollout_id: str | None, options: Options, display: EventSink, clock: Callable[[], dt.datetime]
 ) -> RolloutResult:
     """Go on with a rollout that was interrupted or paused (default: the latest unfinished one)."""
-    journal = journal_for(project)
+    journal = open_state(project)
     record = _unfinished(journal, rollout_id)
     release = project.release(record.commit or record.release, "--release")
     members = [p for w in record.spec["waves"] for p in w["plants"]]
@@ -109,7 +109,7 @@ def _unfinished(journal: Journal, rollout_id: str | None) -> RolloutRecord:
 
 def approve(project: Project, rollout_id: str, operator: str) -> str:
     """Let a paused rollout go on to the wave it waits for; returns that wave's name."""
-    journal = journal_for(project)
+    journal = open_state(project)
     record = _unfinished(journal, rollout_id)
     events = journal.events(rollout=record.id)
     waiting = [e.event.detail["wave"] for e in events if e.event.kind == "approval.waiting"]

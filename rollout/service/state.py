@@ -1,19 +1,72 @@
-"""Where the state lives for a project, and opening it. Nothing here prints or exits."""
+"""Where the state lives for a project, and opening it. Nothing here prints or exits.
+
+Every verb opens the state through ``open_state``: ``state.url`` of ``rollout.yaml``
+(default ``sqlite:///.rollout/state.db``), or ``ROLLOUT_STATE`` when it is set.
+"""
 
 from __future__ import annotations
 
-from rollout.config.project import Project
-from rollout.state.journal import SqliteJournal
+import os
+from collections.abc import Mapping
 
+from rollout.config.project import PROJECT_FILE, Project
+from rollout.core.clock import Clock
+from rollout.errors import ConfigError, Problem
+from rollout.state.journal import Journal
+from rollout.state.sqlite import SqliteJournal
+from rollout.state.url import SQLITE_FORMS, StateUrl, StateUrlError, parse_state_url
+from rollout.state.url import open_url as _open_url
+
+STATE_ENV = "ROLLOUT_STATE"
 JOURNAL_FILE = ".rollout/state.db"
-
-
-def journal_for(project: Project) -> SqliteJournal:
-    return SqliteJournal(project.root / JOURNAL_FILE)
-
-
+"""The default state file, relative to the project (``sqlite:///.rollout/state.db``)."""
 REHEARSAL_DIR = ".rollout/rehearsal"
 
 
+def state_url(project: Project, environ: Mapping[str, str] | None = None) -> StateUrl:
+    """The project's state URL: ``ROLLOUT_STATE`` if set, else ``state.url`` of ``rollout.yaml``.
+
+    A URL this build cannot use is a ConfigError naming where it came from (the variable,
+    or the file and line), what was found (password masked) and what is expected.
+    """
+    env = os.environ if environ is None else environ
+    if STATE_ENV in env:
+        return _parsed(project, env[STATE_ENV], Problem("(environment)", STATE_ENV))
+    place = ("state", "url")
+    source = Problem(PROJECT_FILE, "state.url", project.doc.line_of(place) if _written(project) else None)
+    return _parsed(project, project.config.state.url, source)
+
+
+def _written(project: Project) -> bool:
+    data = project.doc.data
+    return isinstance(data, dict) and isinstance(data.get("state"), dict) and "url" in data["state"]
+
+
+def _parsed(project: Project, url: str, source: Problem) -> StateUrl:
+    try:
+        parsed = parse_state_url(url, project.root)
+    except StateUrlError as exc:
+        raise ConfigError(
+            [Problem(source.file, source.location, source.line, exc.expected, exc.found, exc.message)]
+        ) from None
+    if parsed.path.is_dir():
+        raise ConfigError(
+            [Problem(source.file, source.location, source.line, SQLITE_FORMS, repr(parsed.shown), "names a folder")]
+        )
+    return parsed
+
+
+def open_state(project: Project, clock: Clock | None = None, environ: Mapping[str, str] | None = None) -> Journal:
+    """The project's state, opened through the one factory every verb uses.
+
+    A state that does not exist yet is created, also by the verbs that only read
+    (``status``, ``history``): it is where the next deploy will write, and an empty state
+    is the truth about a project that never deployed. An older schema is upgraded in
+    place; a newer one is refused (``SchemaError``, a ``JournalError``).
+    """
+    return _open_url(state_url(project, environ), clock)
+
+
 def rehearsal_journal(project: Project) -> SqliteJournal:
+    """The rehearsal's own SQLite state, apart from the project's: a rehearsal never writes the real one."""
     return SqliteJournal(project.root / REHEARSAL_DIR / "state.db")

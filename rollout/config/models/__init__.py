@@ -10,7 +10,7 @@ from rollout.config.models.checks import (
     TcpCheck,
 )
 from rollout.config.models.plant import PlantConfig, Window
-from rollout.config.models.project import CodebaseConfig, LayerConfig, OverlayPolicy, ProjectConfig
+from rollout.config.models.project import CodebaseConfig, LayerConfig, OverlayPolicy, ProjectConfig, StateConfig
 from rollout.config.models.strategy import Selector, StrategyConfig, WaveConfig
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "PlaybookStep",
     "ProjectConfig",
     "Selector",
+    "StateConfig",
     "StrategyConfig",
     "TcpCheck",
     "WaveConfig",

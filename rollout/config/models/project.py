@@ -98,6 +98,13 @@ class PreflightConfig(Model):
     """Room that must stay free on a target beyond twice the bundle's size."""
 
 
+class StateConfig(Model):
+    """Where rollout keeps its state (events and plant locks); ``ROLLOUT_STATE`` overrides it."""
+
+    url: Annotated[str, Field(min_length=1, max_length=4096)] = "sqlite:///.rollout/state.db"
+    """``sqlite:///<path relative to the project>`` or ``sqlite:////<absolute path>``."""
+
+
 class ProjectConfig(Model):
     """The root of a project: ``rollout.yaml``."""
 
@@ -109,6 +116,7 @@ class ProjectConfig(Model):
     strategy: StrategyConfig
     ssh: SshConfig = SshConfig()
     preflight: PreflightConfig = PreflightConfig()
+    state: StateConfig = StateConfig()
     hosts_dir: RelPath = ".rollout/hosts"
     """Where the local transport keeps each host's folder: ``<hosts_dir>/<plant>/<host>``."""
 

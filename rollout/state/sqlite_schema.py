@@ -1,0 +1,83 @@
+"""The SQLite state's schema, version by version, and the upgrade of an older state in place.
+
+A state records its version in ``schema_version``. States made before that table existed
+are version 1 (some with, some without the ``operator`` column of ``locks``, which a
+later release added on the fly). Each migration takes a state from one version to the
+next inside the caller's transaction, so a state is at one version or the next, never
+half-way, and two processes opening an old state at once upgrade it once.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+_V1 = (
+    """CREATE TABLE IF NOT EXISTS rollouts (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        release TEXT,
+        commit_id TEXT,
+        created REAL NOT NULL,
+        operator TEXT NOT NULL,
+        spec TEXT NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        rollout TEXT NOT NULL REFERENCES rollouts(id),
+        time REAL NOT NULL,
+        kind TEXT NOT NULL,
+        plant TEXT NOT NULL,
+        layer TEXT,
+        host TEXT,
+        release TEXT,
+        detail TEXT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS events_by_rollout ON events(rollout, seq)",
+    "CREATE INDEX IF NOT EXISTS events_by_plant ON events(plant, seq)",
+    """CREATE TABLE IF NOT EXISTS locks (
+        plant TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        purpose TEXT NOT NULL,
+        acquired REAL NOT NULL,
+        expires REAL NOT NULL,
+        hostname TEXT NOT NULL,
+        pid INTEGER NOT NULL
+    )""",
+)
+
+
+def _to_1(db: sqlite3.Connection) -> None:
+    """An empty file: the tables of the first journal."""
+    for statement in _V1:
+        db.execute(statement)
+
+
+def _to_2(db: sqlite3.Connection) -> None:
+    """Locks name their operator (empty for locks taken before); the version is recorded."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(locks)")}
+    if "operator" not in columns:  # version-1 journals of a later release already have it
+        db.execute("ALTER TABLE locks ADD COLUMN operator TEXT NOT NULL DEFAULT ''")
+    db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+
+
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_to_1, _to_2)
+"""``MIGRATIONS[n]`` takes a state at version ``n`` to ``n + 1``."""
+LATEST = len(MIGRATIONS)
+
+
+def stored_version(db: sqlite3.Connection) -> int:
+    """The version of the state: 0 for an empty file, 1 for a journal from before versions."""
+    tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if "schema_version" in tables:
+        row = db.execute("SELECT max(version) FROM schema_version").fetchone()
+        return int(row[0]) if row and row[0] is not None else 1
+    return 1 if "rollouts" in tables else 0
+
+
+def upgrade(db: sqlite3.Connection, version: int) -> None:
+    """Take the state from ``version`` to ``LATEST``; the caller holds the write transaction."""
+    for migrate in MIGRATIONS[version:]:
+        migrate(db)
+    db.execute("DELETE FROM schema_version")
+    db.execute("INSERT INTO schema_version (version) VALUES (?)", (LATEST,))
