@@ -28,7 +28,7 @@ from rollout.engine.executor import Options, default_operator
 from rollout.errors import ConfigError, Problem
 from rollout.service.junit import write_junit
 from rollout.service.orchestrator import RolloutResult
-from rollout.state.journal import JournalError, LockedError
+from rollout.state.journal import JournalError, LockedError, SchemaError
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -443,6 +443,9 @@ def run(argv: list[str]) -> int:
     except LockedError as exc:
         _report(as_json, "blocked", str(exc), err)
         return EXIT_BLOCKED
+    except SchemaError as exc:  # nothing stopped half-way: this rollout is older than the state
+        _report(as_json, "state", str(exc), err)
+        return EXIT_ATTENTION
     except JournalError as exc:
         _report(as_json, "journal", f"{exc} (the rollout stopped; see 'rollout status' once the journal is back)", err)
         return EXIT_ATTENTION

@@ -1,0 +1,225 @@
+"""The state: the SQLite backend under the contract suite, its schema upgrades, and state URLs."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
+from pathlib import Path
+
+import pytest
+from state_contract import Backend, StateContract, record
+
+from conftest import MiniProject, Result
+from rollout.config.project import load_project
+from rollout.core.events import Event
+from rollout.errors import ConfigError
+from rollout.service import open_state, state_url
+from rollout.state.sqlite import SqliteJournal
+from rollout.state.url import StateUrlError, mask, parse_state_url
+
+
+class SqliteBackend(Backend):
+    """A new SQLite state file in a temporary folder."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.url = f"sqlite:///{path}"  # an absolute path: four slashes
+        SqliteJournal(path)  # the store exists, as after the first verb
+
+    def _raw(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.path, isolation_level=None, timeout=30)
+
+    def fail_event_inserts(self, kind: str) -> None:
+        with closing(self._raw()) as db:
+            db.execute(
+                f"CREATE TRIGGER fail_{kind} BEFORE INSERT ON events WHEN NEW.kind = '{kind}' "
+                "BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
+            )
+
+    def set_schema(self, version: int) -> None:
+        with closing(self._raw()) as db:
+            db.execute("UPDATE schema_version SET version = ?", (version,))
+
+    def vanish(self) -> None:
+        for name in (self.path.name, f"{self.path.name}-wal", f"{self.path.name}-shm"):
+            (self.path.parent / name).unlink(missing_ok=True)
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    @contextmanager
+    def read_only(self) -> Iterator[None]:
+        # As root, permissions do not stop writes; the immutable flag does, even on open files.
+        files = [str(p) for p in (self.path, self.path.with_name(f"{self.path.name}-wal")) if p.exists()]
+        subprocess.run(["chattr", "+i", *files], check=True, capture_output=True, timeout=30)
+        try:
+            yield
+        finally:
+            subprocess.run(["chattr", "-i", *files], check=True, capture_output=True, timeout=30)
+
+
+class TestSqliteState(StateContract):
+    @pytest.fixture
+    def backend(self, tmp_path: Path) -> SqliteBackend:
+        return SqliteBackend(tmp_path / "state" / "state.db")
+
+
+# Journals as rollout wrote them before schema versions: version 1, with or without locks.operator.
+OLD_SCHEMA = """
+CREATE TABLE rollouts (id TEXT PRIMARY KEY, kind TEXT NOT NULL, release TEXT, commit_id TEXT,
+    created REAL NOT NULL, operator TEXT NOT NULL, spec TEXT NOT NULL);
+CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT, rollout TEXT NOT NULL REFERENCES rollouts(id),
+    time REAL NOT NULL, kind TEXT NOT NULL, plant TEXT NOT NULL, layer TEXT, host TEXT, release TEXT,
+    detail TEXT NOT NULL);
+CREATE INDEX events_by_rollout ON events(rollout, seq);
+CREATE INDEX events_by_plant ON events(plant, seq);
+CREATE TABLE locks (plant TEXT PRIMARY KEY, owner TEXT NOT NULL, purpose TEXT NOT NULL, acquired REAL NOT NULL,
+    expires REAL NOT NULL, hostname TEXT NOT NULL, pid INTEGER NOT NULL{operator});
+INSERT INTO rollouts VALUES ('r1', 'deploy', 'v1', 'c0ffee', 1.0, 'tester', '{{"waves": [{{"plants": ["p1"]}}]}}');
+INSERT INTO events (rollout, time, kind, plant, detail) VALUES ('r1', 5.0, 'plant.started', 'p1', '{{"n": 1}}');
+INSERT INTO locks (plant, owner, purpose, acquired, expires, hostname, pid)
+    VALUES ('p1', 'r1', 'deploy', 1.0, 99.0, 'elsewhere', 1);
+"""
+
+
+@pytest.mark.parametrize("operator", ["", ", operator TEXT NOT NULL DEFAULT ''"], ids=["v1", "v1-with-operator"])
+def test_a_journal_from_before_schema_versions_is_upgraded_in_place(tmp_path: Path, operator: str) -> None:
+    path = tmp_path / "state.db"
+    with closing(sqlite3.connect(path)) as db:
+        db.executescript(OLD_SCHEMA.format(operator=operator))
+    journal = SqliteJournal(path)
+    assert journal.schema() == SqliteJournal.known_schema == 2, f"upgraded to {journal.schema()}"
+    assert journal.rollout("r1") == record("r1"), "the upgrade lost the rollout"
+    assert [(e.seq, e.event.kind, e.event.detail) for e in journal.events()] == [(1, "plant.started", {"n": 1})]
+    assert [(lk.owner, lk.operator) for lk in journal.locks()] == [("r1", "")], journal.locks()
+    assert journal.append("r1", Event("plant.done", "p1")) == 2
+    assert SqliteJournal(path).schema() == 2, "opening an upgraded journal again changed it"
+
+
+def test_a_newer_schema_is_refused_through_the_cli_with_exit_3(
+    mini: MiniProject, rollout: Callable[..., Result]
+) -> None:
+    backend = SqliteBackend(mini.root / ".rollout" / "state.db")
+    backend.set_schema(7)
+    done = rollout("history", "-C", mini.root, "--json")
+    assert done.code == 3, done.text
+    assert "has schema 7, this rollout knows up to 2: upgrade rollout" in done.out and "Traceback" not in done.text
+
+
+GOOD_URLS = [
+    ("sqlite:///.rollout/state.db", "/proj/.rollout/state.db"),
+    ("sqlite:///state.db", "/proj/state.db"),
+    ("sqlite:////var/lib/rollout/state.db", "/var/lib/rollout/state.db"),
+    ("SQLite:///a b/state.db", "/proj/a b/state.db"),
+    ("sqlite:///../shared/state.db", "/proj/../shared/state.db"),
+]
+
+
+@pytest.mark.parametrize(("url", "path"), GOOD_URLS)
+def test_good_state_urls_name_their_file(url: str, path: str) -> None:
+    parsed = parse_state_url(url, Path("/proj"))
+    assert (parsed.backend, str(parsed.path), parsed.shown) == ("sqlite", path, url)
+
+
+BAD_URLS = [
+    ("postgresql://ann:s3cret@db.example:5432/rollout", "SQLite only"),
+    ("postgres://ann:s3cret@db/rollout", "SQLite only"),
+    ("postgresql+psycopg://ann:s3cret@db/rollout", "SQLite only"),
+    ("mysql://ann:s3cret@db/rollout", "not a state URL"),
+    (".rollout/state.db", "not a state URL"),
+    ("", "not a state URL"),
+    ("sqlite:/state.db", "not a state URL"),
+    ("sqlite://host/state.db", "no host"),
+    ("sqlite://ann:s3cret@host/state.db", "no host"),
+    ("sqlite://", "no host"),
+    ("sqlite:///", "path of a file"),
+    ("sqlite:////", "path of a file"),
+    ("sqlite:///state/", "path of a file"),
+    ("sqlite:///state.db?mode=ro", "no '?' options"),
+    ("sqlite:///state.db?password=s3cret", "no '?' options"),
+    ("sqlite:///state.db#x", "no '?' options"),
+    ("sqlite:///sta\x00te.db", "not a usable URL"),
+    ("sqlite:///" + "x" * 5000, "not a usable URL"),
+]
+
+
+@pytest.mark.parametrize(("url", "message"), BAD_URLS)
+def test_bad_state_urls_say_what_is_expected_and_never_show_a_password(url: str, message: str) -> None:
+    with pytest.raises(StateUrlError) as refused:
+        parse_state_url(url, Path("/proj"))
+    text = str(refused.value)
+    assert message in text and "sqlite:///<path relative to the project>" in text, text
+    assert "s3cret" not in text, f"password shown: {text}"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://ann:s3cret@db:5432/x", "postgresql://ann:***@db:5432/x"),
+        ("postgresql://:s3cret@db/x", "postgresql://:***@db/x"),
+        ("postgresql://ann:s3@cr/et@db/x", "postgresql://ann:***@db/x"),
+        ("postgresql://ann@db/x", "postgresql://ann@db/x"),
+        ("postgresql://db/x?user=ann&password=s3cret&x=1", "postgresql://db/x?user=ann&password=***&x=1"),
+        ("sqlite:///state.db", "sqlite:///state.db"),
+    ],
+)
+def test_passwords_are_masked(url: str, shown: str) -> None:
+    assert mask(url) == shown
+
+
+def test_the_state_is_in_rollout_yaml_or_rollout_state_which_wins(mini: MiniProject, tmp_path: Path) -> None:
+    project = load_project(mini.root)
+    assert state_url(project, {}).path == mini.root / ".rollout/state.db", "the default moved"
+    text = (mini.root / "rollout.yaml").read_text()
+    mini.write("rollout.yaml", text + "state:\n  url: sqlite:///var/state.db\n")
+    project = load_project(mini.root)
+    assert state_url(project, {}).path == mini.root / "var/state.db"
+    elsewhere = tmp_path / "elsewhere.db"
+    assert state_url(project, {"ROLLOUT_STATE": f"sqlite:///{elsewhere}"}).path == elsewhere, "env did not win"
+    journal = open_state(project, environ={"ROLLOUT_STATE": f"sqlite:///{elsewhere}"})
+    journal.create(record("r1"))
+    assert elsewhere.exists() and not (mini.root / "var").exists(), "the state went to the wrong place"
+
+
+def test_an_unknown_key_under_state_is_refused_with_its_line(mini: MiniProject, rollout: Callable[..., Result]) -> None:
+    text = (mini.root / "rollout.yaml").read_text()
+    lines = len(text.splitlines())
+    mini.write("rollout.yaml", text + "state:\n  url: sqlite:///s.db\n  uri: sqlite:///t.db\n")
+    done = rollout("validate", "-C", mini.root)
+    assert done.code == 2 and f"rollout.yaml:{lines + 3}: state.uri" in done.text, done.text
+
+
+def test_a_bad_url_in_rollout_yaml_is_exit_2_naming_file_line_and_setting(
+    mini: MiniProject, rollout: Callable[..., Result]
+) -> None:
+    text = (mini.root / "rollout.yaml").read_text()
+    lines = len(text.splitlines())
+    mini.write("rollout.yaml", text + "state:\n  url: postgresql://ann:s3cret@db/rollout\n")
+    done = rollout("history", "-C", mini.root)
+    assert done.code == 2, done.text
+    assert f"rollout.yaml:{lines + 2}: state.url" in done.err and "SQLite only" in done.err, done.err
+    assert "postgresql://ann:***@db/rollout" in done.err and "s3cret" not in done.text, done.text
+    assert not (mini.root / ".rollout").exists(), "a refused state URL still made a state"
+
+
+def test_a_bad_rollout_state_is_exit_2_naming_the_variable(
+    mini: MiniProject, rollout: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ROLLOUT_STATE", "postgresql://ann:s3cret@db/rollout")
+    done = rollout("history", "-C", mini.root, "--json")
+    assert done.code == 2, done.text
+    assert "ROLLOUT_STATE" in done.out and "SQLite only" in done.out and "s3cret" not in done.text, done.text
+    monkeypatch.setenv("ROLLOUT_STATE", f"sqlite:///{mini.root}")
+    done = rollout("history", "-C", mini.root)
+    assert done.code == 2 and "names a folder" in done.err, done.text
+    assert not (mini.root / ".rollout").exists(), "a refused state URL still made a state"
+
+
+def test_a_state_url_error_is_a_config_error_with_no_line_when_not_written(mini: MiniProject) -> None:
+    project = load_project(mini.root)
+    with pytest.raises(ConfigError) as refused:
+        state_url(project, {"ROLLOUT_STATE": ""})
+    problem = refused.value.problems[0]
+    assert (problem.file, problem.location, problem.line) == ("(environment)", "ROLLOUT_STATE", None), problem
