@@ -7,15 +7,17 @@ import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
-from state_contract import Backend, StateContract, record
+from state_contract import SPAWN, WAIT, Backend, StateContract, reap, record, spawn
 
 from conftest import MiniProject, Result
 from rollout.config.project import load_project
 from rollout.core.events import Event
 from rollout.errors import ConfigError
 from rollout.service import open_state, state_url
+from rollout.state.journal import JournalError
 from rollout.state.sqlite import SqliteJournal
 from rollout.state.url import StateUrlError, mask, parse_state_url
 
@@ -96,6 +98,32 @@ def test_a_journal_from_before_schema_versions_is_upgraded_in_place(tmp_path: Pa
     assert [(lk.owner, lk.operator) for lk in journal.locks()] == [("r1", "")], journal.locks()
     assert journal.append("r1", Event("plant.done", "p1")) == 2
     assert SqliteJournal(path).schema() == 2, "opening an upgraded journal again changed it"
+
+
+def open_schema(path: str, go: Any, out: Any) -> None:
+    """A child: open the state at ``path`` together with the others and report its schema (or error)."""
+    go.wait(WAIT)
+    try:
+        out.put(SqliteJournal(Path(path)).schema())
+    except JournalError as exc:
+        out.put(str(exc))
+
+
+def test_processes_opening_an_old_journal_at_once_upgrade_it_once(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    with closing(sqlite3.connect(path)) as db:
+        db.executescript(OLD_SCHEMA.format(operator=""))
+    go, out = SPAWN.Barrier(4), SPAWN.Queue()
+    children = [spawn(open_schema, str(path), go, out) for _ in range(4)]
+    try:
+        got = [out.get(timeout=WAIT) for _ in children]
+    finally:
+        reap(children)
+    assert got == [2, 2, 2, 2], f"concurrent upgrades: {got}"
+    with closing(sqlite3.connect(path)) as db:
+        versions = db.execute("SELECT version FROM schema_version").fetchall()
+    assert versions == [(2,)], f"schema_version holds {versions}"
+    assert [e.seq for e in SqliteJournal(path).events()] == [1]
 
 
 def test_a_newer_schema_is_refused_through_the_cli_with_exit_3(
