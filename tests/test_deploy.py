@@ -18,7 +18,7 @@ from deploykit import SERVICE_PORT, DeployProject, build
 from fleet import Fleet
 from rollout import service
 from rollout.core.events import Event
-from rollout.engine.executor import Executor
+from rollout.engine.runner import InProcessRunner
 
 TRANSPORTS = ["local", "ssh"]
 
@@ -60,8 +60,8 @@ def deploy(dp: DeployProject, release: str, plant: str = "p1", on_event: Callabl
 
     project = dp.project()
     work = service.render_work(project, project.release(release), [plant])[plant]
-    executor = Executor(project, dp.options, sink)
-    return executor.deploy(project.plants[plant], work.bundles, work.steps, work.old_steps), events
+    runner = InProcessRunner(project, dp.options)
+    return runner.deploy(work, None, sink), events
 
 
 def ingest_address(dp: DeployProject, plant: str = "p1") -> str:

@@ -13,54 +13,30 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Literal
 
 from rollout.config.models import Check, CommandCheck, HttpCheck, TcpCheck
+from rollout.core.clock import Clock
+from rollout.core.steps import Attempt, CheckResult
+from rollout.core.steps import CheckOutcome as Outcome
 from rollout.transports.base import Transport, TransportError, trim
 
-Outcome = Literal["succeeded", "failed", "inconclusive"]
+__all__ = ["Attempt", "CheckResult", "Outcome", "Probe", "host_probe", "with_retries"]
 MAX_BODY = 64 * 1024
-
-
-@dataclass(frozen=True)
-class Attempt:
-    number: int
-    outcome: Outcome
-    detail: str
-    duration_s: float
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "attempt": self.number,
-            "outcome": self.outcome,
-            "detail": self.detail,
-            "duration_s": round(self.duration_s, 3),
-        }
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    check: str
-    host: str | None
-    """None for a playbook check, which covers every host of the layer at once."""
-    attempts: tuple[Attempt, ...]
-
-    @property
-    def outcome(self) -> Outcome:
-        return self.attempts[-1].outcome if self.attempts else "inconclusive"
-
-    @property
-    def passed(self) -> bool:
-        return self.outcome == "succeeded"
 
 
 Probe = Callable[[], tuple[Outcome, str]]
 
 
 def with_retries(
-    name: str, host: str | None, probe: Probe, retries: int, interval: float, on_attempt: Callable[[Attempt], None]
+    name: str,
+    host: str | None,
+    probe: Probe,
+    retries: int,
+    interval: float,
+    on_attempt: Callable[[Attempt], None],
+    clock: Clock,
 ) -> CheckResult:
+    """Ask ``probe`` until it succeeds, at most ``retries`` more times, ``interval`` apart on ``clock``."""
     attempts: list[Attempt] = []
     for number in range(1, retries + 2):
         started = time.monotonic()
@@ -71,7 +47,7 @@ def with_retries(
         if outcome == "succeeded":
             break
         if number <= retries:
-            time.sleep(interval)
+            clock.sleep(interval)
     return CheckResult(name, host, tuple(attempts))
 
 

@@ -8,7 +8,9 @@
     <target>/.rollout/attention.json        present while the layer needs a person
 
 Everything is plain POSIX shell and coreutils, so any host that can run a shell takes part,
-and the local and SSH transports run exactly the same scripts.
+and the local and SSH transports run exactly the same scripts. Nothing here runs them: each
+function returns its script as a ``HostStep`` (pyinfra's operations yield commands), and the
+executor runs it through the host's transport (``Connections.run``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import re
 import shlex
 import tarfile
 from dataclasses import dataclass, field
@@ -24,10 +25,43 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from rollout.core.bundle import Bundle, canonical_json
-from rollout.transports.base import CommandResult, Transport, TransportError
+from rollout.core.steps import release_dir
+
+__all__ = [
+    "HostStep",
+    "Room",
+    "Running",
+    "activate",
+    "archive",
+    "deactivate",
+    "layer_dir",
+    "link_only",
+    "locked",
+    "parse_link",
+    "parse_pruned",
+    "parse_running",
+    "prune",
+    "read_running",
+    "release_dir",
+    "set_attention",
+    "stage",
+    "staged_check",
+    "write_record",
+]
 
 MANIFEST_NAME = ".rollout-manifest.json"
 _MARK = "\x1erollout:"  # record separator: cannot occur in JSON or in our file names
+
+
+@dataclass(frozen=True)
+class HostStep:
+    """One shell script for one host, with its stdin: what the executor runs through the transport."""
+
+    script: str
+    timeout: float
+    what: str
+    """What it does, for the message when it fails ("switching the current link")."""
+    stdin: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -54,12 +88,6 @@ class Running:
         if self.release_dir is None:
             return self.record.get("release") is None
         return self.record.get("release_dir") == self.release_dir and self.bundle_hash == self.record.get("bundle_hash")
-
-
-def release_dir(bundle: Bundle) -> str:
-    """A folder name from the release id and the bundle's content: same bytes, same folder."""
-    safe = re.sub(r"[^A-Za-z0-9._-]", "_", bundle.release_id)[:80].lstrip(".") or "release"
-    return f"{safe}-{bundle.bundle_hash[:12]}"
 
 
 def layer_dir(root: str, target: str) -> str:
@@ -102,15 +130,9 @@ exit $rc
 """
 
 
-def _check(result: CommandResult, what: str) -> CommandResult:
-    if not result.ok:
-        raise TransportError(result.host, f"{what} failed (exit {result.exit_code}): {result.output()}")
-    return result
-
-
-def read_running(t: Transport, directory: str, timeout: float, probe: bool = False) -> Running:
+def read_running(directory: str, timeout: float, probe: bool = False) -> HostStep:
     """One round trip: the link, the record, the manifest in use, attention, staged folders,
-    and with ``probe`` the preflight's answer (see ``PROBE_SCRIPT``)."""
+    and with ``probe`` the preflight's answer (see ``PROBE_SCRIPT``); read by ``parse_running``."""
     script = (
         (PROBE_SCRIPT.format(directory=_q(directory), mark=_MARK) if probe else "")
         + f"""
@@ -123,7 +145,12 @@ printf '{_MARK}staged\\n'; ls -1t releases 2>/dev/null | grep -v '^[.]' || true
 printf '{_MARK}digests\\n'; sha256sum releases/*/{MANIFEST_NAME} 2>/dev/null || true
 """
     )
-    parts = _sections(_check(t.run(script, timeout), "reading the layer's state").stdout)
+    return HostStep(script, timeout, "reading the layer's state")
+
+
+def parse_running(stdout: str, probe: bool = False) -> Running:
+    """What ``read_running``'s script printed."""
+    parts = _sections(stdout)
     link = parts.get("current", "").strip()
     current = PurePosixPath(link).name if link else None
     manifest = _json(parts.get("manifest", ""))
@@ -197,20 +224,20 @@ def _room(text: str) -> Room:
 
 
 def stage(
-    t: Transport, directory: str, bundle: Bundle, timeout: float, running: Running | None, payload: bytes | None = None
-) -> bool:
+    directory: str, bundle: Bundle, timeout: float, running: Running | None, payload: bytes | None = None
+) -> HostStep | None:
     """Put the bundle in ``releases/<dir>/`` unless that exact manifest is already there
     (as ``running``, read from the host at the plant's start, says).
 
     One round trip: the tarball travels on the command's stdin, is unpacked beside its
     final name and renamed into place, so a half-transferred release never looks staged.
     ``payload`` is ``archive(bundle)`` when the caller made it once for several hosts.
-    Returns False when the transfer was skipped.
+    None: nothing to transfer.
     """
     name = release_dir(bundle)
     digest = hashlib.sha256(bundle.manifest_bytes()).hexdigest()
     if running is not None and running.staged_manifests.get(name) == digest:
-        return False
+        return None
     script = f"""
 set -eu
 mkdir -p {_q(directory)}/releases
@@ -222,11 +249,15 @@ if [ -e {_q(name)} ]; then mv {_q(name)} .{_q(name)}.old; fi
 mv .{_q(name)}.partial {_q(name)}
 rm -rf .{_q(name)}.old
 """
-    _check(t.run(locked(directory, script, timeout), timeout, stdin=payload or archive(bundle)), "unpacking the bundle")
-    return True
+    return HostStep(locked(directory, script, timeout), timeout, "unpacking the bundle", payload or archive(bundle))
 
 
-def activate(t: Transport, directory: str, name: str, record: dict[str, Any], timeout: float) -> None:
+def staged_check(directory: str, name: str, timeout: float) -> HostStep:
+    """Succeeds when the release folder ``name`` is still staged on the host (a rollback needs it)."""
+    return HostStep(f"test -f {_q(directory)}/releases/{_q(name)}/{MANIFEST_NAME}", timeout, "finding the release")
+
+
+def activate(directory: str, name: str, record: dict[str, Any], timeout: float) -> HostStep:
     """Point ``current`` at ``releases/<name>`` with one rename, then write the record."""
     script = f"""
 set -eu
@@ -236,21 +267,25 @@ ln -sfn releases/{_q(name)} .current.next
 mv -T .current.next current
 {_record_script(record)}
 """
-    _check(t.run(locked(directory, script, timeout), timeout), "switching the current link")
+    return HostStep(locked(directory, script, timeout), timeout, "switching the current link")
 
 
-def link_only(t: Transport, directory: str, timeout: float) -> str | None:
-    """Where ``current`` points, as the host says (after a playbook did the switch)."""
-    out = _check(t.run(f"readlink {_q(directory)}/current 2>/dev/null || true", timeout), "readlink").stdout
-    return PurePosixPath(out.strip()).name if out.strip() else None
+def link_only(directory: str, timeout: float) -> HostStep:
+    """Where ``current`` points, as the host says (after a playbook did the switch); read by ``parse_link``."""
+    return HostStep(f"readlink {_q(directory)}/current 2>/dev/null || true", timeout, "readlink")
 
 
-def write_record(t: Transport, directory: str, record: dict[str, Any], timeout: float) -> None:
+def parse_link(stdout: str) -> str | None:
+    return PurePosixPath(stdout.strip()).name if stdout.strip() else None
+
+
+def write_record(directory: str, record: dict[str, Any], timeout: float) -> HostStep:
+    """Write the host's record (after a playbook did the switch)."""
     script = f"set -eu\ncd {_q(directory)}\n{_record_script(record)}"
-    _check(t.run(locked(directory, script, timeout), timeout), "writing the record")
+    return HostStep(locked(directory, script, timeout), timeout, "writing the record")
 
 
-def deactivate(t: Transport, directory: str, record: dict[str, Any], timeout: float) -> None:
+def deactivate(directory: str, record: dict[str, Any], timeout: float) -> HostStep:
     """Remove ``current``: the layer runs nothing (a first install undone)."""
     script = f"""
 set -eu
@@ -258,7 +293,7 @@ cd {_q(directory)} 2>/dev/null || exit 0
 rm -f current
 {_record_script(record)}
 """
-    _check(t.run(locked(directory, script, timeout), timeout), "removing the current link")
+    return HostStep(locked(directory, script, timeout), timeout, "removing the current link")
 
 
 def _record_script(record: dict[str, Any]) -> str:
@@ -271,7 +306,7 @@ printf '%s\\n' {_q(line)} >> .rollout/history.jsonl
 rm -f .rollout/attention.json"""
 
 
-def set_attention(t: Transport, directory: str, reason: str | None, timeout: float) -> None:
+def set_attention(directory: str, reason: str | None, timeout: float) -> HostStep:
     """Mark (or, with None, clear) the layer as needing a person."""
     if reason is None:
         script = f"rm -f {_q(directory)}/.rollout/attention.json"
@@ -280,10 +315,10 @@ def set_attention(t: Transport, directory: str, reason: str | None, timeout: flo
         script = (
             f"mkdir -p {_q(directory)}/.rollout && printf '%s\\n' {_q(body)} > {_q(directory)}/.rollout/attention.json"
         )
-    _check(t.run(locked(directory, script, timeout), timeout), "writing the attention mark")
+    return HostStep(locked(directory, script, timeout), timeout, "writing the attention mark")
 
 
-def prune(t: Transport, directory: str, keep: int, protect: set[str], timeout: float) -> list[str]:
+def prune(directory: str, keep: int, protect: set[str], timeout: float) -> HostStep:
     """Remove all but the ``keep`` newest release folders, never the current one or one in ``protect``."""
     spared = " ".join(_q(name) for name in sorted(protect))
     script = f"""
@@ -298,5 +333,9 @@ ls -1t | grep -v '^[.]' | while IFS= read -r name; do
     if [ "$kept" -gt {keep} ]; then rm -rf -- "$name" && printf '%s\\n' "$name"; fi
 done
 """
-    out = _check(t.run(locked(directory, script, timeout), timeout), "pruning old releases").stdout
-    return [line for line in out.splitlines() if line]
+    return HostStep(locked(directory, script, timeout), timeout, "pruning old releases")
+
+
+def parse_pruned(stdout: str) -> list[str]:
+    """The release folders ``prune``'s script removed."""
+    return [line for line in stdout.splitlines() if line]

@@ -7,32 +7,19 @@ here; the plant's agent (a later runner) runs the same work order inside the pla
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable
-from dataclasses import dataclass
 
 from rollout.config.project import Project
-from rollout.core.bundle import Bundle
+from rollout.core.clock import Clock, SystemClock
 from rollout.core.events import EventSink
-from rollout.engine.executor import Executor, Options, PlantResult, Steps, Target
+from rollout.core.render import Renderer
+from rollout.core.steps import PlantResult, Steps, Targets
+from rollout.core.workorder import RenderSteps, WorkOrder
+from rollout.engine.connections import Options
+from rollout.engine.executor import Executor
 
-Targets = dict[tuple[str, str], Target]
-"""What each (layer, host) of a plant runs or should run."""
-
-
-@dataclass(frozen=True)
-class WorkOrder:
-    """Everything one plant's deploy needs, rendered before any host is touched."""
-
-    plant: str
-    release: str
-    commit: str | None
-    bundles: dict[str, Bundle]
-    """Layer -> the plant's bundle of that layer."""
-    steps: Steps
-    """The new release's templated steps and checks."""
-    old_steps: Callable[[str | None], Steps]
-    """The steps and checks of the release a host ran before, by its commit."""
+__all__ = ["InProcessRunner", "PlantRunner", "Targets", "WorkOrder"]
 
 
 class PlantRunner(ABC):
@@ -54,22 +41,45 @@ class PlantRunner(ABC):
 
 
 class InProcessRunner(PlantRunner):
-    """Runs the executor in this process, reaching the plant's hosts through the transports."""
+    """Runs the executor in this process, reaching the plant's hosts through the transports.
 
-    def __init__(self, project: Project, options: Options) -> None:
+    An older release the order lacks is rendered from the code base at preflight, before any
+    host changes, and kept with the plant's order: the rollback in the middle of a deploy and
+    the put-back after a bake use what the order carries, with no git read."""
+
+    def __init__(self, project: Project, options: Options, clock: Clock | None = None) -> None:
         self.project = project
         self.options = options
+        self.clock = clock or SystemClock()
+        self._orders: dict[tuple[str, str], WorkOrder] = {}
+        """The orders as completed at preflight, by (plant, release)."""
+        self._guard = threading.Lock()
 
     def _executor(self, sink: EventSink) -> Executor:
-        return Executor(self.project, self.options, sink)
+        return Executor(self.project, self.options, sink, self.clock)
+
+    def _completed(self, order: WorkOrder) -> WorkOrder:
+        with self._guard:
+            known = self._orders.get((order.plant, order.release))
+        if known is None or known.lacks(list(order.old_steps)):
+            return order
+        return known
+
+    def render(self, plant: str) -> RenderSteps:
+        """The checks of the release at a commit, rendered from the code base (at preflight only)."""
+        found = self.project.plants[plant]
+        return lambda commit: Steps(Renderer(self.project, self.project.release(commit)).render_steps(found))
 
     def deploy(self, order: WorkOrder, before: Targets | None, sink: EventSink) -> PlantResult:
-        plant = self.project.plants[order.plant]
-        return self._executor(sink).deploy(plant, order.bundles, order.steps, order.old_steps, before)
+        return self._executor(sink).deploy(self._completed(order), before, self.render(order.plant), self._keep)
 
     def restore(self, order: WorkOrder, before: Targets, why: str, interrupted: bool, sink: EventSink) -> PlantResult:
-        plant = self.project.plants[order.plant]
-        return self._executor(sink).restore(plant, before, order.old_steps, why, interrupted=interrupted)
+        executor = self._executor(sink)
+        return executor.restore(self._completed(order), before, why, interrupted, self.render(order.plant), self._keep)
 
     def recheck(self, order: WorkOrder, sink: EventSink) -> str:
-        return self._executor(sink).recheck(self.project.plants[order.plant], order.steps)
+        return self._executor(sink).recheck(self.project.plants[order.plant], order.new_steps())
+
+    def _keep(self, order: WorkOrder) -> None:
+        with self._guard:
+            self._orders[(order.plant, order.release)] = order

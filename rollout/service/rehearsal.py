@@ -21,6 +21,7 @@ from rollout.config.project import Plant, Project
 from rollout.core.events import EventSink, discard
 from rollout.core.plan import make_plan
 from rollout.core.render import Renderer
+from rollout.core.workorder import WorkOrder
 from rollout.engine.executor import Executor, Options, Steps, Target
 from rollout.service.orchestrator import RolloutResult
 from rollout.service.rollouts import start_rollout
@@ -104,8 +105,5 @@ def _clear(project: Project, release: Release, options: Options) -> None:
             for host in executor.hosts(plant, layer)
         }
         steps = Steps(renderer.render_steps(plant))
-        executor.restore(plant, nothing, _always(steps), "rehearsal over")
-
-
-def _always(steps: Steps) -> Callable[[str | None], Steps]:
-    return lambda _: steps
+        order = WorkOrder.build(plant.name, release.id, release.commit, {}, steps, {})
+        executor.restore(order, nothing, "rehearsal over")

@@ -16,7 +16,7 @@ from rollout.engine.layout import Running
 from rollout.errors import ConfigError
 from rollout.service.orchestrator import new_rollout_id
 from rollout.service.state import open_state
-from rollout.service.workorders import _old_steps
+from rollout.service.workorders import render_steps
 from rollout.state.journal import Journal, RolloutRecord
 
 
@@ -41,11 +41,10 @@ def rollback(
             (lay.name, host.name): Target.of(bundles[lay.name]) for lay in layers for host in executor.hosts(plant, lay)
         }
         return executor.rollback(plant, layers, lambda _: (targets, steps))
-    old_steps = _old_steps(project, plant, Steps({}))
-
     def choose(running: dict[tuple[str, str], Running]) -> tuple[dict[tuple[str, str], Target], Steps]:
         targets = _previous_targets(executor, plant, layers, running)
-        return targets, old_steps(_previous_commit(running, targets))
+        commit = _previous_commit(running, targets)  # read before any host changes
+        return targets, render_steps(project, plant, commit) if commit else Steps({})
 
     return executor.rollback(plant, layers, choose)
 

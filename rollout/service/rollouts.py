@@ -10,13 +10,14 @@ from dataclasses import replace
 from rollout.config.project import Project
 from rollout.core.events import ROLLOUT, Event, EventSink
 from rollout.core.plan import Plan, WavePlan, make_plan
+from rollout.core.projection import ENDED, fold
 from rollout.engine.executor import Options
 from rollout.engine.runner import InProcessRunner
 from rollout.errors import ConfigError
 from rollout.service.history import rollout_state
 from rollout.service.orchestrator import Orchestrator, RolloutResult, new_rollout_id, plan_spec
 from rollout.service.state import open_state
-from rollout.service.workorders import render_work
+from rollout.service.workorders import known_commits, render_work
 from rollout.state.journal import Journal, RolloutRecord
 
 
@@ -59,15 +60,13 @@ def start_rollout(
     if approve_through is not None and approve_through not in names:
         raise ConfigError.one("--approve-through", f"no wave named {approve_through!r}", expected=", ".join(names))
     members = [p.name for w in plan.waves for p in w.plants]
-    works = render_work(project, release, members)
     journal = journal or open_state(project)
+    works = render_work(project, release, members, known_commits(journal, members))
     spec = plan_spec(plan, approve_through, force_window)
     record = RolloutRecord(
         new_rollout_id(clock()), "deploy", release.id, release.commit, time.time(), options.operator, spec
     )
-    orchestrator = Orchestrator(
-        project, journal, InProcessRunner(project, options), works.__getitem__, display, clock
-    )
+    orchestrator = Orchestrator(project, journal, InProcessRunner(project, options), works.__getitem__, display, clock)
     insecure = options.known_hosts is None
     warnings = ["SSH host keys are NOT verified (--insecure-skip-host-key-check)"] if insecure else []
     return orchestrator.start(record, members, warnings)
@@ -79,13 +78,19 @@ def resume_rollout(
     """Go on with a rollout that was interrupted or paused (default: the latest unfinished one)."""
     journal = open_state(project)
     record = _unfinished(journal, rollout_id)
+    if rollout_state(journal.events(rollout=record.id)) == "aborted":
+        raise ConfigError.one(
+            "ROLLOUT",
+            f"rollout {record.id} was aborted and cannot be resumed",
+            expected="a paused or interrupted rollout",
+        )
     release = project.release(record.commit or record.release, "--release")
     members = [p for w in record.spec["waves"] for p in w["plants"]]
-    works = render_work(project, replace(release, id=record.release or release.id), members)
-    resumed = replace(record, operator=options.operator)
-    orchestrator = Orchestrator(
-        project, journal, InProcessRunner(project, options), works.__getitem__, display, clock
+    works = render_work(
+        project, replace(release, id=record.release or release.id), members, known_commits(journal, members)
     )
+    resumed = replace(record, operator=options.operator)
+    orchestrator = Orchestrator(project, journal, InProcessRunner(project, options), works.__getitem__, display, clock)
     return orchestrator.resume(resumed)
 
 
@@ -111,10 +116,8 @@ def approve(project: Project, rollout_id: str, operator: str) -> str:
     """Let a paused rollout go on to the wave it waits for; returns that wave's name."""
     journal = open_state(project)
     record = _unfinished(journal, rollout_id)
-    events = journal.events(rollout=record.id)
-    waiting = [e.event.detail["wave"] for e in events if e.event.kind == "approval.waiting"]
-    granted = {e.event.detail["wave"] for e in events if e.event.kind == "approval.granted"}
-    pending = [w for w in waiting if w not in granted]
+    state = fold(e.event for e in journal.events(rollout=record.id))
+    pending = [w.name for w in state.waves.values() if w.approval_waiting and w.approval_granted is None]
     if not pending:
         raise ConfigError.one(
             "ROLLOUT", f"rollout {record.id} is not waiting for an approval", expected="a paused rollout"
@@ -122,3 +125,29 @@ def approve(project: Project, rollout_id: str, operator: str) -> str:
     wave = str(pending[-1])
     journal.append(record.id, Event("approval.granted", ROLLOUT, detail={"wave": wave, "by": operator}))
     return wave
+
+
+def abort(project: Project, rollout_id: str, operator: str, reason: str) -> str:
+    """Ask a rollout to stop at its next safe point; returns its state after the request.
+
+    A running rollout sees the request between plants, starts no new one, lets those in
+    flight end whole and ends ``aborted``. One that nothing runs (paused, or interrupted with
+    no plant left half way) ends at once; one a killed run left half way ends when resumed."""
+    journal = open_state(project)
+    record = journal.rollout(rollout_id)
+    if record is None:
+        raise ConfigError.one(
+            "ROLLOUT", f"no rollout {rollout_id!r} in the state", expected="an id from rollout history"
+        )
+    state = fold(e.event for e in journal.events(rollout=record.id))
+    if state.status in ENDED:
+        raise ConfigError.one(
+            "ROLLOUT", f"rollout {record.id} has already ended ({state.status})", expected="a running or paused rollout"
+        )
+    detail = {"by": operator, "reason": reason}
+    journal.append(record.id, Event("abort.requested", ROLLOUT, detail=detail))
+    stranded = any(p.in_flight for p in state.plants.values())
+    if state.status == "paused" or (state.status == "interrupted" and not stranded):
+        journal.append(record.id, Event("rollout.aborted", ROLLOUT, detail=detail))
+        return "aborted"
+    return "aborting"

@@ -2,42 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Collection, Mapping
 
 from rollout.config.codebase import Release
 from rollout.config.project import Plant, Project
 from rollout.core.render import Renderer
-from rollout.engine.executor import Steps
-from rollout.engine.runner import WorkOrder
+from rollout.core.steps import Steps
+from rollout.core.workorder import WorkOrder
 from rollout.errors import ConfigError, Problem
+from rollout.state.journal import Journal
 
 
-def _old_steps(project: Project, plant: Plant, fallback: Steps) -> Callable[[str | None], Steps]:
-    """Checks and steps of the release a host ran before, rendered from its commit; ``fallback``
-    when no commit is known (the host ran nothing: only the stop step of what is removed runs).
-
-    A commit whose checks cannot be rendered raises ConfigError, every time it is asked: the
-    executor asks before it touches a host, so a deploy is refused rather than a rollback left
-    with the wrong checks."""
-    cache: dict[str | None, Steps | ConfigError] = {}
-
-    def steps(commit: str | None) -> Steps:
-        if commit not in cache:
-            try:
-                renderer = Renderer(project, project.release(commit)) if commit else None
-                cache[commit] = Steps(renderer.render_steps(plant)) if renderer else fallback
-            except ConfigError as exc:
-                cache[commit] = exc
-        found = cache[commit]
-        if isinstance(found, ConfigError):
-            raise found
-        return found
-
-    return steps
+def render_steps(project: Project, plant: Plant, commit: str) -> Steps:
+    """The steps and checks of the release at ``commit`` for ``plant``, from the code base (raises ConfigError)."""
+    return Steps(Renderer(project, project.release(commit)).render_steps(plant))
 
 
-def render_work(project: Project, release: Release, plants: list[str]) -> dict[str, WorkOrder]:
-    """Render every plant of the rollout up front: bad input stops it before any host is touched."""
+def render_work(
+    project: Project, release: Release, plants: list[str], known: Mapping[str, Collection[str]] | None = None
+) -> dict[str, WorkOrder]:
+    """Render every plant of the rollout up front: bad input stops it before any host is touched.
+
+    ``known``: plant -> commits the state says the plant's hosts ran; their steps and checks are
+    rendered into the order now. One that does not render is left out: the preflight renders
+    what the hosts really run and refuses the plant if that fails, before any host changes."""
     renderer = Renderer(project, release)
     problems: list[Problem] = []
     works: dict[str, WorkOrder] = {}
@@ -46,9 +34,38 @@ def render_work(project: Project, release: Release, plants: list[str]) -> dict[s
         try:
             bundles = {b.layer: b for b in renderer.render_plant(plant)}
             steps = Steps(renderer.render_steps(plant))
-            works[name] = WorkOrder(name, release.id, release.commit, bundles, steps, _old_steps(project, plant, steps))
         except ConfigError as exc:
             problems.extend(exc.problems)
+            continue
+        old = _old_steps(project, plant, (known or {}).get(name, ()))
+        works[name] = WorkOrder.build(name, release.id, release.commit, bundles, steps, old)
     if problems:
         raise ConfigError(problems)
     return works
+
+
+def _old_steps(project: Project, plant: Plant, commits: Collection[str]) -> dict[str, Steps]:
+    found: dict[str, Steps] = {}
+    for commit in sorted(set(commits)):
+        try:
+            found[commit] = render_steps(project, plant, commit)
+        except ConfigError:
+            continue  # refused at preflight if a host really runs it
+    return found
+
+
+def known_commits(journal: Journal, plants: list[str]) -> dict[str, list[str]]:
+    """Per plant, the commits the state knows its hosts ran: those of the latest ``plant.before``
+    and the release of every rollout the plant finished on (``plant.done``)."""
+    found: dict[str, set[str]] = {name: set() for name in plants}
+    commits = {r.id: r.commit for r in journal.rollouts()}
+    for stored in journal.events(kinds=("plant.before", "plant.done")):
+        event = stored.event
+        if event.plant not in found:
+            continue
+        if event.kind == "plant.done" and commits.get(stored.rollout):
+            found[event.plant].add(str(commits[stored.rollout]))
+        before = event.detail.get("before") if event.kind == "plant.before" else None
+        if isinstance(before, dict):
+            found[event.plant] = {str(t["commit"]) for t in before.values() if isinstance(t, dict) and t.get("commit")}
+    return {name: sorted(commits_) for name, commits_ in found.items()}

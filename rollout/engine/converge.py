@@ -1,0 +1,236 @@
+"""The pipeline of one layer: stage, switch, restart, check, on every host that needs it.
+
+Deploying, rolling back and re-checking all run it; a host that already runs its target is
+left alone, so every step can be repeated.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from collections.abc import Callable, Iterable
+
+from rollout.config.inventory import Host
+from rollout.config.models import Check, CommandStep, LayerConfig, PlaybookCheck, PlaybookStep
+from rollout.config.models.checks import Step
+from rollout.core.bundle import Bundle
+from rollout.core.steps import Attempt, CheckOutcome, CheckResult, Key, Steps, Target
+from rollout.engine import layout
+from rollout.engine.checks import host_probe, with_retries
+from rollout.engine.context import LayerRun, PlantRun
+from rollout.engine.fanout import StepFailed, fan_out
+from rollout.engine.layout import HostStep, Running
+from rollout.transports.ansible import run_playbook
+from rollout.transports.base import TransportError
+
+
+def converge(
+    run: PlantRun,
+    layer: LayerConfig,
+    targets: dict[Key, Target],
+    before: dict[Key, Running] | None,
+    steps: Steps,
+    action: str,
+    touched: set[Key] | None = None,
+    only: set[Key] | None = None,
+    unsettled: set[Key] | None = None,
+) -> list[CheckResult]:
+    """Stage, switch, restart and check ``layer`` on every host (of ``only``) that needs it.
+
+    ``touched`` collects the hosts switched. ``unsettled`` hosts already run their target but an
+    interrupted run switched them: their restart step may never have run, so it runs again.
+    """
+    hosts = [h for h in run.hosts(layer) if only is None or (layer.name, h.name) in only]
+    if not hosts:
+        return []
+    target_of = {h.name: targets[(layer.name, h.name)] for h in hosts}
+    lr = LayerRun(run, layer, hosts, target_of, before or {}, steps, action)
+    moving = [h for h in hosts if not already(lr.running(h), lr.target_of[h.name])]
+    release = lr.release()
+    if any(lr.target_of[h.name].release_dir for h in moving):
+        lr.emit("layer.staging", release, {"hosts": [h.name for h in moving]})
+        payloads = _payloads(lr.target_of[h.name] for h in moving)
+        lr.each(moving, lambda h: _stage(lr, h, payloads))
+        lr.emit("layer.staged", release)
+    if moving:
+        if touched is not None:
+            touched.update((layer.name, h.name) for h in moving)
+        lr.emit("layer.activating", release, {"action": action})
+        _switch(lr, moving)
+        lr.emit("layer.activated", release)
+    settle = unsettled or set()
+    live = [h for h in hosts if lr.target_of[h.name].release_dir and (h in moving or (layer.name, h.name) in settle)]
+    if layer.restart is not None and live:
+        lr.emit("layer.restarting", release)
+        run_step(lr, layer.restart, live, "restart")
+    checked = [h for h in hosts if lr.target_of[h.name].release_dir is not None]
+    if not checked or not layer.checks:
+        return []
+    lr.emit("layer.checking", release)
+    return run_checks(lr, checked)
+
+
+def _stage(lr: LayerRun, host: Host, payloads: dict[str, bytes]) -> None:
+    target = lr.target_of[host.name]
+    if target.release_dir is None:
+        return
+    timeout = lr.run.options.command_timeout
+    if target.bundle is not None:
+        step = layout.stage(lr.dir(host), target.bundle, timeout, lr.running(host), payloads.get(target.release_dir))
+        if step is not None:
+            lr.exec(host, step)
+        return
+    if not lr.exec(host, layout.staged_check(lr.dir(host), target.release_dir, timeout), check=False).ok:
+        raise TransportError(host.name, f"release folder {target.release_dir} is no longer on the host")
+
+
+def _switch(lr: LayerRun, hosts: list[Host]) -> None:
+    timeout = lr.run.options.command_timeout
+    removing = [h for h in hosts if lr.target_of[h.name].release_dir is None]
+    switching = [h for h in hosts if lr.target_of[h.name].release_dir is not None]
+    if removing and lr.layer.stop is not None:
+        run_step(lr, lr.layer.stop, removing, "stop")
+    lr.each(removing, lambda h: lr.exec(h, layout.deactivate(lr.dir(h), lr.record(h), timeout)))
+    if not switching:
+        return
+    if isinstance(lr.layer.activation, PlaybookStep):
+        playbook(lr, lr.layer.activation, switching, "activation")
+        lr.each(switching, lambda h: _confirm_link(lr, h))
+    else:
+        lr.each(
+            switching,
+            lambda h: lr.exec(
+                h, layout.activate(lr.dir(h), str(lr.target_of[h.name].release_dir), lr.record(h), timeout)
+            ),
+        )
+
+
+def _confirm_link(lr: LayerRun, host: Host) -> None:
+    timeout, target = lr.run.options.command_timeout, lr.target_of[host.name]
+    link = layout.parse_link(lr.exec(host, layout.link_only(lr.dir(host), timeout)).stdout)
+    if link != target.release_dir:
+        raise TransportError(
+            host.name, f"the activation playbook left current at {link or 'nothing'}, not {target.release_dir}"
+        )
+    lr.exec(host, layout.write_record(lr.dir(host), lr.record(host), timeout))
+
+
+def run_step(lr: LayerRun, step: Step, hosts: list[Host], what: str) -> None:
+    """A restart or stop step: a playbook, or a command on every host holding the layer's lock."""
+    if isinstance(step, PlaybookStep):
+        playbook(lr, step, hosts, what)
+        return
+    assert isinstance(step, CommandStep)
+
+    def on(host: Host) -> None:
+        fields = lr.steps.fields.get((lr.name, host.name), {}).get(what)
+        command = fields["command"] if fields else step.command
+        directory = lr.dir(host)
+        script = layout.locked(directory, f"cd {shlex.quote(directory)} && {command}", step.timeout)
+        result = lr.exec(host, HostStep(script, step.timeout, f"{what} step"), check=False)
+        if not result.ok:
+            raise TransportError(host.name, f"{what} step exited {result.exit_code}: {result.output()}")
+
+    lr.each(hosts, on)
+
+
+def playbook(lr: LayerRun, step: PlaybookStep | PlaybookCheck, hosts: list[Host], what: str) -> None:
+    """Run a playbook on ``hosts`` through ansible-runner; StepFailed naming every failed host."""
+    run, target = lr.run, lr.target_of[hosts[0].name]
+    result = run_playbook(
+        run.project.root / step.playbook,
+        run.project.root / run.plant.inventory.file,
+        {h.name: _playbook_vars(h, lr.dir(h)) for h in hosts},
+        {
+            "rollout_plant": run.plant.name,
+            "rollout_layer": lr.name,
+            "rollout_release": target.release,
+            "rollout_release_dir": target.release_dir,
+            "rollout_commit": target.commit,
+        },
+        run.options.known_hosts,
+        step.timeout,
+    )
+    if not result.ok:
+        bad = ", ".join(result.failed + result.unreachable) or "?"
+        summary = result.summary()
+        raise StepFailed(lr.name, f"{what} playbook {step.playbook} failed on {bad} ({result.status}): {summary}")
+
+
+def run_checks(lr: LayerRun, hosts: list[Host]) -> list[CheckResult]:
+    """Every check of the layer in turn, on every host at once; the first check that fails fails the layer."""
+    results: list[CheckResult] = []
+    release, clock = lr.release(hosts), lr.run.clock
+    by_name = {h.name: h for h in hosts}
+    for check in lr.layer.checks:
+
+        def attempted(host: str | None, name: str = check.name) -> Callable[[Attempt], None]:
+            return lambda a: lr.run.emit(
+                "check.attempt", layer=lr.name, host=host, release=release, detail={"check": name, **a.as_dict()}
+            )
+
+        if isinstance(check, PlaybookCheck):
+
+            def probe(check: PlaybookCheck = check) -> tuple[CheckOutcome, str]:
+                try:
+                    playbook(lr, check, hosts, f"check {check.name}")
+                except StepFailed as exc:
+                    return "failed", exc.reason
+                return "succeeded", "playbook passed"
+
+            found = [with_retries(check.name, None, probe, check.retries, check.interval, attempted(None), clock)]
+        else:
+
+            def one(name: str, check: Check = check) -> CheckResult:
+                host = by_name[name]
+                fields = lr.steps.fields[(lr.name, name)][f"checks.{check.name}"]
+                probe = host_probe(check, fields, lr.run.conns.get(host), lr.dir(host))
+                return with_retries(check.name, name, probe, check.retries, check.interval, attempted(name), clock)
+
+            found = list(fan_out(list(by_name), one).or_fail(lr.name).values())
+        for result in found:
+            lr.run.emit(
+                "check.result",
+                layer=lr.name,
+                host=result.host,
+                release=release,
+                detail={"check": result.check, "outcome": result.outcome, "attempts": len(result.attempts)},
+            )
+        results += found
+        failed = [r for r in found if not r.passed]
+        if failed:
+            where = ", ".join(f"{r.host or 'all hosts'}: {r.outcome} ({r.attempts[-1].detail})" for r in failed)
+            raise StepFailed(lr.name, f"check {check.name} did not pass on {where}")
+    return results
+
+
+def already(running: Running | None, target: Target) -> bool:
+    """The host runs ``target`` whole and needs no person."""
+    return (
+        running is not None
+        and running.release_dir == target.release_dir
+        and running.whole
+        and running.attention is None
+    )
+
+
+def _playbook_vars(host: Host, directory: str) -> dict[str, object]:
+    """Per-host variables laid over the plant's inventory: where the layer is, and how to reach
+    the host as rollout does (a rehearsal makes every host local)."""
+    found: dict[str, object] = {
+        "rollout_target": directory,
+        "ansible_connection": host.connection,
+        "ansible_host": host.address,
+    }
+    if host.connection == "local" and "ansible_python_interpreter" not in host.vars:
+        found["ansible_python_interpreter"] = sys.executable  # this machine: the interpreter running rollout
+    return found
+
+
+def _payloads(targets: Iterable[Target]) -> dict[str, bytes]:
+    """One tarball per distinct bundle shared by several of a layer's hosts, made once."""
+    bundles: dict[str, list[Bundle]] = {}
+    for target in targets:
+        if target.bundle is not None and target.release_dir is not None:
+            bundles.setdefault(target.release_dir, []).append(target.bundle)
+    return {name: layout.archive(group[0]) for name, group in bundles.items() if len(group) > 1}
