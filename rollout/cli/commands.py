@@ -240,7 +240,7 @@ def _clock() -> Callable[[], dt.datetime]:
 def _rollout_exit(result: RolloutResult) -> int:
     if result.attention:
         return EXIT_ATTENTION
-    if result.state in ("paused", "blocked"):
+    if result.state in ("paused", "blocked", "aborted"):
         return EXIT_BLOCKED
     if result.failed or result.state == "halted":
         return EXIT_FAILED
@@ -339,6 +339,26 @@ def approve(directory: Path | None, as_json: bool, rollout_id: str) -> int:
     else:
         _console().print(
             f"wave {wave} of rollout {rollout_id} approved by {operator}; now: rollout resume {rollout_id}"
+        )
+    return EXIT_OK
+
+
+@cli.command()
+@_common
+@click.argument("rollout_id", metavar="ROLLOUT")
+@click.option("--reason", default="", metavar="TEXT", help="Why (recorded with who asked).")
+def abort(directory: Path | None, as_json: bool, rollout_id: str, reason: str) -> int:
+    """Stop a rollout at its next safe point: no new plant starts, plants in flight end whole."""
+    project = _project(directory)
+    operator = os.environ.get("ROLLOUT_OPERATOR") or default_operator()
+    state = service.abort(project, rollout_id, operator, reason)
+    if as_json:
+        views.emit_json(_console(), [{"type": "abort", "rollout": rollout_id, "state": state, "by": operator}])
+    elif state == "aborted":
+        _console().print(f"rollout {rollout_id} aborted by {operator}", highlight=False)
+    else:
+        _console().print(
+            f"abort of rollout {rollout_id} requested by {operator}: it stops at its next safe point", highlight=False
         )
     return EXIT_OK
 

@@ -428,6 +428,7 @@ def _entry_record(e: HistoryEntry) -> dict[str, Any]:
         "started": _iso(e.record.created),
         "ended": _iso(e.ended) if e.ended else None,
         "state": e.state,
+        "note": e.note,
         "plants": e.outcomes,
     }
 

@@ -7,7 +7,7 @@ from rollout.service.history import HistoryEntry, history, rollout_state, under_
 from rollout.service.queries import Diff, Rendered, Validation, diff, explain, open_project, plan, render, validate
 from rollout.service.rehearsal import rehearse
 from rollout.service.rollbacks import locked_rollback, rollback
-from rollout.service.rollouts import approve, resume_rollout, start_rollout
+from rollout.service.rollouts import abort, approve, resume_rollout, start_rollout
 from rollout.service.state import JOURNAL_FILE, REHEARSAL_DIR, STATE_ENV, open_state, rehearsal_journal, state_url
 from rollout.service.status import HostStatus, status
 from rollout.service.workorders import render_work
@@ -21,6 +21,7 @@ __all__ = [
     "STATE_ENV",
     "Rendered",
     "Validation",
+    "abort",
     "approve",
     "diff",
     "explain",

@@ -5,27 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rollout.config.project import Project
-from rollout.service.orchestrator import _outcomes
+from rollout.core.projection import ENDED, fold
 from rollout.service.state import open_state
 from rollout.state.journal import JournalEvent, RolloutRecord
 
 
 def under_way(project: Project) -> list[HistoryEntry]:
     """Rollouts that have not ended: running, paused for approval, or interrupted."""
-    return [e for e in history(project, None) if e.state not in ("finished", "halted")]
+    return [e for e in history(project, None) if e.state not in ENDED]
 
 
 def rollout_state(events: list[JournalEvent]) -> str:
-    """finished, halted, paused, running or interrupted: read from the rollout's events alone."""
-    kinds = [e.event.kind for e in events]
-    if "rollout.finished" in kinds:
-        return "finished"
-    if "rollout.halted" in kinds:
-        return "halted"
-    if kinds and kinds[-1] in ("rollout.paused",):
-        return "paused"
-    locks_open = kinds.count("plant.locked") > kinds.count("plant.unlocked")
-    return "running" if locks_open else "interrupted"
+    """finished, halted, aborted, paused, running or interrupted: read from the rollout's events alone."""
+    return fold(e.event for e in events).status
 
 
 @dataclass(frozen=True)
@@ -36,6 +28,8 @@ class HistoryEntry:
     ended: float | None
     release: str | None
     """The release deployed; for a rollback, what the plant went back to (as its hosts recorded)."""
+    note: str = ""
+    """Why it ended as it did, when someone chose it (an abort: who and why)."""
 
 
 def history(project: Project, plant: str | None) -> list[HistoryEntry]:
@@ -45,16 +39,13 @@ def history(project: Project, plant: str | None) -> list[HistoryEntry]:
     entries = []
     for record in journal.rollouts(plant):
         events = journal.events(rollout=record.id)
-        outcomes = _outcomes(events)
+        state = fold(e.event for e in events)
+        outcomes = state.outcomes()
         if plant is not None:
             outcomes = {plant: outcomes.get(plant, "not reached")}
         ended = events[-1].event.time if events else None
-        release = record.release or _went_back_to(events)
-        entries.append(HistoryEntry(record, rollout_state(events), outcomes, ended, release))
+        release = record.release or state.went_back_to
+        abort = state.abort
+        why = f"aborted by {abort.by}: {abort.reason}" if abort and state.status == "aborted" else ""
+        entries.append(HistoryEntry(record, state.status, outcomes, ended, release, why))
     return entries
-
-
-def _went_back_to(events: list[JournalEvent]) -> str | None:
-    """The releases a rollback took its plant to, from its ``rollback.started`` event."""
-    found = [e.event.release for e in events if e.event.kind == "rollback.started" and e.event.release]
-    return found[-1] if found else None

@@ -21,13 +21,15 @@ from typing import Any, Literal
 from rollout.config.project import Project
 from rollout.core.events import DURABLE, PLANT_DONE, ROLLOUT, Event, EventKind, EventSink
 from rollout.core.plan import Plan
+from rollout.core.projection import fold
+from rollout.core.spec import spec_of
 from rollout.core.windows import is_open, next_opening
 from rollout.engine.executor import targets_from_json
 from rollout.engine.runner import PlantRunner, WorkOrder
 from rollout.state.journal import Journal, JournalEvent, LockedError, RolloutRecord
 
 LOCK_TTL = 60.0
-State = Literal["finished", "paused", "blocked", "halted"]
+State = Literal["finished", "paused", "blocked", "halted", "aborted"]
 
 
 @dataclass
@@ -53,27 +55,7 @@ def new_rollout_id(now: dt.datetime) -> str:
 
 def plan_spec(plan: Plan, approve_through: str | None, force_window: bool, kind: str = "deploy") -> dict[str, Any]:
     """What the journal keeps of a rollout's plan, so that resume follows the same one."""
-    return {
-        "kind": kind,
-        "release": plan.release,
-        "commit": plan.commit,
-        "max_window_wait_s": plan.max_window_wait_s,
-        "approve_through": approve_through,
-        "force_window": force_window,
-        "waves": [
-            {
-                "name": w.name,
-                "plants": [p.name for p in w.plants],
-                "parallelism": w.parallelism,
-                "max_failures": w.max_failures,
-                "on_failure": w.on_failure,
-                "bake_s": w.bake_s,
-                "approval": w.approval,
-                "outside_window": w.outside_window,
-            }
-            for w in plan.waves
-        ],
-    }
+    return spec_of(plan, approve_through, force_window, kind).to_json()
 
 
 class Orchestrator:
@@ -97,6 +79,7 @@ class Orchestrator:
         self._held: set[str] = set()
         self._operator = ""
         self._stop_heartbeat = threading.Event()
+        self._aborting = False
 
     # -- starting, resuming ------------------------------------------------------------
 
@@ -142,17 +125,21 @@ class Orchestrator:
 
     def _waves(self, rid: str, spec: dict[str, Any]) -> tuple[State, str]:
         history = self.journal.events(rollout=rid)
-        if _last(history, "rollout.finished") or _last(history, "rollout.halted"):
+        if _last(history, "rollout.finished") or _last(history, "rollout.halted") or _last(history, "rollout.aborted"):
             return "finished", "this rollout has already ended"
         for index, wave in enumerate(spec["waves"]):
             if _wave_done(history, wave["name"]):
                 continue
+            if self._abort_requested(rid) and not self._stranded(history):
+                return self._aborted(rid)
             if not self._approved(rid, spec, index, wave, history):
                 return "paused", (
                     f"rollout {rid} waits for approval of wave {wave['name']!r}: "
                     f"run 'rollout approve {rid}' then 'rollout resume {rid}'"
                 )
             state, message = self._wave(rid, spec, wave, history)
+            if self._aborting:
+                return self._aborted(rid)
             if state != "finished":
                 return state, message
             history = self.journal.events(rollout=rid)
@@ -187,6 +174,8 @@ class Orchestrator:
             blocked = self._plants(rid, spec, wave, todo, history)
             if blocked:
                 return "blocked", blocked
+            if self._aborting:
+                return "aborted", ""
             if self._failures(rid, wave) <= wave["max_failures"] and wave["bake_s"] > 0:
                 self._bake(rid, wave)
             thresholds = self.journal.events(rollout=rid, kinds=("wave.threshold",))
@@ -215,8 +204,14 @@ class Orchestrator:
         pending = list(todo)
         running: dict[Future[None], str] = {}
         blocked = ""
+        stranded = self._stranded(history)
         with ThreadPoolExecutor(max_workers=max(1, wave["parallelism"])) as pool:
             while pending or running:
+                if not self._aborting and self._abort_requested(rid):
+                    # the safe point: no new plant starts; one a killed run left half way is made whole
+                    self._aborting = True
+                if self._aborting:
+                    pending = [p for p in pending if p in stranded]
                 crossed = self._failures(rid, wave) > wave["max_failures"]
                 while (
                     pending
@@ -238,6 +233,22 @@ class Orchestrator:
                         self._emit(rid, "plant.blocked", plant=plant, detail={"reason": blocked})
                 self._check_threshold(rid, wave)
         return blocked
+
+    def _abort_requested(self, rid: str) -> bool:
+        """Whether someone ran ``rollout abort`` on this rollout (a cheap query, between plants)."""
+        return bool(self.journal.events(rollout=rid, kinds=("abort.requested",)))
+
+    def _stranded(self, history: list[JournalEvent]) -> set[str]:
+        """Plants a killed run left half way: even an aborted rollout makes them whole first."""
+        state = fold(e.event for e in history)
+        return {p.name for p in state.plants.values() if p.in_flight}
+
+    def _aborted(self, rid: str) -> tuple[State, str]:
+        state = fold(e.event for e in self.journal.events(rollout=rid))
+        abort = state.abort
+        by, why = (abort.by, abort.reason) if abort else ("", "")
+        self._emit(rid, "rollout.aborted", detail={"by": by, "reason": why})
+        return "aborted", f"rollout {rid} aborted by {by}: {why}"
 
     def _check_threshold(self, rid: str, wave: dict[str, Any]) -> None:
         failures = self._failures(rid, wave)

@@ -1,0 +1,123 @@
+"""``rollout abort``: from a second process, against a running rollout and a paused one."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from test_faults import ROLLOUT, Run
+
+from deploykit import DeployProject, build
+from rollout.service import open_state
+
+SIX_BY_TWO = """  parallelism: 2
+  max_failures: 6
+  waves:
+    - name: all
+      select: {remaining: true}
+"""
+APPROVAL = """  waves:
+    - name: canary
+      select: {plants: [p1]}
+    - name: rest
+      select: {remaining: true}
+      approval: true
+"""
+LIMIT = 180
+
+
+def abort(dp: DeployProject, rollout_id: str, reason: str) -> subprocess.CompletedProcess[str]:
+    """``rollout abort`` in a process of its own, as from a second terminal."""
+    env = {**os.environ, "ROLLOUT_OPERATOR": "ann@console"}
+    return subprocess.run(
+        [ROLLOUT, "abort", "-C", str(dp.root), rollout_id, "--reason", reason, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=LIMIT,
+        env=env,
+    )
+
+
+def no_lock_left(dp: DeployProject) -> None:
+    left = [f"{lock.plant}: {lock.describe()}" for lock in open_state(dp.project()).locks()]
+    assert not left, f"locks left behind: {left}"
+
+
+def history_of(dp: DeployProject, rollout_id: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [ROLLOUT, "history", "-C", str(dp.root), "--json"], capture_output=True, text=True, timeout=LIMIT
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    entries = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    return next(e for e in entries if e.get("id") == rollout_id)
+
+
+def test_abort_of_a_running_rollout_from_a_second_process(tmp_path: Path, rollout) -> None:
+    dp = build(tmp_path, "local", None, 6, light=True, strategy=SIX_BY_TWO)
+    try:
+        assert rollout("deploy", "-C", dp.root, "--release", "v1", "--yes").code == 0
+        run = Run(dp, "v2")
+        assert run.until(lambda e: e.get("kind") == "plant.done"), f"no plant.done: {run.events[-3:]}"
+        rollout_id = str(run.events[0]["rollout"])
+        # Held still while the abort is recorded, so the test never depends on how fast plants go;
+        # the run goes on afterwards and must find the request at its next safe point.
+        run.proc.send_signal(signal.SIGSTOP)
+        try:
+            asked = abort(dp, rollout_id, "sensor data looks wrong")
+        finally:
+            run.proc.send_signal(signal.SIGCONT)
+        assert asked.returncode == 0, asked.stdout + asked.stderr
+        assert json.loads(asked.stdout.splitlines()[0])["state"] == "aborting", asked.stdout
+        code, err = run.finish()
+        assert code == 4, f"the aborted run exited {code}: {err}"
+        kinds = [(e.get("kind"), e.get("plant")) for e in run.events]
+        assert ("rollout.aborted", "") in kinds, f"no rollout.aborted in {kinds[-5:]}"
+        assert ("rollout.finished", "") not in kinds, "an aborted rollout said it finished"
+        journal = open_state(dp.project())
+        started = {e.event.plant for e in journal.events(rollout=rollout_id, kinds=("plant.started",))}
+        ended = {e.event.plant for e in journal.events(rollout=rollout_id, kinds=("plant.done",))}
+        assert started == ended, f"plants started {sorted(started)} but ended {sorted(ended)}"
+        assert 1 <= len(started) < 6, f"abort let {len(started)} of 6 plants start: {sorted(started)}"
+        for plant in (f"p{i}" for i in range(1, 7)):
+            dp.assert_whole(plant, "v2" if plant in started else "v1")
+        no_lock_left(dp)
+        entry = history_of(dp, rollout_id)
+        assert entry["state"] == "aborted", entry
+        assert entry["note"] == "aborted by ann@console: sensor data looks wrong", entry
+        again = abort(dp, rollout_id, "twice")
+        assert again.returncode == 2 and "already ended" in again.stdout + again.stderr, again.stdout + again.stderr
+        resumed = rollout("resume", "-C", dp.root, rollout_id, "--yes")
+        assert resumed.code == 2 and "aborted" in resumed.text, resumed.text
+    finally:
+        dp.stop_services()
+
+
+def test_abort_of_a_paused_rollout_ends_it_at_once(tmp_path: Path, rollout) -> None:
+    dp = build(tmp_path, "local", None, 3, light=True, strategy=APPROVAL)
+    try:
+        first = rollout("deploy", "-C", dp.root, "--release", "v1", "--yes", "--json")
+        assert first.code == 4, first.text
+        rollout_id = next(json.loads(line)["rollout"] for line in first.out.splitlines() if '"rollout"' in line)
+        asked = abort(dp, rollout_id, "wrong release")
+        assert asked.returncode == 0, asked.stdout + asked.stderr
+        assert json.loads(asked.stdout.splitlines()[0])["state"] == "aborted", asked.stdout
+        entry = history_of(dp, rollout_id)
+        assert (entry["state"], entry["note"]) == ("aborted", "aborted by ann@console: wrong release"), entry
+        assert entry["plants"] == {"p1": "updated"}, entry
+        resumed = rollout("resume", "-C", dp.root, rollout_id, "--yes")
+        assert resumed.code == 2 and "aborted" in resumed.text, resumed.text
+        for plant in ("p2", "p3"):
+            dp.assert_whole(plant, None)
+        dp.assert_whole("p1", "v1")
+        no_lock_left(dp)
+        unknown = abort(dp, "no-such-rollout", "x")
+        assert unknown.returncode == 2 and "no-such-rollout" in unknown.stdout + unknown.stderr, unknown.stderr
+        status = rollout("status", "-C", dp.root, "--json")
+        assert rollout_id not in status.out, f"an aborted rollout still shows as under way: {status.out}"
+    finally:
+        dp.stop_services()
+
