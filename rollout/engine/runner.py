@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 
+from rollout.config.codebase import Release
 from rollout.config.project import Project
 from rollout.core.clock import Clock, SystemClock
 from rollout.core.events import EventSink
@@ -52,6 +53,8 @@ class InProcessRunner(PlantRunner):
         self.options = options
         self.clock = clock or SystemClock()
         self._orders: dict[tuple[str, str], WorkOrder] = {}
+        self._releases: dict[str, Release] = {}
+        """Older releases by commit: each is read from git once, whatever the plants."""
         """The orders as completed at preflight, by (plant, release)."""
         self._guard = threading.Lock()
 
@@ -68,7 +71,16 @@ class InProcessRunner(PlantRunner):
     def render(self, plant: str) -> RenderSteps:
         """The checks of the release at a commit, rendered from the code base (at preflight only)."""
         found = self.project.plants[plant]
-        return lambda commit: Steps(Renderer(self.project, self.project.release(commit)).render_steps(found))
+        return lambda commit: Steps(Renderer(self.project, self._release(commit)).render_steps(found))
+
+    def _release(self, commit: str) -> Release:
+        with self._guard:
+            known = self._releases.get(commit)
+        if known is None:
+            known = self.project.release(commit)
+            with self._guard:
+                known = self._releases.setdefault(commit, known)
+        return known
 
     def deploy(self, order: WorkOrder, before: Targets | None, sink: EventSink) -> PlantResult:
         return self._executor(sink).deploy(self._completed(order), before, self.render(order.plant), self._keep)

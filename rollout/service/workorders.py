@@ -29,6 +29,7 @@ def render_work(
     renderer = Renderer(project, release)
     problems: list[Problem] = []
     works: dict[str, WorkOrder] = {}
+    olds: dict[str, Renderer | ConfigError] = {}
     for name in plants:
         plant = project.plants[name]
         try:
@@ -37,19 +38,28 @@ def render_work(
         except ConfigError as exc:
             problems.extend(exc.problems)
             continue
-        old = _old_steps(project, plant, (known or {}).get(name, ()))
+        old = _old_steps(project, plant, (known or {}).get(name, ()), olds)
         works[name] = WorkOrder.build(name, release.id, release.commit, bundles, steps, old)
     if problems:
         raise ConfigError(problems)
     return works
 
 
-def _old_steps(project: Project, plant: Plant, commits: Collection[str]) -> dict[str, Steps]:
+def _old_steps(
+    project: Project, plant: Plant, commits: Collection[str], renderers: dict[str, Renderer | ConfigError]
+) -> dict[str, Steps]:
+    """The steps of each of ``commits``; ``renderers`` keeps one per commit, so each is read from git once."""
     found: dict[str, Steps] = {}
     for commit in sorted(set(commits)):
         try:
-            found[commit] = render_steps(project, plant, commit)
-        except ConfigError:
+            if commit not in renderers:
+                renderers[commit] = Renderer(project, project.release(commit))
+            renderer = renderers[commit]
+            if isinstance(renderer, ConfigError):
+                continue
+            found[commit] = Steps(renderer.render_steps(plant))
+        except ConfigError as exc:
+            renderers.setdefault(commit, exc)
             continue  # refused at preflight if a host really runs it
     return found
 
