@@ -16,7 +16,7 @@ from rollout.engine.runner import InProcessRunner
 from rollout.errors import ConfigError
 from rollout.service.history import rollout_state
 from rollout.service.orchestrator import Orchestrator, RolloutResult, new_rollout_id, plan_spec
-from rollout.service.state import open_state
+from rollout.service.state import existing_state, open_state
 from rollout.service.workorders import known_commits, render_work
 from rollout.state.journal import Journal, RolloutRecord
 
@@ -60,8 +60,10 @@ def start_rollout(
     if approve_through is not None and approve_through not in names:
         raise ConfigError.one("--approve-through", f"no wave named {approve_through!r}", expected=", ".join(names))
     members = [p.name for w in plan.waves for p in w.plants]
-    journal = journal or open_state(project)
-    works = render_work(project, release, members, known_commits(journal, members))
+    # Everything is rendered before the state is created: a refused deploy leaves nothing behind.
+    peek = journal or existing_state(project)
+    works = render_work(project, release, members, known_commits(peek, members) if peek else None)
+    journal = peek or open_state(project)
     spec = plan_spec(plan, approve_through, force_window)
     record = RolloutRecord(
         new_rollout_id(clock()), "deploy", release.id, release.commit, time.time(), options.operator, spec

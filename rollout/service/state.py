@@ -67,6 +67,13 @@ def open_state(project: Project, clock: Clock | None = None, environ: Mapping[st
     return _open_url(state_url(project, environ), clock)
 
 
+def existing_state(project: Project, clock: Clock | None = None) -> Journal | None:
+    """The project's state if it exists already, else None (nothing is created): a deploy that
+    is then refused as bad input must leave no state behind."""
+    url = state_url(project)
+    return _open_url(url, clock) if url.path.exists() else None
+
+
 def rehearsal_journal(project: Project) -> SqliteJournal:
     """The rehearsal's own SQLite state, apart from the project's: a rehearsal never writes the real one."""
     return SqliteJournal(project.root / REHEARSAL_DIR / "state.db")
