@@ -117,7 +117,7 @@ def read_yaml(path: Path, display: str) -> YamlDoc:
 def parse_yaml(text: str, display: str) -> YamlDoc:
     """Parse YAML text that must hold at most one document."""
     try:
-        _check_depth(text, display)
+        check_depth(text, display, _Core12Loader)
         nodes = list(yaml.compose_all(text, Loader=_Core12Loader))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -136,10 +136,14 @@ def parse_yaml(text: str, display: str) -> YamlDoc:
     return YamlDoc(display, data, builder.lines)
 
 
-def _check_depth(text: str, display: str) -> None:
+def check_depth(text: str, display: str, loader: type[yaml.SafeLoader]) -> None:
     """Refuse deep nesting from the event stream, before the (recursive) composer can overflow the stack."""
+    # Every collection starts at one of these characters ('[', '{', a '- ' item, a ': ' or '? ' key):
+    # with fewer of them than the bound, no nesting can exceed it, and the slower walk is not needed.
+    if sum(map(text.count, "[{-:?")) <= MAX_DEPTH:
+        return
     depth = 0
-    for event in yaml.parse(text, Loader=_Core12Loader):
+    for event in yaml.parse(text, Loader=loader):
         if isinstance(event, yaml.CollectionStartEvent):
             depth += 1
             if depth > MAX_DEPTH:

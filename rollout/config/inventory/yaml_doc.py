@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from rollout.config.yamlfile import MAX_DEPTH, MAX_NODES
+from rollout.config.yamlfile import MAX_DEPTH, MAX_NODES, check_depth
 from rollout.errors import ConfigError, Problem, shorten
 
 _MAX_INT_BITS = 3322  # about 1000 decimal digits: JSON, messages and templates must write every number
@@ -172,7 +172,7 @@ class _Builder:
 
     def document(self, text: str) -> Doc:
         try:
-            self._check_depth(text)
+            check_depth(text, self.display, _Loader)
             nodes = list(yaml.compose_all(text, Loader=_Loader))
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
@@ -186,22 +186,6 @@ class _Builder:
         if not nodes:
             return Doc(self.display, None, None)
         return Doc(self.display, self.build(nodes[0]), nodes[0].start_mark.line + 1)
-
-    def _check_depth(self, text: str) -> None:
-        """Deep nesting is refused from the events, before the recursive composer can overflow the stack."""
-        # Every collection starts at one of these characters ('[', '{', a '- ' item, a ': ' or '? ' key):
-        # with fewer of them than the bound, no nesting can exceed it, and the slower walk is not needed.
-        if sum(map(text.count, "[{-:?")) <= MAX_DEPTH:
-            return
-        depth = 0
-        for event in yaml.parse(text, Loader=_Loader):
-            if isinstance(event, yaml.CollectionStartEvent):
-                depth += 1
-                if depth > MAX_DEPTH:
-                    line = event.start_mark.line + 1 if event.start_mark else None
-                    raise ConfigError.one(self.display, f"nested too deeply (over {MAX_DEPTH} levels)", line=line)
-            elif isinstance(event, yaml.CollectionEndEvent):
-                depth -= 1
 
     def build(self, node: yaml.Node) -> Any:
         self.budget -= 1
