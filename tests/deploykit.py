@@ -331,7 +331,8 @@ def journal_complete(dp: DeployProject) -> None:
     for record in journal.rollouts():
         kinds = [e.event.kind for e in journal.events(rollout=record.id)]
         assert kinds[0] == "rollout.created", (record.id, kinds[:3])
-        assert "rollout.finished" in kinds or "rollout.halted" in kinds, (record.id, "never ended", kinds[-5:])
+        ended = {"rollout.finished", "rollout.halted", "rollout.aborted"} & set(kinds)
+        assert ended, (record.id, "never ended", kinds[-5:])
         started = {e.event.plant for e in journal.events(rollout=record.id) if e.event.kind == "plant.started"}
         for plant in started:
             mine = [e.event.kind for e in journal.events(rollout=record.id, plant=plant)]

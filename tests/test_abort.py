@@ -11,7 +11,7 @@ from typing import Any
 
 from test_faults import ROLLOUT, Run
 
-from deploykit import DeployProject, build
+from deploykit import DeployProject, PlantSpec, build
 from rollout.service import open_state
 
 SIX_BY_TWO = """  parallelism: 2
@@ -27,6 +27,13 @@ APPROVAL = """  waves:
       select: {remaining: true}
       approval: true
 """
+WAIT_FOR_WINDOWS = """  parallelism: 2
+  max_window_wait: 168h
+  waves:
+    - name: all
+      select: {remaining: true}
+"""
+NIGHT = "[{days: [sat], start: '02:00', end: '04:00'}]"
 LIMIT = 180
 
 
@@ -73,7 +80,8 @@ def test_abort_of_a_running_rollout_from_a_second_process(tmp_path: Path, rollou
         assert asked.returncode == 0, asked.stdout + asked.stderr
         assert json.loads(asked.stdout.splitlines()[0])["state"] == "aborting", asked.stdout
         code, err = run.finish()
-        assert code == 4, f"the aborted run exited {code}: {err}"
+        seen = [(e.get("kind"), e.get("plant"), e.get("seq")) for e in run.events]
+        assert code == 4, f"the aborted run exited {code}: {err}; it showed {seen}"
         kinds = [(e.get("kind"), e.get("plant")) for e in run.events]
         assert ("rollout.aborted", "") in kinds, f"no rollout.aborted in {kinds[-5:]}"
         assert ("rollout.finished", "") not in kinds, "an aborted rollout said it finished"
@@ -92,6 +100,37 @@ def test_abort_of_a_running_rollout_from_a_second_process(tmp_path: Path, rollou
         assert again.returncode == 2 and "already ended" in again.stdout + again.stderr, again.stdout + again.stderr
         resumed = rollout("resume", "-C", dp.root, rollout_id, "--yes")
         assert resumed.code == 2 and "aborted" in resumed.text, resumed.text
+    finally:
+        dp.stop_services()
+
+
+def test_abort_ends_a_wait_for_a_maintenance_window(tmp_path: Path, monkeypatch) -> None:
+    """A rollout waiting days for plants' windows is running: the abort ends its wait at once."""
+    plants = [PlantSpec("p1"), PlantSpec("p2", windows=NIGHT), PlantSpec("p3", windows=NIGHT)]
+    dp = build(tmp_path, "local", None, plants, light=True, strategy=WAIT_FOR_WINDOWS)
+    try:
+        monkeypatch.setenv("ROLLOUT_NOW", "2026-11-23T12:00:00+00:00")  # a Monday noon: p2, p3 closed till Saturday
+        run = Run(dp, "v1")
+        assert run.until(lambda e: e.get("kind") == "window.waiting"), f"no window.waiting: {run.events[-3:]}"
+        rollout_id = str(run.events[0]["rollout"])
+        second = subprocess.run(
+            [ROLLOUT, "resume", "-C", str(dp.root), rollout_id, "--yes"], capture_output=True, text=True, timeout=LIMIT
+        )
+        assert second.returncode == 4, f"a second run of a running rollout: {second.returncode} {second.stderr}"
+        assert f"rollout {rollout_id} is already being run by pid {run.proc.pid}" in second.stderr, second.stderr
+        asked = abort(dp, rollout_id, "change freeze")
+        assert asked.returncode == 0, asked.stdout + asked.stderr
+        assert json.loads(asked.stdout.splitlines()[0])["state"] == "aborting", asked.stdout
+        code, err = run.finish()
+        assert code == 4, f"the aborted run exited {code}: {err}"
+        kinds = [(e.get("kind"), e.get("plant")) for e in run.events]
+        assert ("rollout.aborted", "") in kinds, f"no rollout.aborted in {kinds[-5:]}"
+        assert not [k for k in kinds if k[0] == "plant.started" and k[1] != "p1"], f"a closed plant started: {kinds}"
+        dp.assert_whole("p1", "v1")
+        for plant in ("p2", "p3"):
+            dp.assert_whole(plant, None)
+        no_lock_left(dp)
+        assert history_of(dp, rollout_id)["state"] == "aborted"
     finally:
         dp.stop_services()
 
@@ -120,4 +159,3 @@ def test_abort_of_a_paused_rollout_ends_it_at_once(tmp_path: Path, rollout) -> N
         assert rollout_id not in status.out, f"an aborted rollout still shows as under way: {status.out}"
     finally:
         dp.stop_services()
-

@@ -81,3 +81,16 @@ def test_diff_against_nothing_shows_every_file_added(mini: MiniProject, rollout)
     result = rollout("diff", "-C", mini.root, "-p", "p2", "--json")
     changes = [json.loads(line) for line in result.out.splitlines()][:-1]
     assert {c["status"] for c in changes} == {"added"} and len(changes) == 4
+
+
+def test_validate_checks_the_state_url_without_making_a_state(
+    mini: MiniProject, rollout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ROLLOUT_STATE", "mysql://db/rollout")
+    refused = rollout("validate", "-C", mini.root, "--json")
+    assert refused.code == 2, refused.text
+    problem = json.loads(refused.out.splitlines()[0])
+    assert (problem["location"], problem["found"]) == ("ROLLOUT_STATE", "'mysql://db/rollout'"), problem
+    monkeypatch.delenv("ROLLOUT_STATE")
+    assert rollout("validate", "-C", mini.root).code == 0
+    assert not (mini.root / ".rollout").exists(), "validate made a state"

@@ -23,10 +23,11 @@ from rich.console import Console
 from rollout import service
 from rollout.cli import views
 from rollout.config.project import Project
+from rollout.core.clock import Clock, ShiftedClock, SystemClock
 from rollout.core.events import EventSink
 from rollout.engine.executor import Options, default_operator
 from rollout.errors import ConfigError, Problem
-from rollout.service.junit import write_junit
+from rollout.service.junit import junit_report
 from rollout.service.orchestrator import RolloutResult
 from rollout.state.journal import JournalError, LockedError, SchemaError
 
@@ -221,11 +222,12 @@ _junit_option = click.option(
 )
 
 
-def _clock() -> Callable[[], dt.datetime]:
-    """Now, or the fixed time ROLLOUT_NOW gives (ISO 8601): rehearsals and tests of windows."""
+def _clock() -> Clock:
+    """The machine's clock, or one that starts at ROLLOUT_NOW (ISO 8601) and goes on from there:
+    rehearsals and tests of windows at any time of day, whose waits and bakes still end."""
     fixed = os.environ.get("ROLLOUT_NOW")
     if not fixed:
-        return lambda: dt.datetime.now(dt.UTC)
+        return SystemClock()
     try:
         when = dt.datetime.fromisoformat(fixed)
     except ValueError:
@@ -234,7 +236,7 @@ def _clock() -> Callable[[], dt.datetime]:
         ) from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.UTC)
-    return lambda: when
+    return ShiftedClock(when)
 
 
 def _rollout_exit(result: RolloutResult) -> int:
@@ -252,11 +254,7 @@ def _rollout_exit(result: RolloutResult) -> int:
 def _finish(project: Project, result: RolloutResult, as_json: bool, junit: Path | None, rehearsal: bool = False) -> int:
     console = _console()
     if junit is not None:
-        journal = service.rehearsal_journal(project) if rehearsal else service.open_state(project)
-        record = journal.rollout(result.id)
-        plants = [p for w in record.spec["waves"] for p in w["plants"]] if record else []
-        layers = [layer.name for layer in project.config.layers]
-        write_junit(junit, result.id, layers, plants, journal.events(rollout=result.id))
+        junit_report(project, result.id, junit, rehearsal)
     views.rollout_result(console, result, as_json)
     if result.message and not as_json:
         _console(stderr=True).print(result.message, highlight=False)
@@ -408,7 +406,7 @@ def status(directory: Path | None, as_json: bool, insecure: bool, plants: tuple[
     options = _options(project, insecure, _console(stderr=True))
     console = _console()
     views.status(console, service.status(project, list(plants), options), as_json)
-    views.under_way(console, service.under_way(project), service.open_state(project).locks(), as_json)
+    views.under_way(console, service.under_way(project), service.plant_locks(project), as_json)
     return EXIT_OK
 
 

@@ -16,6 +16,7 @@ from rollout.config.project import Project
 from rollout.config.yamlfile import Path_, format_path
 from rollout.core.events import Event
 from rollout.core.plan import Plan
+from rollout.core.projection import PlantState, RolloutState
 from rollout.core.values import Source
 from rollout.engine.executor import PlantResult
 from rollout.errors import Problem
@@ -459,25 +460,24 @@ def _iso(seconds: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(seconds))
 
 
-_CELL = {
+_STEP = {
     "layer.staging": ("staging", "cyan"),
     "layer.activating": ("switching", "cyan"),
     "layer.restarting": ("restarting", "cyan"),
     "layer.checking": ("checking", "cyan"),
-    "layer.failed": ("FAILED", "bold red"),
     "rollback.layer": ("rolling back", "yellow"),
 }
+"""What the live view shows of the layer a plant is working on, by its last step."""
 
 
 class LiveView:
-    """Waves x plants x layers, redrawn in place on a terminal as events arrive."""
+    """Waves x plants x layers, redrawn in place on a terminal as events arrive: the view folds
+    the events into the rollout's state (the one projection) and draws that."""
 
     def __init__(self, console: Console, project: Project) -> None:
         self.console = console
         self.layers = [layer.name for layer in project.config.layers]
-        self.cells: dict[tuple[str, str], tuple[str, str]] = {}
-        self.plants: dict[str, tuple[str, str]] = {}
-        self.waves: dict[str, str] = {}
+        self.state = RolloutState()
         self.order: list[str] = []
         self.last = ""
         self.live = Live(console=console, refresh_per_second=8, transient=False)
@@ -491,43 +491,41 @@ class LiveView:
         self.live.__exit__(None, None, None)
 
     def update(self, event: Event) -> None:
-        if event.kind == "wave.started":
-            for plant in event.detail.get("plants", []):
-                self.waves[plant] = str(event.detail.get("wave"))
-                if plant not in self.order:
-                    self.order.append(plant)
-        elif event.plant and event.plant not in self.order:
-            self.order.append(event.plant)
-        if event.layer and event.kind in _CELL:
-            self.cells[(event.plant, event.layer)] = _CELL[event.kind]
-        elif event.kind == "check.result" and event.layer:
-            ok = event.detail.get("outcome") == "succeeded"
-            if not ok:
-                self.cells[(event.plant, event.layer)] = ("check failed", "red")
-            elif self.cells.get((event.plant, event.layer), ("", ""))[0] != "check failed":
-                self.cells[(event.plant, event.layer)] = ("ok", "green")
-        elif event.kind in _PLANT_STATE:
-            self.plants[event.plant] = _PLANT_STATE[event.kind]
+        self.state.apply(event)
+        for plant in [*event.detail.get("plants", [])] if event.kind == "wave.started" else [event.plant]:
+            if plant and plant not in self.order:
+                self.order.append(str(plant))
         self.last = f"{event.plant or 'rollout'}: {event.kind}"
         self.live.update(self._table())
 
     def _table(self) -> Table:
         table = Table("wave", "plant", *self.layers, "plant state", title="rollout", caption=self.last)
-        for plant in self.order:
-            row = [Text(*self.cells.get((plant, layer), ("-", "dim"))) for layer in self.layers]
-            state, style = self.plants.get(plant, ("waiting", "dim"))
-            table.add_row(self.waves.get(plant, ""), plant, *row, Text(state, style=style))
+        for name in self.order:
+            plant = self.state.plants.get(name) or PlantState(name)
+            row = [Text(*_cell(plant, layer)) for layer in self.layers]
+            table.add_row(plant.wave or "", name, *row, Text(plant.phase, style=_PHASE_STYLE.get(plant.phase, "cyan")))
         return table
 
 
-_PLANT_STATE = {
-    "plant.locked": ("working", "cyan"),
-    "plant.done": ("done", "green"),
-    "plant.rolled_back": ("rolled back", "yellow"),
-    "plant.attention": ("NEEDS ATTENTION", "bold red"),
-    "plant.preflight_failed": ("preflight failed", "yellow"),
-    "plant.skipped": ("skipped (window)", "yellow"),
-    "plant.blocked": ("blocked (locked)", "red"),
+def _cell(plant: PlantState, layer: str) -> tuple[str, str]:
+    if plant.layer == layer and plant.in_flight and plant.step in _STEP:
+        return _STEP[plant.step]
+    if layer in plant.failed_layers:
+        return "FAILED", "bold red"
+    if layer in plant.layers_done:
+        return "ok", "green"
+    return "-", "dim"
+
+
+_PHASE_STYLE = {
+    "pending": "dim",
+    "updated": "green",
+    "unchanged": "green",
+    "rolled_back": "yellow",
+    "attention": "bold red",
+    "preflight_failed": "yellow",
+    "skipped": "yellow",
+    "blocked": "red",
 }
 
 

@@ -37,6 +37,8 @@ class PlantState:
     """The executor began on it (``plant.started``) since its last outcome."""
     layer: str | None = None
     """The layer its last layer event was about."""
+    step: str = ""
+    """The kind of its last layer event (``layer.staging``, ``layer.checking``, ...)."""
     layers_done: list[str] = field(default_factory=list)
     before: dict[str, Any] | None = None
     """What it ran when the rollout first reached it (``plant.before``), as stored."""
@@ -209,7 +211,7 @@ class RolloutState:
         elif kind == "plant.bake_failed":
             plant.bake_failed = str(detail.get("reason", ""))
         if event.layer:
-            plant.layer = event.layer
+            plant.layer, plant.step = event.layer, kind
         if kind in PLANT_DONE:
             _outcome(plant, event)
 

@@ -3,7 +3,7 @@
 Nothing here prints or exits: results are data, failures are errors of ``rollout.errors``.
 """
 
-from rollout.service.history import HistoryEntry, history, rollout_state, under_way
+from rollout.service.history import HistoryEntry, history, plant_locks, rollout_state, under_way
 from rollout.service.queries import Diff, Rendered, Validation, diff, explain, open_project, plan, render, validate
 from rollout.service.rehearsal import rehearse
 from rollout.service.rollbacks import locked_rollback, rollback
@@ -30,6 +30,7 @@ __all__ = [
     "open_project",
     "open_state",
     "plan",
+    "plant_locks",
     "rehearsal_journal",
     "rehearse",
     "render",

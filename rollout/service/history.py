@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from rollout.config.project import Project
 from rollout.core.projection import ENDED, fold
+from rollout.service.recorder import is_run_lease
 from rollout.service.state import open_state
-from rollout.state.journal import JournalEvent, RolloutRecord
+from rollout.state.journal import JournalEvent, Lock, RolloutRecord
 
 
 def under_way(project: Project) -> list[HistoryEntry]:
@@ -15,9 +17,22 @@ def under_way(project: Project) -> list[HistoryEntry]:
     return [e for e in history(project, None) if e.state not in ENDED]
 
 
+def plant_locks(project: Project) -> list[Lock]:
+    """The leases held on plants (stale ones included); a rollout's own lease is not a plant's."""
+    return [lock for lock in open_state(project).locks() if not is_run_lease(lock)]
+
+
 def rollout_state(events: list[JournalEvent]) -> str:
     """finished, halted, aborted, paused, running or interrupted: read from the rollout's events alone."""
     return fold(e.event for e in events).status
+
+
+def _live_status(status: str, rollout: str, live: set[str]) -> str:
+    """A rollout that has not ended and is not paused runs while a live process holds its lease;
+    otherwise a run of it was interrupted (killed, or its machine lost)."""
+    if status in ("running", "interrupted"):
+        return "running" if rollout in live else "interrupted"
+    return status
 
 
 @dataclass(frozen=True)
@@ -36,6 +51,8 @@ def history(project: Project, plant: str | None) -> list[HistoryEntry]:
     journal = open_state(project)
     if plant is not None:
         project.plant(plant)
+    now = time.time()
+    live = {lock.owner for lock in journal.locks() if is_run_lease(lock) and not lock.stale(now)}
     entries = []
     for record in journal.rollouts(plant):
         events = journal.events(rollout=record.id)
@@ -47,5 +64,6 @@ def history(project: Project, plant: str | None) -> list[HistoryEntry]:
         release = record.release or state.went_back_to
         abort = state.abort
         why = f"aborted by {abort.by}: {abort.reason}" if abort and state.status == "aborted" else ""
-        entries.append(HistoryEntry(record, state.status, outcomes, ended, release, why))
+        status = _live_status(state.status, record.id, live) if record.kind == "deploy" else state.status
+        entries.append(HistoryEntry(record, status, outcomes, ended, release, why))
     return entries

@@ -18,6 +18,7 @@ from rollout.core.render import Renderer
 from rollout.core.values import Source, merge_values
 from rollout.errors import ConfigError
 from rollout.service.bundle_writer import existing_files, write_bundle
+from rollout.service.state import state_url
 
 T = TypeVar("T")
 
@@ -39,7 +40,9 @@ class Validation:
 
 
 def validate(project: Project, ref: str | None) -> Validation:
-    """Check everything a deploy of ``ref`` would use by rendering every plant in memory."""
+    """Check everything a deploy of ``ref`` would use by rendering every plant in memory; the
+    state URL too (parsed, not opened: validate stays read-only and needs no database)."""
+    state_url(project)
     release = project.release(ref)
     plan = make_plan(project, release.id, release.commit)
     renderer = Renderer(project, release)

@@ -8,9 +8,7 @@ rehearsal is a first install of the release everywhere.
 
 from __future__ import annotations
 
-import datetime as dt
 import shutil
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
@@ -18,6 +16,7 @@ from types import MappingProxyType
 from rollout.config.codebase import Release
 from rollout.config.inventory import Host, Inventory
 from rollout.config.project import Plant, Project
+from rollout.core.clock import Clock
 from rollout.core.events import EventSink, discard
 from rollout.core.plan import make_plan
 from rollout.core.render import Renderer
@@ -59,7 +58,7 @@ def rehearse(
     plants: list[str],
     options: Options,
     display: EventSink,
-    clock: Callable[[], dt.datetime],
+    clock: Clock,
 ) -> RolloutResult:
     """The staged rollout of ``ref`` on simulated copies of every plant; no real host is touched.
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import time
-from collections.abc import Callable
 from dataclasses import replace
 
 from rollout.config.models import LayerConfig
 from rollout.config.project import Plant, Project
+from rollout.core.clock import Clock
 from rollout.core.events import DURABLE, PLANT_DONE, ROLLOUT, Event, EventSink
 from rollout.core.render import Renderer
 from rollout.engine.executor import Executor, Options, PlantResult, Steps, Target
@@ -41,6 +40,7 @@ def rollback(
             (lay.name, host.name): Target.of(bundles[lay.name]) for lay in layers for host in executor.hosts(plant, lay)
         }
         return executor.rollback(plant, layers, lambda _: (targets, steps))
+
     def choose(running: dict[tuple[str, str], Running]) -> tuple[dict[tuple[str, str], Target], Steps]:
         targets = _previous_targets(executor, plant, layers, running)
         commit = _previous_commit(running, targets)  # read before any host changes
@@ -95,7 +95,7 @@ def locked_rollback(
     layer: str | None,
     options: Options,
     display: EventSink,
-    clock: Callable[[], dt.datetime],
+    clock: Clock,
 ) -> PlantResult:
     """Plant IT's rollback, holding the plant's lock and recorded in the journal.
 
@@ -105,7 +105,7 @@ def locked_rollback(
     project.plant(plant_name)
     _layers_from(project, layer)  # a bad --layer is refused before anything is recorded
     journal = open_state(project)
-    rid = "rollback-" + new_rollout_id(clock())
+    rid = "rollback-" + new_rollout_id(clock.now())
     spec: dict[str, object] = {"kind": "rollback", "plant": plant_name, "to": to, "layer": layer, "waves": []}
     journal.acquire(plant_name, rid, f"rollback by {options.operator}", 3600.0, options.operator)
     record = _RollbackRecorder(journal, rid, plant_name, display)

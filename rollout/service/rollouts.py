@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import time
-from collections.abc import Callable
 from dataclasses import replace
 
 from rollout.config.project import Project
+from rollout.core.clock import Clock
 from rollout.core.events import ROLLOUT, Event, EventSink
 from rollout.core.plan import Plan, WavePlan, make_plan
 from rollout.core.projection import ENDED, fold
@@ -16,9 +15,10 @@ from rollout.engine.runner import InProcessRunner
 from rollout.errors import ConfigError
 from rollout.service.history import rollout_state
 from rollout.service.orchestrator import Orchestrator, RolloutResult, new_rollout_id, plan_spec
+from rollout.service.recorder import LOCK_TTL, run_key
 from rollout.service.state import existing_state, open_state
 from rollout.service.workorders import known_commits, render_work
-from rollout.state.journal import Journal, RolloutRecord
+from rollout.state.journal import Journal, LockedError, RolloutRecord
 
 
 def _select(plan: Plan, waves: list[str], plants: list[str], project: Project) -> Plan:
@@ -47,7 +47,7 @@ def start_rollout(
     plants: list[str],
     options: Options,
     display: EventSink,
-    clock: Callable[[], dt.datetime],
+    clock: Clock,
     approve_through: str | None = None,
     force_window: bool = False,
     journal: Journal | None = None,
@@ -66,16 +66,17 @@ def start_rollout(
     journal = peek or open_state(project)
     spec = plan_spec(plan, approve_through, force_window)
     record = RolloutRecord(
-        new_rollout_id(clock()), "deploy", release.id, release.commit, time.time(), options.operator, spec
+        new_rollout_id(clock.now()), "deploy", release.id, release.commit, time.time(), options.operator, spec
     )
-    orchestrator = Orchestrator(project, journal, InProcessRunner(project, options), works.__getitem__, display, clock)
+    runner = InProcessRunner(project, options, clock)
+    orchestrator = Orchestrator(project, journal, runner, works.__getitem__, display, clock)
     insecure = options.known_hosts is None
     warnings = ["SSH host keys are NOT verified (--insecure-skip-host-key-check)"] if insecure else []
     return orchestrator.start(record, members, warnings)
 
 
 def resume_rollout(
-    project: Project, rollout_id: str | None, options: Options, display: EventSink, clock: Callable[[], dt.datetime]
+    project: Project, rollout_id: str | None, options: Options, display: EventSink, clock: Clock
 ) -> RolloutResult:
     """Go on with a rollout that was interrupted or paused (default: the latest unfinished one)."""
     journal = open_state(project)
@@ -92,7 +93,8 @@ def resume_rollout(
         project, replace(release, id=record.release or release.id), members, known_commits(journal, members)
     )
     resumed = replace(record, operator=options.operator)
-    orchestrator = Orchestrator(project, journal, InProcessRunner(project, options), works.__getitem__, display, clock)
+    runner = InProcessRunner(project, options, clock)
+    orchestrator = Orchestrator(project, journal, runner, works.__getitem__, display, clock)
     return orchestrator.resume(resumed)
 
 
@@ -148,8 +150,17 @@ def abort(project: Project, rollout_id: str, operator: str, reason: str) -> str:
         )
     detail = {"by": operator, "reason": reason}
     journal.append(record.id, Event("abort.requested", ROLLOUT, detail=detail))
-    stranded = any(p.in_flight for p in state.plants.values())
-    if state.status == "paused" or (state.status == "interrupted" and not stranded):
+    # Taking the rollout's own lease tells, atomically, that no live process runs it (a killed
+    # run's lease is taken over); then it ends here unless a killed run left a plant half way.
+    try:
+        journal.acquire(run_key(record.id), record.id, f"aborting it for {operator}", LOCK_TTL, operator)
+    except LockedError:
+        return "aborting"
+    try:
+        state = fold(e.event for e in journal.events(rollout=record.id))
+        if state.status in ENDED or any(p.in_flight for p in state.plants.values()):
+            return "aborting" if state.status not in ENDED else str(state.status)
         journal.append(record.id, Event("rollout.aborted", ROLLOUT, detail=detail))
         return "aborted"
-    return "aborting"
+    finally:
+        journal.release(run_key(record.id), record.id)

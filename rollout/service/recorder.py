@@ -1,0 +1,182 @@
+"""What a running rollout writes, and the leases it holds while it runs.
+
+Every event goes to the journal first, then to the display, and is folded into the
+rollout's state in the same order, under one lock: the state the decisions read is the
+journal's, never ahead of it. A run holds a lease on the rollout itself (so a second
+process cannot drive it at the same time, and ``abort`` can tell a running rollout from
+one that nothing runs) and a lease on each plant it works on; a heartbeat renews them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from typing import Any, TypeVar
+
+from rollout.core.events import DURABLE, PLANT_DONE, ROLLOUT, Event, EventKind, EventSink
+from rollout.core.projection import RolloutState, fold
+from rollout.errors import RolloutError
+from rollout.state.journal import Journal, Lock, LockedError
+
+LOCK_TTL = 60.0
+"""Seconds a lease lasts unless renewed; the heartbeat renews it four times as often."""
+RUN_PREFIX = "rollout/"
+"""Leases on rollouts are keyed ``rollout/<id>``: a ``/`` is never in a plant's name."""
+FOREIGN = ("abort.requested", "approval.granted", "rollout.aborted")
+"""Kinds other processes write into a running rollout (``abort``, ``approve``)."""
+
+T = TypeVar("T")
+
+
+def run_key(rollout: str) -> str:
+    return RUN_PREFIX + rollout
+
+
+def is_run_lease(lock: Lock) -> bool:
+    return lock.plant.startswith(RUN_PREFIX)
+
+
+class AlreadyRunning(LockedError):
+    """Another live process runs this rollout."""
+
+    def __init__(self, rollout: str, lock: Lock) -> None:
+        self.plant = ""
+        self.lock = lock
+        RolloutError.__init__(self, f"rollout {rollout} is already being run by pid {lock.pid} on {lock.hostname}")
+
+
+class Recorder:
+    """The journal, the display and the folded state of one rollout, written as one."""
+
+    def __init__(self, journal: Journal, rollout: str, operator: str, display: EventSink) -> None:
+        self.journal = journal
+        self.rollout = rollout
+        self.operator = operator
+        self.display = display
+        history = journal.events(rollout=rollout)
+        self.state: RolloutState = fold(e.event for e in history)
+        self._seen = history[-1].seq if history else 0
+        self._outside = self._seen
+        """The last seq of another process's events looked at: never moved by this run's writes,
+        whose seqs may pass an abort written in between."""
+        self._order = threading.Lock()
+        """Journal order = display order = fold order."""
+        self._guard = threading.Lock()
+        self._held: set[str] = set()
+        self._stop = threading.Event()
+
+    # -- reading -----------------------------------------------------------------------
+
+    @property
+    def seen(self) -> int:
+        """The last journal seq folded in: it grows with every event this run writes."""
+        return self._seen
+
+    def read(self, look: Callable[[RolloutState], T]) -> T:
+        """``look`` at the state while no event is folded in (decisions are made on a still state)."""
+        with self._order:
+            return look(self.state)
+
+    def take_foreign(self) -> None:
+        """Fold in what other processes wrote since (an abort, an approval): a cheap query."""
+        found = [e for e in self.journal.events(rollout=self.rollout, kinds=FOREIGN) if e.seq > self._outside]
+        with self._order:
+            for journal_event in found:
+                self.state.apply(journal_event.event)
+                self._outside = max(self._outside, journal_event.seq)
+
+    # -- writing -----------------------------------------------------------------------
+
+    def sink(self) -> EventSink:
+        return self.record
+
+    def emit(self, kind: EventKind, plant: str = ROLLOUT, detail: dict[str, Any] | None = None) -> None:
+        self.record(Event(kind, plant, detail=detail or {}))
+
+    def record(self, event: Event) -> None:
+        """Journal first, then show and fold. A plant's outcome, the release of its lease and
+        ``plant.unlocked`` are one write: a run killed between two writes would otherwise leave
+        the lease behind a finished plant."""
+        with self._guard:
+            releasing = event.kind in PLANT_DONE and event.plant in self._held
+            if releasing:
+                self._held.discard(event.plant)
+        if releasing:
+            self._write([event, Event("plant.unlocked", event.plant)], event.plant)
+        else:
+            self._write([event], None)
+        if event.kind in DURABLE:
+            self.journal.sync()  # outside the lock: plants' syncs overlap instead of queueing
+
+    def _write(self, events: list[Event], unlock: str | None) -> None:
+        with self._order:
+            if unlock is None:
+                seqs = [self.journal.append(self.rollout, e) for e in events]
+            else:
+                seqs = self.journal.append_releasing(self.rollout, events, unlock, self.rollout)
+            for event, seq in zip(events, seqs, strict=True):
+                written = replace(event, seq=seq, rollout=self.rollout)
+                self.state.apply(written)
+                self._seen = max(self._seen, seq)
+                self.display(written)
+
+    # -- leases ------------------------------------------------------------------------
+
+    @contextmanager
+    def driving(self) -> Iterator[None]:
+        """Hold the rollout's own lease, with a heartbeat renewing every lease this run holds;
+        at the end, every lease of the rollout is given up (a killed run's left-overs too)."""
+        try:
+            self.journal.acquire(run_key(self.rollout), self.rollout, "running it", LOCK_TTL, self.operator)
+        except LockedError as exc:
+            raise AlreadyRunning(self.rollout, exc.lock) from None
+        heartbeat = threading.Thread(target=self._renew, daemon=True, name=f"heartbeat {self.rollout}")
+        heartbeat.start()
+        try:
+            self.release_leftovers()
+            yield
+            self.release_leftovers()
+        finally:
+            self._stop.set()
+            heartbeat.join(timeout=5)
+            self.journal.release(run_key(self.rollout), self.rollout)
+
+    @contextmanager
+    def locked(self, plant: str, purpose: str) -> Iterator[None]:
+        """Hold the plant's lease while its work goes on. The plant's outcome releases it in the
+        same write (``record``); when the work ends without one, it is released here."""
+        self.journal.acquire(plant, self.rollout, purpose, LOCK_TTL, self.operator)
+        with self._guard:
+            self._held.add(plant)
+        self.emit("plant.locked", plant, {"owner": self.rollout})
+        try:
+            yield
+        finally:
+            with self._guard:
+                still = plant in self._held
+                self._held.discard(plant)
+            if still:
+                self._write([Event("plant.unlocked", plant)], plant)
+
+    def release_leftovers(self) -> None:
+        """Plant leases of this rollout that no live process of it holds: a killed run's, left on
+        plants whose outcome it had already written, or that it had locked but not yet started."""
+        now = time.time()  # leases are timed by the state's clock, not by a shifted ROLLOUT_NOW
+        for lock in self.journal.locks():
+            if lock.owner != self.rollout or is_run_lease(lock) or lock.plant in self._held:
+                continue
+            if lock.stale(now) or lock.mine(self.rollout):
+                left = {"left_by": f"pid {lock.pid} on {lock.hostname}"}
+                self._write([Event("plant.unlocked", lock.plant, detail=left)], lock.plant)
+
+    def _renew(self) -> None:
+        while not self._stop.wait(LOCK_TTL / 4):
+            with self._guard:
+                held = [run_key(self.rollout), *sorted(self._held)]
+            try:
+                self.journal.renew(held, self.rollout, LOCK_TTL)
+            except Exception:  # a failed renewal shows as an expiring lease; the next write stops the run
+                pass
