@@ -420,6 +420,22 @@ CASES = [
         now=T0 + dt.timedelta(seconds=21),
     ),
     Case(
+        "a bake round's check events leave the ended plants ended (nothing deployed twice)",
+        BAKE,
+        started("w1", "a b")
+        + done("a")
+        + done("b")
+        + [
+            ev("wave.baking", wave="w1", seconds=100, until=T0.timestamp() + 100),
+            ev("check.attempt", "a", "edge", check="config", attempt=1),
+            ev("check.result", "a", "edge", check="config", outcome="succeeded"),
+            ev("check.result", "b", "edge", check="config", outcome="succeeded"),
+            ev("wave.rechecked", wave="w1", at=T0.timestamp()),
+        ],
+        WaitUntil(T0 + dt.timedelta(seconds=20)),
+        now=T0 + dt.timedelta(seconds=5),
+    ),
+    Case(
         "bake over",
         BAKE,
         started("w1", "a b")

@@ -503,7 +503,8 @@ class LiveView:
         for name in self.order:
             plant = self.state.plants.get(name) or PlantState(name)
             row = [Text(*_cell(plant, layer)) for layer in self.layers]
-            table.add_row(plant.wave or "", name, *row, Text(plant.phase, style=_PHASE_STYLE.get(plant.phase, "cyan")))
+            text, style = _PHASE.get(plant.phase, (plant.phase, "cyan"))
+            table.add_row(plant.wave or "", name, *row, Text(text, style=style))
         return table
 
 
@@ -512,21 +513,23 @@ def _cell(plant: PlantState, layer: str) -> tuple[str, str]:
         return _STEP[plant.step]
     if layer in plant.failed_layers:
         return "FAILED", "bold red"
-    if layer in plant.layers_done:
+    if layer in plant.layers_passed or layer in plant.layers_done:
         return "ok", "green"
     return "-", "dim"
 
 
-_PHASE_STYLE = {
-    "pending": "dim",
-    "updated": "green",
-    "unchanged": "green",
-    "rolled_back": "yellow",
-    "attention": "bold red",
-    "preflight_failed": "yellow",
-    "skipped": "yellow",
-    "blocked": "red",
+_PHASE = {
+    "pending": ("waiting", "dim"),
+    "locked": ("working", "cyan"),
+    "updated": ("done", "green"),
+    "unchanged": ("done (unchanged)", "green"),
+    "rolled_back": ("rolled back", "yellow"),
+    "attention": ("NEEDS ATTENTION", "bold red"),
+    "preflight_failed": ("preflight failed", "yellow"),
+    "skipped": ("skipped (window)", "yellow"),
+    "blocked": ("blocked (locked)", "red"),
 }
+"""How the live view words a plant's phase; one not named here (in flight, waiting for a window) as is."""
 
 
 def under_way(console: Console, entries: list[HistoryEntry], locks: list[Lock], as_json: bool) -> None:

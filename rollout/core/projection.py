@@ -26,6 +26,10 @@ _OUTCOME: dict[str, Outcome] = {
 }
 
 
+_REOPEN = ("plant.started", "plant.before", "rollback.started", "plant.bake_failed")
+"""Events that begin new work on a plant whose part had ended (a deploy, a put-back)."""
+
+
 @dataclass
 class PlantState:
     """One plant's part in the rollout so far."""
@@ -40,6 +44,9 @@ class PlantState:
     step: str = ""
     """The kind of its last layer event (``layer.staging``, ``layer.checking``, ...)."""
     layers_done: list[str] = field(default_factory=list)
+    """Layers it activated since it started."""
+    layers_passed: list[str] = field(default_factory=list)
+    """Layers whose checks passed since it started."""
     before: dict[str, Any] | None = None
     """What it ran when the rollout first reached it (``plant.before``), as stored."""
     rollback_started: bool = False
@@ -192,7 +199,8 @@ class RolloutState:
             plant.locked = False
             self.open_locks -= 1
             return
-        plant.ended = False
+        if kind in _REOPEN:
+            plant.ended = False  # new work on it; a bake's checks of an ended plant are not
         if kind == "plant.blocked":
             plant.blocked = str(detail.get("reason", ""))
         elif kind == "window.waiting":
@@ -200,11 +208,14 @@ class RolloutState:
         elif kind == "plant.before":
             plant.before = detail.get("before")
         elif kind == "plant.started":
-            plant.started, plant.layers_done, plant.window_until = True, [], None
+            plant.started, plant.layers_done, plant.layers_passed, plant.window_until = True, [], [], None
         elif kind == "layer.failed" and event.layer:
             plant.failed_layers[event.layer] = str(detail.get("reason", ""))
         elif kind == "layer.activated" and event.layer and event.layer not in plant.layers_done:
             plant.layers_done.append(event.layer)
+        elif kind == "check.result" and event.layer and detail.get("outcome") == "succeeded":
+            if event.layer not in plant.layers_passed:
+                plant.layers_passed.append(event.layer)
         elif kind == "rollback.started":
             plant.rollback_started = True
             self.went_back_to = event.release or self.went_back_to
