@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from lease_contract import LeaseContract
 from state_contract import SPAWN, WAIT, Backend, StateContract, reap, record, spawn
 
 from conftest import MiniProject, Result
@@ -17,6 +18,7 @@ from rollout.config.project import load_project
 from rollout.core.events import Event
 from rollout.errors import ConfigError
 from rollout.service import open_state, state_url
+from rollout.state import sqlite_schema
 from rollout.state.journal import JournalError
 from rollout.state.sqlite import SqliteJournal
 from rollout.state.url import StateUrlError, mask, parse_state_url
@@ -62,7 +64,7 @@ class SqliteBackend(Backend):
             subprocess.run(["chattr", "-i", *files], check=True, capture_output=True, timeout=30)
 
 
-class TestSqliteState(StateContract):
+class TestSqliteState(StateContract, LeaseContract):
     @pytest.fixture
     def backend(self, tmp_path: Path) -> SqliteBackend:
         return SqliteBackend(tmp_path / "state" / "state.db")
@@ -92,12 +94,25 @@ def test_a_journal_from_before_schema_versions_is_upgraded_in_place(tmp_path: Pa
     with closing(sqlite3.connect(path)) as db:
         db.executescript(OLD_SCHEMA.format(operator=operator))
     journal = SqliteJournal(path)
-    assert journal.schema() == SqliteJournal.known_schema == 2, f"upgraded to {journal.schema()}"
+    assert journal.schema() == SqliteJournal.known_schema == sqlite_schema.LATEST, f"upgraded to {journal.schema()}"
     assert journal.rollout("r1") == record("r1"), "the upgrade lost the rollout"
     assert [(e.seq, e.event.kind, e.event.detail) for e in journal.events()] == [(1, "plant.started", {"n": 1})]
-    assert [(lk.owner, lk.operator) for lk in journal.locks()] == [("r1", "")], journal.locks()
+    assert [(lk.owner, lk.operator, lk.fence) for lk in journal.locks()] == [("r1", "", 0)], journal.locks()
     assert journal.append("r1", Event("plant.done", "p1")) == 2
-    assert SqliteJournal(path).schema() == 2, "opening an upgraded journal again changed it"
+    assert SqliteJournal(path).schema() == sqlite_schema.LATEST, "opening an upgraded journal again changed it"
+
+
+def test_a_version_2_journal_gets_fencing_numbers_and_keeps_its_lease(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    with closing(sqlite3.connect(path)) as db:
+        db.executescript(OLD_SCHEMA.format(operator=", operator TEXT NOT NULL DEFAULT ''"))
+        db.executescript(
+            "CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (2);"
+        )
+    journal = SqliteJournal(path)
+    assert journal.schema() == 3 and [lk.fence for lk in journal.locks()] == [0], journal.locks()
+    taken = journal.acquire("p1", "r2", "deploy", 60.0)  # the old lease expired long ago (at 99 s)
+    assert taken.fence == 1 and journal.locks() == [taken], journal.locks()
 
 
 def open_schema(path: str, go: Any, out: Any) -> None:
@@ -119,10 +134,10 @@ def test_processes_opening_an_old_journal_at_once_upgrade_it_once(tmp_path: Path
         got = [out.get(timeout=WAIT) for _ in children]
     finally:
         reap(children)
-    assert got == [2, 2, 2, 2], f"concurrent upgrades: {got}"
+    assert got == [3, 3, 3, 3], f"concurrent upgrades: {got}"
     with closing(sqlite3.connect(path)) as db:
         versions = db.execute("SELECT version FROM schema_version").fetchall()
-    assert versions == [(2,)], f"schema_version holds {versions}"
+    assert versions == [(3,)], f"schema_version holds {versions}"
     assert [e.seq for e in SqliteJournal(path).events()] == [1]
 
 
@@ -133,7 +148,7 @@ def test_a_newer_schema_is_refused_through_the_cli_with_exit_3(
     backend.set_schema(7)
     done = rollout("history", "-C", mini.root, "--json")
     assert done.code == 3, done.text
-    assert "has schema 7, this rollout knows up to 2: upgrade rollout" in done.out and "Traceback" not in done.text
+    assert "has schema 7, this rollout knows up to 3: upgrade rollout" in done.out and "Traceback" not in done.text
 
 
 GOOD_URLS = [

@@ -39,7 +39,12 @@ class LockedError(RolloutError):
 
 @dataclass(frozen=True)
 class Lock:
-    """A lease on one plant: who holds it, from which process, until when."""
+    """A lease on one plant: who holds it, from which process, until when.
+
+    ``fence`` grows each time the plant's lease goes to a new holder (never for a
+    re-entrant acquire or a renewal): a holder that was taken over sees a fence other
+    than its own and knows it must not act (``Journal.holding``).
+    """
 
     plant: str
     owner: str
@@ -49,6 +54,7 @@ class Lock:
     hostname: str
     pid: int
     operator: str = ""
+    fence: int = 0
 
     def describe(self) -> str:
         """Who holds it, from where, for what and until when: all a person needs to find the holder."""
@@ -158,6 +164,11 @@ class Journal(ABC):
         Taken when the plant is free, when its lease expired, when its holder is a process of
         this machine that no longer exists, or (re-entrant) when this process already holds it
         for ``owner``; otherwise ``LockedError`` naming the holder, and the lease is unchanged."""
+
+    @abstractmethod
+    def holding(self, lock: Lock) -> bool:
+        """Whether ``lock`` is still its plant's lease: not released, not taken over (same owner
+        and fence) and not expired. A runner asks this before every step that changes a host."""
 
     @abstractmethod
     def renew(self, plants: list[str], owner: str, ttl: float) -> None:

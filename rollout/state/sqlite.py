@@ -9,6 +9,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import astuple
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,12 @@ from rollout.core.events import Event
 from rollout.state import sqlite_schema
 from rollout.state.journal import Journal, JournalError, JournalEvent, Lock, LockedError, RolloutRecord, SchemaError
 
-LOCK_COLUMNS = "plant, owner, purpose, acquired, expires, hostname, pid, operator"
+LOCK_COLUMNS = "plant, owner, purpose, acquired, expires, hostname, pid, operator, fence"
 ROLLOUT_COLUMNS = "id, kind, release, commit_id, created, operator, spec"
+_NEXT_FENCE = (
+    "INSERT INTO fences (plant, fence) VALUES (?, 1) ON CONFLICT (plant) DO UPDATE SET fence = fence + 1 "
+    "RETURNING fence"
+)
 _INSERT_EVENT = (
     "INSERT INTO events (rollout, time, kind, plant, layer, host, release, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
@@ -200,16 +205,25 @@ class SqliteJournal(Journal):
 
     def acquire(self, plant: str, owner: str, purpose: str, ttl: float, operator: str = "") -> Lock:
         now = self.clock.time()
-        lock = Lock(plant, owner, purpose, now, now + ttl, socket.gethostname(), os.getpid(), operator)
-        row_out = (lock.plant, lock.owner, lock.purpose, lock.acquired, lock.expires, lock.hostname, lock.pid, operator)
         with self._writing() as db:
             row = db.execute(f"SELECT {LOCK_COLUMNS} FROM locks WHERE plant = ?", (plant,)).fetchone()
-            if row is not None:
-                held = Lock(*row)
-                if not held.stale(now) and not held.mine(owner):
-                    raise LockedError(plant, held)
-            db.execute(f"INSERT OR REPLACE INTO locks ({LOCK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row_out)
+            held = Lock(*row) if row is not None else None
+            if held is not None and not held.stale(now) and not held.mine(owner):
+                raise LockedError(plant, held)
+            # Re-entrant: the same holder keeps its fence; any other holder gets the next one.
+            again = held is not None and held.mine(owner)
+            fence = held.fence if held is not None and again else int(db.execute(_NEXT_FENCE, (plant,)).fetchone()[0])
+            lock = Lock(plant, owner, purpose, now, now + ttl, socket.gethostname(), os.getpid(), operator, fence)
+            db.execute(f"INSERT OR REPLACE INTO locks ({LOCK_COLUMNS}) VALUES ({', '.join('?' * 9)})", astuple(lock))
         return lock
+
+    def holding(self, lock: Lock) -> bool:
+        rows = self._read(
+            "SELECT 1 FROM locks WHERE plant = ? AND owner = ? AND fence = ? AND hostname = ? AND pid = ? "
+            "AND expires >= ?",
+            (lock.plant, lock.owner, lock.fence, lock.hostname, lock.pid, self.clock.time()),
+        )
+        return bool(rows)
 
     def renew(self, plants: list[str], owner: str, ttl: float) -> None:
         expires = self.clock.time() + ttl
