@@ -140,6 +140,12 @@ class Journal(ABC):
         On failure neither happened: no event of the list is stored and the lock is still held."""
 
     @abstractmethod
+    def adopt(self, records: list[RolloutRecord], events: list[JournalEvent]) -> list[str]:
+        """Record the rollouts of ``records`` that are not here yet, each with its events of
+        ``events`` (in that order, with new seqs), in one transaction, and return their ids.
+        Rollouts already here are left as they are: adopting the same history twice adds nothing."""
+
+    @abstractmethod
     def rollout(self, rollout: str) -> RolloutRecord | None:
         """The rollout of that id, or None."""
 
