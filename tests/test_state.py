@@ -167,9 +167,6 @@ def test_good_state_urls_name_their_file(url: str, path: str) -> None:
 
 
 BAD_URLS = [
-    ("postgresql://ann:s3cret@db.example:5432/rollout", "SQLite only"),
-    ("postgres://ann:s3cret@db/rollout", "SQLite only"),
-    ("postgresql+psycopg://ann:s3cret@db/rollout", "SQLite only"),
     ("mysql://ann:s3cret@db/rollout", "not a state URL"),
     (".rollout/state.db", "not a state URL"),
     ("", "not a state URL"),
@@ -195,6 +192,20 @@ def test_bad_state_urls_say_what_is_expected_and_never_show_a_password(url: str,
     text = str(refused.value)
     assert message in text and "sqlite:///<path relative to the project>" in text, text
     assert "s3cret" not in text, f"password shown: {text}"
+
+
+@pytest.mark.parametrize(
+    ("url", "conninfo"),
+    [
+        ("postgresql://ann@db.example:5432/rollout", "postgresql://ann@db.example:5432/rollout"),
+        ("postgres://ann@db/rollout?sslmode=verify-full", "postgres://ann@db/rollout?sslmode=verify-full"),
+        ("PostgreSQL://db/rollout?connect_timeout=3", "postgresql://db/rollout?connect_timeout=3"),
+        ("postgresql://ann@%2Fvar%2Frun%2Fpostgresql/rollout", "postgresql://ann@%2Fvar%2Frun%2Fpostgresql/rollout"),
+    ],
+)
+def test_postgresql_urls_go_to_libpq_as_they_are(url: str, conninfo: str) -> None:
+    parsed = parse_state_url(url, Path("/proj"))
+    assert (parsed.backend, parsed.conninfo, parsed.shown, parsed.exists()) == ("postgresql", conninfo, url, True)
 
 
 @pytest.mark.parametrize(
@@ -242,7 +253,7 @@ def test_a_bad_url_in_rollout_yaml_is_exit_2_naming_file_line_and_setting(
     mini.write("rollout.yaml", text + "state:\n  url: postgresql://ann:s3cret@db/rollout\n")
     done = rollout("history", "-C", mini.root)
     assert done.code == 2, done.text
-    assert f"rollout.yaml:{lines + 2}: state.url" in done.err and "SQLite only" in done.err, done.err
+    assert f"rollout.yaml:{lines + 2}: state.url" in done.err and "PGPASSFILE" in done.err, done.err
     assert "postgresql://ann:***@db/rollout" in done.err and "s3cret" not in done.text, done.text
     assert not (mini.root / ".rollout").exists(), "a refused state URL still made a state"
 
@@ -253,7 +264,7 @@ def test_a_bad_rollout_state_is_exit_2_naming_the_variable(
     monkeypatch.setenv("ROLLOUT_STATE", "postgresql://ann:s3cret@db/rollout")
     done = rollout("history", "-C", mini.root, "--json")
     assert done.code == 2, done.text
-    assert "ROLLOUT_STATE" in done.out and "SQLite only" in done.out and "s3cret" not in done.text, done.text
+    assert "ROLLOUT_STATE" in done.out and "PGPASSWORD" in done.out and "s3cret" not in done.text, done.text
     monkeypatch.setenv("ROLLOUT_STATE", f"sqlite:///{mini.root}")
     done = rollout("history", "-C", mini.root)
     assert done.code == 2 and "names a folder" in done.err, done.text
