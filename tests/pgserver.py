@@ -3,7 +3,8 @@
 PostgreSQL refuses to run as root (and CI runs as root), so ``initdb`` and ``pg_ctl`` run as
 the ``postgres`` user the package creates, in a folder that user owns. Tests connect over
 TCP as ``rollout_tester``, a role that is not a superuser: privileges bind it, so a test can
-take its write access away. Each test gets a database of its own (``database``).
+take its write access away; ``rollout_secret`` must give a password. Each test gets a
+database of its own (``create_database``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,13 @@ from psycopg import sql
 
 SUPERUSER = "postgres"
 TESTER = "rollout_tester"
+SECRET_USER, SECRET = "rollout_secret", "s3cret-pw"
+"""A role that must give its password (scram), for the tests of where passwords come from."""
+HBA = f"""
+local all all trust
+host all {SECRET_USER} 127.0.0.1/32 scram-sha-256
+host all all 127.0.0.1/32 trust
+"""
 START_TIMEOUT = 60
 """Seconds initdb, start and stop may each take on a slow 2-core machine."""
 _names = itertools.count(1)
@@ -100,6 +108,7 @@ def start_server() -> PgServer:
     if initdb.returncode != 0:
         shutil.rmtree(root, ignore_errors=True)
         raise RuntimeError(f"initdb failed: {initdb.stdout}{initdb.stderr}")
+    (server.data / "pg_hba.conf").write_text(HBA)
     # fsync off: the tests never cut the power, and a 2-core CI machine spends its time elsewhere.
     options = f"-c listen_addresses=127.0.0.1 -p {server.port} -k {root} -c fsync=off -c max_connections=300"
     started = server.pg_ctl("-o", options, "-l", str(root / "log"), "-w", "-t", str(START_TIMEOUT), "start")
@@ -109,6 +118,7 @@ def start_server() -> PgServer:
         raise RuntimeError(f"pg_ctl start failed: {started.stdout}{started.stderr}{log}")
     with server.connect() as db:
         db.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(TESTER)))
+        db.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(SECRET_USER), sql.Literal(SECRET)))
     return server
 
 

@@ -277,3 +277,19 @@ def test_a_state_url_error_is_a_config_error_with_no_line_when_not_written(mini:
         state_url(project, {"ROLLOUT_STATE": ""})
     problem = refused.value.problems[0]
     assert (problem.file, problem.location, problem.line) == ("(environment)", "ROLLOUT_STATE", None), problem
+
+
+def test_state_migrate_and_import_work_on_sqlite_too(mini: MiniProject, rollout: Callable[..., Result]) -> None:
+    done = rollout("state", "migrate", "-C", mini.root, "--json")
+    assert done.code == 0 and '"before": 0' in done.out and f'"after": {sqlite_schema.LATEST}' in done.out, done.text
+    done = rollout("state", "migrate", "-C", mini.root)
+    assert done.code == 0 and f"at schema {sqlite_schema.LATEST} already" in done.out, done.text
+    old = SqliteJournal(mini.root / "old.db")
+    old.create(record("r1"))
+    old.append("r1", Event("plant.started", "p1"))
+    for _ in range(2):
+        done = rollout("state", "import", mini.root / "old.db", "-C", mini.root, "--json")
+        assert done.code == 0, done.text
+    assert '"imported": []' in done.out, "a second import copied again"
+    state = SqliteJournal(mini.root / ".rollout" / "state.db")
+    assert [r.id for r in state.rollouts()] == ["r1"] and [e.event.kind for e in state.events()] == ["plant.started"]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from lease_contract import LeaseContract
-from pgserver import TESTER, PgServer, free_port
+from pgserver import SECRET, SECRET_USER, TESTER, PgServer, free_port
 from psycopg import sql
 from state_contract import Backend, StateContract, record
 
@@ -178,6 +178,35 @@ def test_a_password_in_the_url_is_refused_and_never_shown(url: str) -> None:
         parse_state_url(url, Path("/proj"))
     text = str(refused.value)
     assert "PGPASSFILE, ~/.pgpass or PGPASSWORD" in text and "s3cret" not in text and "***" in text, text
+
+
+def test_the_password_comes_from_pgpassfile_or_pgpassword_and_is_never_shown(
+    pg_server: PgServer, backend: PostgresBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = pg_server.url(backend.name, SECRET_USER)
+    backend.run(
+        f"GRANT USAGE ON SCHEMA rollout TO {SECRET_USER}; GRANT SELECT ON ALL TABLES IN SCHEMA rollout TO {SECRET_USER}"
+    )
+    for variable in ("PGPASSWORD", "PGPASSFILE"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.pgpass
+    with pytest.raises(JournalError) as refused:
+        PostgresJournal(url, url)
+    assert url in str(refused.value) and "password" in str(refused.value), refused.value
+    passfile = tmp_path / "pgpass"
+    passfile.write_text(f"127.0.0.1:{pg_server.port}:*:{SECRET_USER}:{SECRET}\n")
+    passfile.chmod(0o600)
+    monkeypatch.setenv("PGPASSFILE", str(passfile))
+    PostgresJournal(url, url).close()
+    monkeypatch.delenv("PGPASSFILE")
+    monkeypatch.setenv("PGPASSWORD", SECRET)
+    journal = PostgresJournal(url, url)
+    journal.locks()
+    journal.close()
+    monkeypatch.setenv("PGPASSWORD", "wrong")
+    with pytest.raises(JournalError) as refused:
+        PostgresJournal(url, url)
+    assert "password authentication failed" in str(refused.value) and SECRET not in str(refused.value)
 
 
 @pytest.mark.parametrize(

@@ -115,11 +115,17 @@ class Journal(ABC):
     * A store that vanished, was replaced or cannot be written raises ``JournalError``;
       it is never replaced by a new, empty state behind the caller's back.
     * The store records its schema version; a backend refuses (``SchemaError``) a state
-      whose schema is newer than ``known_schema`` and upgrades an older one in place.
+      whose schema is newer than ``known_schema``. An older one is upgraded in place by a
+      store of one machine (SQLite, as it opens); a shared store (PostgreSQL) refuses it with
+      a ``SchemaError`` that says to run ``rollout state migrate``, its only upgrade path.
     """
 
     known_schema: ClassVar[int]
     """The newest schema version this backend reads and writes."""
+
+    def close(self) -> None:  # noqa: B027  (a backend with nothing to give back keeps this)
+        """Give back what this journal holds (connections); it is unusable afterwards. Optional:
+        whatever is left open is closed when the process ends."""
 
     @abstractmethod
     def schema(self) -> int:
