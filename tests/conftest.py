@@ -6,11 +6,12 @@ import os
 import shutil
 import subprocess
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from pgserver import PgServer, running_server
 
 from rollout import cli
 
@@ -220,3 +221,10 @@ def rollout(capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
         return Result(code, captured.out, captured.err)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """One real PostgreSQL server for the whole session, started on first use, stopped at the end."""
+    with running_server() as server:
+        yield server

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from lease_contract import LeaseContract
 from state_contract import SPAWN, WAIT, Backend, StateContract, reap, record, spawn
 
 from conftest import MiniProject, Result
@@ -17,6 +18,7 @@ from rollout.config.project import load_project
 from rollout.core.events import Event
 from rollout.errors import ConfigError
 from rollout.service import open_state, state_url
+from rollout.state import sqlite_schema
 from rollout.state.journal import JournalError
 from rollout.state.sqlite import SqliteJournal
 from rollout.state.url import StateUrlError, mask, parse_state_url
@@ -62,7 +64,7 @@ class SqliteBackend(Backend):
             subprocess.run(["chattr", "-i", *files], check=True, capture_output=True, timeout=30)
 
 
-class TestSqliteState(StateContract):
+class TestSqliteState(StateContract, LeaseContract):
     @pytest.fixture
     def backend(self, tmp_path: Path) -> SqliteBackend:
         return SqliteBackend(tmp_path / "state" / "state.db")
@@ -92,12 +94,25 @@ def test_a_journal_from_before_schema_versions_is_upgraded_in_place(tmp_path: Pa
     with closing(sqlite3.connect(path)) as db:
         db.executescript(OLD_SCHEMA.format(operator=operator))
     journal = SqliteJournal(path)
-    assert journal.schema() == SqliteJournal.known_schema == 2, f"upgraded to {journal.schema()}"
+    assert journal.schema() == SqliteJournal.known_schema == sqlite_schema.LATEST, f"upgraded to {journal.schema()}"
     assert journal.rollout("r1") == record("r1"), "the upgrade lost the rollout"
     assert [(e.seq, e.event.kind, e.event.detail) for e in journal.events()] == [(1, "plant.started", {"n": 1})]
-    assert [(lk.owner, lk.operator) for lk in journal.locks()] == [("r1", "")], journal.locks()
+    assert [(lk.owner, lk.operator, lk.fence) for lk in journal.locks()] == [("r1", "", 0)], journal.locks()
     assert journal.append("r1", Event("plant.done", "p1")) == 2
-    assert SqliteJournal(path).schema() == 2, "opening an upgraded journal again changed it"
+    assert SqliteJournal(path).schema() == sqlite_schema.LATEST, "opening an upgraded journal again changed it"
+
+
+def test_a_version_2_journal_gets_fencing_numbers_and_keeps_its_lease(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    with closing(sqlite3.connect(path)) as db:
+        db.executescript(OLD_SCHEMA.format(operator=", operator TEXT NOT NULL DEFAULT ''"))
+        db.executescript(
+            "CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (2);"
+        )
+    journal = SqliteJournal(path)
+    assert journal.schema() == 3 and [lk.fence for lk in journal.locks()] == [0], journal.locks()
+    taken = journal.acquire("p1", "r2", "deploy", 60.0)  # the old lease expired long ago (at 99 s)
+    assert taken.fence == 1 and journal.locks() == [taken], journal.locks()
 
 
 def open_schema(path: str, go: Any, out: Any) -> None:
@@ -119,10 +134,10 @@ def test_processes_opening_an_old_journal_at_once_upgrade_it_once(tmp_path: Path
         got = [out.get(timeout=WAIT) for _ in children]
     finally:
         reap(children)
-    assert got == [2, 2, 2, 2], f"concurrent upgrades: {got}"
+    assert got == [3, 3, 3, 3], f"concurrent upgrades: {got}"
     with closing(sqlite3.connect(path)) as db:
         versions = db.execute("SELECT version FROM schema_version").fetchall()
-    assert versions == [(2,)], f"schema_version holds {versions}"
+    assert versions == [(3,)], f"schema_version holds {versions}"
     assert [e.seq for e in SqliteJournal(path).events()] == [1]
 
 
@@ -133,7 +148,7 @@ def test_a_newer_schema_is_refused_through_the_cli_with_exit_3(
     backend.set_schema(7)
     done = rollout("history", "-C", mini.root, "--json")
     assert done.code == 3, done.text
-    assert "has schema 7, this rollout knows up to 2: upgrade rollout" in done.out and "Traceback" not in done.text
+    assert "has schema 7, this rollout knows up to 3: upgrade rollout" in done.out and "Traceback" not in done.text
 
 
 GOOD_URLS = [
@@ -152,9 +167,6 @@ def test_good_state_urls_name_their_file(url: str, path: str) -> None:
 
 
 BAD_URLS = [
-    ("postgresql://ann:s3cret@db.example:5432/rollout", "SQLite only"),
-    ("postgres://ann:s3cret@db/rollout", "SQLite only"),
-    ("postgresql+psycopg://ann:s3cret@db/rollout", "SQLite only"),
     ("mysql://ann:s3cret@db/rollout", "not a state URL"),
     (".rollout/state.db", "not a state URL"),
     ("", "not a state URL"),
@@ -180,6 +192,20 @@ def test_bad_state_urls_say_what_is_expected_and_never_show_a_password(url: str,
     text = str(refused.value)
     assert message in text and "sqlite:///<path relative to the project>" in text, text
     assert "s3cret" not in text, f"password shown: {text}"
+
+
+@pytest.mark.parametrize(
+    ("url", "conninfo"),
+    [
+        ("postgresql://ann@db.example:5432/rollout", "postgresql://ann@db.example:5432/rollout"),
+        ("postgres://ann@db/rollout?sslmode=verify-full", "postgres://ann@db/rollout?sslmode=verify-full"),
+        ("PostgreSQL://db/rollout?connect_timeout=3", "postgresql://db/rollout?connect_timeout=3"),
+        ("postgresql://ann@%2Fvar%2Frun%2Fpostgresql/rollout", "postgresql://ann@%2Fvar%2Frun%2Fpostgresql/rollout"),
+    ],
+)
+def test_postgresql_urls_go_to_libpq_as_they_are(url: str, conninfo: str) -> None:
+    parsed = parse_state_url(url, Path("/proj"))
+    assert (parsed.backend, parsed.conninfo, parsed.shown, parsed.exists()) == ("postgresql", conninfo, url, True)
 
 
 @pytest.mark.parametrize(
@@ -227,7 +253,7 @@ def test_a_bad_url_in_rollout_yaml_is_exit_2_naming_file_line_and_setting(
     mini.write("rollout.yaml", text + "state:\n  url: postgresql://ann:s3cret@db/rollout\n")
     done = rollout("history", "-C", mini.root)
     assert done.code == 2, done.text
-    assert f"rollout.yaml:{lines + 2}: state.url" in done.err and "SQLite only" in done.err, done.err
+    assert f"rollout.yaml:{lines + 2}: state.url" in done.err and "PGPASSFILE" in done.err, done.err
     assert "postgresql://ann:***@db/rollout" in done.err and "s3cret" not in done.text, done.text
     assert not (mini.root / ".rollout").exists(), "a refused state URL still made a state"
 
@@ -238,7 +264,7 @@ def test_a_bad_rollout_state_is_exit_2_naming_the_variable(
     monkeypatch.setenv("ROLLOUT_STATE", "postgresql://ann:s3cret@db/rollout")
     done = rollout("history", "-C", mini.root, "--json")
     assert done.code == 2, done.text
-    assert "ROLLOUT_STATE" in done.out and "SQLite only" in done.out and "s3cret" not in done.text, done.text
+    assert "ROLLOUT_STATE" in done.out and "PGPASSWORD" in done.out and "s3cret" not in done.text, done.text
     monkeypatch.setenv("ROLLOUT_STATE", f"sqlite:///{mini.root}")
     done = rollout("history", "-C", mini.root)
     assert done.code == 2 and "names a folder" in done.err, done.text
@@ -251,3 +277,19 @@ def test_a_state_url_error_is_a_config_error_with_no_line_when_not_written(mini:
         state_url(project, {"ROLLOUT_STATE": ""})
     problem = refused.value.problems[0]
     assert (problem.file, problem.location, problem.line) == ("(environment)", "ROLLOUT_STATE", None), problem
+
+
+def test_state_migrate_and_import_work_on_sqlite_too(mini: MiniProject, rollout: Callable[..., Result]) -> None:
+    done = rollout("state", "migrate", "-C", mini.root, "--json")
+    assert done.code == 0 and '"before": 0' in done.out and f'"after": {sqlite_schema.LATEST}' in done.out, done.text
+    done = rollout("state", "migrate", "-C", mini.root)
+    assert done.code == 0 and f"at schema {sqlite_schema.LATEST} already" in done.out, done.text
+    old = SqliteJournal(mini.root / "old.db")
+    old.create(record("r1"))
+    old.append("r1", Event("plant.started", "p1"))
+    for _ in range(2):
+        done = rollout("state", "import", mini.root / "old.db", "-C", mini.root, "--json")
+        assert done.code == 0, done.text
+    assert '"imported": []' in done.out, "a second import copied again"
+    state = SqliteJournal(mini.root / ".rollout" / "state.db")
+    assert [r.id for r in state.rollouts()] == ["r1"] and [e.event.kind for e in state.events()] == ["plant.started"]

@@ -410,6 +410,9 @@ def status(directory: Path | None, as_json: bool, insecure: bool, plants: tuple[
     return EXIT_OK
 
 
+from rollout.cli import state_commands  # noqa: E402, F401  (registers 'rollout state' on cli)
+
+
 def _crash_log(exc: BaseException) -> Path:
     base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "rollout"
     base.mkdir(parents=True, exist_ok=True)

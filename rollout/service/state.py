@@ -49,7 +49,7 @@ def _parsed(project: Project, url: str, source: Problem) -> StateUrl:
         raise ConfigError(
             [Problem(source.file, source.location, source.line, exc.expected, exc.found, exc.message)]
         ) from None
-    if parsed.path.is_dir():
+    if parsed.backend == "sqlite" and parsed.path.is_dir():
         raise ConfigError(
             [Problem(source.file, source.location, source.line, SQLITE_FORMS, repr(parsed.shown), "names a folder")]
         )
@@ -59,10 +59,12 @@ def _parsed(project: Project, url: str, source: Problem) -> StateUrl:
 def open_state(project: Project, clock: Clock | None = None, environ: Mapping[str, str] | None = None) -> Journal:
     """The project's state, opened through the one factory every verb uses.
 
-    A state that does not exist yet is created, also by the verbs that only read
+    An SQLite state that does not exist yet is created, also by the verbs that only read
     (``status``, ``history``): it is where the next deploy will write, and an empty state
-    is the truth about a project that never deployed. An older schema is upgraded in
-    place; a newer one is refused (``SchemaError``, a ``JournalError``).
+    is the truth about a project that never deployed; an older schema is upgraded in place.
+    A PostgreSQL state is shared, so only ``rollout state migrate`` creates or upgrades its
+    schema; a missing or older one is refused here, saying so. A newer schema is refused
+    on either (``SchemaError``, a ``JournalError``).
     """
     return _open_url(state_url(project, environ), clock)
 
@@ -71,7 +73,7 @@ def existing_state(project: Project, clock: Clock | None = None) -> Journal | No
     """The project's state if it exists already, else None (nothing is created): a deploy that
     is then refused as bad input must leave no state behind."""
     url = state_url(project)
-    return _open_url(url, clock) if url.path.exists() else None
+    return _open_url(url, clock) if url.exists() else None
 
 
 def rehearsal_journal(project: Project) -> SqliteJournal:

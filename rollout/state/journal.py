@@ -39,7 +39,12 @@ class LockedError(RolloutError):
 
 @dataclass(frozen=True)
 class Lock:
-    """A lease on one plant: who holds it, from which process, until when."""
+    """A lease on one plant: who holds it, from which process, until when.
+
+    ``fence`` grows each time the plant's lease goes to a new holder (never for a
+    re-entrant acquire or a renewal): a holder that was taken over sees a fence other
+    than its own and knows it must not act (``Journal.holding``).
+    """
 
     plant: str
     owner: str
@@ -49,6 +54,7 @@ class Lock:
     hostname: str
     pid: int
     operator: str = ""
+    fence: int = 0
 
     def describe(self) -> str:
         """Who holds it, from where, for what and until when: all a person needs to find the holder."""
@@ -109,11 +115,17 @@ class Journal(ABC):
     * A store that vanished, was replaced or cannot be written raises ``JournalError``;
       it is never replaced by a new, empty state behind the caller's back.
     * The store records its schema version; a backend refuses (``SchemaError``) a state
-      whose schema is newer than ``known_schema`` and upgrades an older one in place.
+      whose schema is newer than ``known_schema``. An older one is upgraded in place by a
+      store of one machine (SQLite, as it opens); a shared store (PostgreSQL) refuses it with
+      a ``SchemaError`` that says to run ``rollout state migrate``, its only upgrade path.
     """
 
     known_schema: ClassVar[int]
     """The newest schema version this backend reads and writes."""
+
+    def close(self) -> None:  # noqa: B027  (a backend with nothing to give back keeps this)
+        """Give back what this journal holds (connections); it is unusable afterwards. Optional:
+        whatever is left open is closed when the process ends."""
 
     @abstractmethod
     def schema(self) -> int:
@@ -132,6 +144,12 @@ class Journal(ABC):
         """Append ``events`` and release ``owner``'s lock of ``plant`` in one transaction: an
         outcome is never recorded with its lock still held, nor a lock released without it.
         On failure neither happened: no event of the list is stored and the lock is still held."""
+
+    @abstractmethod
+    def adopt(self, records: list[RolloutRecord], events: list[JournalEvent]) -> list[str]:
+        """Record the rollouts of ``records`` that are not here yet, each with its events of
+        ``events`` (in that order, with new seqs), in one transaction, and return their ids.
+        Rollouts already here are left as they are: adopting the same history twice adds nothing."""
 
     @abstractmethod
     def rollout(self, rollout: str) -> RolloutRecord | None:
@@ -158,6 +176,11 @@ class Journal(ABC):
         Taken when the plant is free, when its lease expired, when its holder is a process of
         this machine that no longer exists, or (re-entrant) when this process already holds it
         for ``owner``; otherwise ``LockedError`` naming the holder, and the lease is unchanged."""
+
+    @abstractmethod
+    def holding(self, lock: Lock) -> bool:
+        """Whether ``lock`` is still its plant's lease: not released, not taken over (same owner
+        and fence) and not expired. A runner asks this before every step that changes a host."""
 
     @abstractmethod
     def renew(self, plants: list[str], owner: str, ttl: float) -> None:

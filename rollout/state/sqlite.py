@@ -6,9 +6,11 @@ import json
 import os
 import socket
 import sqlite3
+import tempfile
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
+from dataclasses import astuple
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +19,12 @@ from rollout.core.events import Event
 from rollout.state import sqlite_schema
 from rollout.state.journal import Journal, JournalError, JournalEvent, Lock, LockedError, RolloutRecord, SchemaError
 
-LOCK_COLUMNS = "plant, owner, purpose, acquired, expires, hostname, pid, operator"
+LOCK_COLUMNS = "plant, owner, purpose, acquired, expires, hostname, pid, operator, fence"
 ROLLOUT_COLUMNS = "id, kind, release, commit_id, created, operator, spec"
+_NEXT_FENCE = (
+    "INSERT INTO fences (plant, fence) VALUES (?, 1) ON CONFLICT (plant) DO UPDATE SET fence = fence + 1 "
+    "RETURNING fence"
+)
 _INSERT_EVENT = (
     "INSERT INTO events (rollout, time, kind, plant, layer, host, release, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
@@ -45,6 +51,13 @@ class SqliteJournal(Journal):
             self._identity = _identity(path)
         except (OSError, sqlite3.Error) as exc:
             raise JournalError(f"cannot open the journal {path}: {exc}") from None
+
+    def close(self) -> None:
+        """Close this thread's connection (others close with their threads)."""
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
 
     @property
     def url(self) -> str:
@@ -128,9 +141,7 @@ class SqliteJournal(Journal):
             raise JournalError(f"cannot read the journal {self.path}: {exc}") from None
 
     def create(self, record: RolloutRecord) -> None:
-        spec = json.dumps(record.spec, sort_keys=True)
-        row = (record.id, record.kind, record.release, record.commit, record.created, record.operator, spec)
-        self._write(f"INSERT INTO rollouts ({ROLLOUT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)", row)
+        self._write(f"INSERT INTO rollouts ({ROLLOUT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)", _rollout_row(record))
 
     def append(self, rollout: str, event: Event) -> int:
         return self._write(_INSERT_EVENT, _event_row(rollout, event))
@@ -141,6 +152,14 @@ class SqliteJournal(Journal):
             seqs = [int(db.execute(_INSERT_EVENT, row).lastrowid or 0) for row in rows]
             db.execute("DELETE FROM locks WHERE plant = ? AND owner = ?", (plant, owner))
             return seqs
+
+    def adopt(self, records: list[RolloutRecord], events: list[JournalEvent]) -> list[str]:
+        rows = [(e.rollout, _event_row(e.rollout, e.event)) for e in events]
+        insert = f"INSERT INTO rollouts ({ROLLOUT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING"
+        with self._writing() as db:
+            added = {r.id for r in records if db.execute(insert, _rollout_row(r)).rowcount == 1}
+            db.executemany(_INSERT_EVENT, [row for rollout, row in rows if rollout in added])
+        return [r.id for r in records if r.id in added]
 
     def rollout(self, rollout: str) -> RolloutRecord | None:
         rows = self._read(f"SELECT {ROLLOUT_COLUMNS} FROM rollouts WHERE id = ?", (rollout,))
@@ -200,16 +219,25 @@ class SqliteJournal(Journal):
 
     def acquire(self, plant: str, owner: str, purpose: str, ttl: float, operator: str = "") -> Lock:
         now = self.clock.time()
-        lock = Lock(plant, owner, purpose, now, now + ttl, socket.gethostname(), os.getpid(), operator)
-        row_out = (lock.plant, lock.owner, lock.purpose, lock.acquired, lock.expires, lock.hostname, lock.pid, operator)
         with self._writing() as db:
             row = db.execute(f"SELECT {LOCK_COLUMNS} FROM locks WHERE plant = ?", (plant,)).fetchone()
-            if row is not None:
-                held = Lock(*row)
-                if not held.stale(now) and not held.mine(owner):
-                    raise LockedError(plant, held)
-            db.execute(f"INSERT OR REPLACE INTO locks ({LOCK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row_out)
+            held = Lock(*row) if row is not None else None
+            if held is not None and not held.stale(now) and not held.mine(owner):
+                raise LockedError(plant, held)
+            # Re-entrant: the same holder keeps its fence; any other holder gets the next one.
+            again = held is not None and held.mine(owner)
+            fence = held.fence if held is not None and again else int(db.execute(_NEXT_FENCE, (plant,)).fetchone()[0])
+            lock = Lock(plant, owner, purpose, now, now + ttl, socket.gethostname(), os.getpid(), operator, fence)
+            db.execute(f"INSERT OR REPLACE INTO locks ({LOCK_COLUMNS}) VALUES ({', '.join('?' * 9)})", astuple(lock))
         return lock
+
+    def holding(self, lock: Lock) -> bool:
+        rows = self._read(
+            "SELECT 1 FROM locks WHERE plant = ? AND owner = ? AND fence = ? AND hostname = ? AND pid = ? "
+            "AND expires >= ?",
+            (lock.plant, lock.owner, lock.fence, lock.hostname, lock.pid, self.clock.time()),
+        )
+        return bool(rows)
 
     def renew(self, plants: list[str], owner: str, ttl: float) -> None:
         expires = self.clock.time() + ttl
@@ -225,9 +253,44 @@ class SqliteJournal(Journal):
         return [Lock(*row) for row in rows]
 
 
+def sqlite_version(path: Path) -> int:
+    """The schema version of the SQLite state at ``path`` as it is, changing nothing (0 if there is none)."""
+    if not path.exists():
+        return 0
+    try:
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
+            return sqlite_schema.stored_version(db)
+    except sqlite3.Error as exc:
+        raise JournalError(f"cannot read the journal {path}: {exc}") from None
+
+
+def read_history(path: Path) -> tuple[list[RolloutRecord], list[JournalEvent]]:
+    """Every rollout and event of the SQLite state at ``path``, read from a consistent copy:
+    the file itself is not changed (an older schema is upgraded in the copy only)."""
+    if not path.is_file():
+        raise JournalError(f"no SQLite journal at {path}")
+    with tempfile.TemporaryDirectory(prefix="rollout-import-") as folder:
+        copy = Path(folder) / "state.db"
+        try:
+            with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as src:
+                with closing(sqlite3.connect(copy)) as dst:
+                    src.backup(dst)
+        except sqlite3.Error as exc:
+            raise JournalError(f"cannot read the journal {path}: {exc}") from None
+        journal = SqliteJournal(copy)
+        history = journal.rollouts(), journal.events()
+        journal.close()
+        return history
+
+
 def _event_row(rollout: str, event: Event) -> tuple[Any, ...]:
     detail = json.dumps(event.detail, sort_keys=True, default=str)
     return (rollout, event.time, event.kind, event.plant, event.layer, event.host, event.release, detail)
+
+
+def _rollout_row(record: RolloutRecord) -> tuple[Any, ...]:
+    spec = json.dumps(record.spec, sort_keys=True)
+    return (record.id, record.kind, record.release, record.commit, record.created, record.operator, spec)
 
 
 def _record(row: tuple[Any, ...]) -> RolloutRecord:

@@ -2,9 +2,10 @@
 
 A state records its version in ``schema_version``. States made before that table existed
 are version 1 (some with, some without the ``operator`` column of ``locks``, which a
-later release added on the fly). Each migration takes a state from one version to the
-next inside the caller's transaction, so a state is at one version or the next, never
-half-way, and two processes opening an old state at once upgrade it once.
+later release added on the fly); version 3 gave leases their fencing numbers. Each
+migration takes a state from one version to the next inside the caller's transaction, so
+a state is at one version or the next, never half-way, and two processes opening an old
+state at once upgrade it once.
 """
 
 from __future__ import annotations
@@ -61,7 +62,14 @@ def _to_2(db: sqlite3.Connection) -> None:
     db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
 
 
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_to_1, _to_2)
+def _to_3(db: sqlite3.Connection) -> None:
+    """Leases carry a fencing number (0 for leases taken before); ``fences`` keeps each plant's
+    last one, so the number keeps growing when a lease is released and taken again."""
+    db.execute("ALTER TABLE locks ADD COLUMN fence INTEGER NOT NULL DEFAULT 0")
+    db.execute("CREATE TABLE IF NOT EXISTS fences (plant TEXT PRIMARY KEY, fence INTEGER NOT NULL)")
+
+
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_to_1, _to_2, _to_3)
 """``MIGRATIONS[n]`` takes a state at version ``n`` to ``n + 1``."""
 LATEST = len(MIGRATIONS)
 

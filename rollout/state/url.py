@@ -2,8 +2,10 @@
 
 ``sqlite:///<path>`` is a file, relative to the project root (``sqlite:///.rollout/state.db``,
 the default) or absolute with a fourth slash (``sqlite:////var/lib/rollout/state.db``); the
-path is taken as written, without percent-decoding. ``postgresql://`` URLs are recognised
-but this build has no PostgreSQL backend. A URL is only ever shown with its password masked.
+path is taken as written, without percent-decoding. ``postgresql://user@host:port/db`` (or
+``postgres://``) is a PostgreSQL database; libpq options in the query (``sslmode=verify-full``)
+go to libpq as they are, and a password never comes in the URL: libpq takes it from
+``PGPASSFILE``, ``~/.pgpass`` or ``PGPASSWORD``. A URL is only ever shown with its password masked.
 """
 
 from __future__ import annotations
@@ -15,10 +17,13 @@ from urllib.parse import urlsplit
 
 from rollout.core.clock import Clock
 from rollout.state.journal import Journal
-from rollout.state.sqlite import SqliteJournal
+from rollout.state.sqlite import SqliteJournal, sqlite_version
 
 SQLITE_FORMS = "sqlite:///<path relative to the project> or sqlite:////<absolute path>"
+POSTGRES_FORM = "postgresql://user@host:port/database[?libpq options]"
+STATE_FORMS = f"{SQLITE_FORMS}, or {POSTGRES_FORM}"
 POSTGRES_SCHEMES = ("postgresql", "postgres")
+PASSWORD_SOURCES = "the password comes only from PGPASSFILE, ~/.pgpass or PGPASSWORD, never from the URL"
 _PASSWORD = re.compile(r"(?P<head>//[^/?#@:]*:).*@")
 """The password of ``scheme://user:password@host``, up to the last ``@`` (over-masking is safe)."""
 _QUERY_PASSWORD = re.compile(r"(?P<head>[?&]password=)[^&#]*", re.IGNORECASE)
@@ -41,8 +46,16 @@ class StateUrl:
 
     backend: str
     path: Path
+    """SQLite: the file (absolute). PostgreSQL: ``Path()``, unused."""
     shown: str
     """The URL as it may be printed: the password, if any, masked."""
+    conninfo: str = ""
+    """PostgreSQL: the URL as libpq takes it (it holds no password)."""
+
+    def exists(self) -> bool:
+        """The state is there already: an SQLite file is created by the first verb, a
+        PostgreSQL database never by rollout (``rollout state migrate`` gives it its schema)."""
+        return self.backend != "sqlite" or self.path.exists()
 
 
 def mask(url: str) -> str:
@@ -55,16 +68,32 @@ def parse_state_url(url: str, base: Path) -> StateUrl:
     """The state URL ``url``; a relative SQLite path is relative to ``base`` (the project root)."""
     shown = mask(url)
     if len(url) > _MAX_URL or "\0" in url or not url.isprintable():
-        raise StateUrlError("not a usable URL", f"a URL of printable characters, {SQLITE_FORMS}", repr(shown)[:80])
+        raise StateUrlError("not a usable URL", f"a URL of printable characters, {STATE_FORMS}", repr(shown)[:80])
     scheme, sep, rest = url.partition("://")
     scheme = scheme.lower()
+    if scheme in POSTGRES_SCHEMES and sep:
+        return StateUrl("postgresql", Path(), shown, _postgres_conninfo(f"{scheme}://{rest}", shown))
     if scheme.split("+")[0] in POSTGRES_SCHEMES and sep:
-        raise StateUrlError(
-            "a PostgreSQL URL; this build of rollout keeps its state in SQLite only", SQLITE_FORMS, repr(shown)
-        )
+        raise StateUrlError("a driver in the scheme is not for rollout", POSTGRES_FORM, repr(shown))
     if scheme != "sqlite" or not sep:
-        raise StateUrlError("not a state URL this rollout knows", SQLITE_FORMS, repr(shown))
+        raise StateUrlError("not a state URL this rollout knows", STATE_FORMS, repr(shown))
     return StateUrl("sqlite", _sqlite_path(rest, shown, base), shown)
+
+
+def _postgres_conninfo(url: str, shown: str) -> str:
+    """``url`` as libpq takes it, once it is known to hold no password and to parse."""
+    from psycopg import ProgrammingError  # imported here: an SQLite state never loads the driver
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        userinfo = urlsplit(url).netloc.rpartition("@")[0]
+        options = conninfo_to_dict(url)
+    except (ValueError, ProgrammingError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise StateUrlError(f"not a PostgreSQL URL libpq takes ({mask(reason)})", POSTGRES_FORM, repr(shown)) from None
+    if ":" in userinfo or "password" in options:
+        raise StateUrlError(f"a password in the state URL: {PASSWORD_SOURCES}", POSTGRES_FORM, repr(shown))
+    return url
 
 
 def _sqlite_path(rest: str, shown: str, base: Path) -> Path:
@@ -80,5 +109,22 @@ def _sqlite_path(rest: str, shown: str, base: Path) -> Path:
 
 
 def open_url(url: StateUrl, clock: Clock | None = None) -> Journal:
-    """Open (creating or upgrading if need be) the state that ``url`` names."""
+    """Open the state that ``url`` names: an SQLite file is created or upgraded if need be; a
+    PostgreSQL database must have the current schema (``SchemaError`` says to migrate)."""
+    if url.backend == "postgresql":
+        from rollout.state.postgres import PostgresJournal  # the driver loads for PostgreSQL states only
+
+        return PostgresJournal(url.conninfo, url.shown, clock)
     return SqliteJournal(url.path, clock)
+
+
+def migrate_url(url: StateUrl) -> tuple[int, int]:
+    """Create or upgrade the schema of the state ``url`` names: (version before, version after).
+
+    A newer schema is refused (``SchemaError``) and left as it is."""
+    if url.backend == "postgresql":
+        from rollout.state.postgres import migrate
+
+        return migrate(url.conninfo, url.shown)
+    before = sqlite_version(url.path)
+    return before, SqliteJournal(url.path).schema()

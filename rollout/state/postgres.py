@@ -1,0 +1,289 @@
+"""The shared state: PostgreSQL through psycopg 3 and a connection pool, for teams.
+
+Every write is one transaction. Lease times are the database's clock (``clock_timestamp()``)
+unless a clock is injected (tests), so machines whose clocks disagree still agree on who
+holds a plant. Errors of the driver never leave this module: they become ``JournalError``
+(``SchemaError`` for a schema to migrate or a newer one), with the URL's password masked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import astuple
+from typing import Any
+
+import psycopg
+from psycopg import Connection
+
+from rollout.core.clock import Clock
+from rollout.core.events import Event
+from rollout.state import postgres_schema
+from rollout.state.journal import Journal, JournalError, JournalEvent, Lock, LockedError, RolloutRecord, SchemaError
+from rollout.state.postgres_pool import POOLS, lend, reason, with_defaults
+
+_APPEND_KEY = 0x6576656E7473  # "events": appends commit in the order of their seqs (see _appending)
+
+LOCK_COLUMNS = "plant, owner, purpose, acquired, expires, hostname, pid, operator, fence"
+ROLLOUT_COLUMNS = "id, kind, release, commit_id, created, operator, spec"
+_INSERT_EVENT = (
+    "INSERT INTO rollout.events (rollout, time, kind, plant, layer, host, release, detail) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING seq"
+)
+_INSERT_ROLLOUT = f"INSERT INTO rollout.rollouts ({ROLLOUT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+_INSERT_NEW_ROLLOUT = f"{_INSERT_ROLLOUT} ON CONFLICT (id) DO NOTHING RETURNING id"
+_NOW = "coalesce(%(now)s::float8, extract(epoch FROM clock_timestamp())::float8)"
+"""The injected clock's time if there is one, else the database's."""
+
+
+class PostgresJournal(Journal):
+    """The state in a PostgreSQL database at ``conninfo`` (a libpq URL), shown as ``shown``."""
+
+    known_schema = postgres_schema.LATEST
+
+    def __init__(self, conninfo: str, shown: str, clock: Clock | None = None) -> None:
+        self.shown = shown
+        self.clock = clock
+        self._conninfo = with_defaults(conninfo)
+        self._pool = POOLS.take(self._conninfo)
+        self._closed = False
+        try:
+            self._check_schema()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Give up this journal's share of its pool (closed with the last journal of its URL in
+        this process, or at exit); the journal is unusable afterwards."""
+        if not self._closed:
+            self._closed = True
+            POOLS.give_back(self._conninfo)
+
+    def _check_schema(self) -> None:
+        with self._connection("open") as db:
+            version = postgres_schema.stored_version(db)
+        if version > postgres_schema.LATEST:
+            raise SchemaError(
+                f"the state at {self.shown} has schema {version}, this rollout knows up to "
+                f"{postgres_schema.LATEST}: upgrade rollout"
+            )
+        if version < postgres_schema.LATEST:
+            found = "has no rollout schema yet" if version == 0 else f"has schema {version}"
+            raise SchemaError(
+                f"the state at {self.shown} {found}, this rollout needs schema {postgres_schema.LATEST}: "
+                "run 'rollout state migrate' first"
+            )
+
+    @contextmanager
+    def _connection(self, action: str) -> Iterator[Connection[Any]]:
+        """A pooled connection; any driver error in the block becomes a JournalError saying ``action``."""
+        with lend(self._pool, self._conninfo, f"{action} the state at {self.shown}") as db:
+            yield db
+
+    @contextmanager
+    def _tx(self, action: str) -> Iterator[Connection[Any]]:
+        with self._connection(action) as db, db.transaction():
+            yield db
+
+    @contextmanager
+    def _appending(self, action: str) -> Iterator[Connection[Any]]:
+        """A transaction that appends events, in a pipeline (one round trip, not one per statement).
+
+        Seqs come from a sequence at insert time, but transactions commit in any order: a
+        reader following ``seq`` could pass an event still uncommitted and never see it. The
+        advisory lock, held to the commit, makes appends commit in the order of their seqs."""
+        with self._connection(action) as db, db.pipeline(), db.transaction():
+            db.execute("SELECT pg_advisory_xact_lock(%s)", (_APPEND_KEY,))
+            yield db
+
+    def _rows(self, sql: str, args: Any = ()) -> list[tuple[Any, ...]]:
+        with self._connection("read") as db:
+            return db.execute(sql, args).fetchall()
+
+    def schema(self) -> int:
+        with self._connection("read") as db:
+            return postgres_schema.stored_version(db)
+
+    def create(self, record: RolloutRecord) -> None:
+        with self._tx("write") as db:
+            db.execute(_INSERT_ROLLOUT, rollout_row(record))
+
+    def append(self, rollout: str, event: Event) -> int:
+        row = event_row(rollout, event)
+        with self._appending("write") as db:
+            found = db.execute(_INSERT_EVENT, row).fetchone()
+        return int(found[0]) if found else 0
+
+    def append_releasing(self, rollout: str, events: list[Event], plant: str, owner: str) -> list[int]:
+        rows = [event_row(rollout, e) for e in events]  # serialised first: a bad detail fails before the write
+        with self._appending("write") as db:
+            seqs = [int(seq) for seq in _batch(db, _INSERT_EVENT, rows)]
+            db.execute("DELETE FROM rollout.locks WHERE plant = %s AND owner = %s", (plant, owner))
+        return seqs
+
+    def adopt(self, records: list[RolloutRecord], events: list[JournalEvent]) -> list[str]:
+        with self._appending("import into") as db:
+            added = set(_batch(db, _INSERT_NEW_ROLLOUT, [rollout_row(r) for r in records]))
+            _batch(db, _INSERT_EVENT, [event_row(e.rollout, e.event) for e in events if e.rollout in added])
+        return [r.id for r in records if r.id in added]
+
+    def rollout(self, rollout: str) -> RolloutRecord | None:
+        rows = self._rows(f"SELECT {ROLLOUT_COLUMNS} FROM rollout.rollouts WHERE id = %s", (rollout,))
+        return to_record(rows[0]) if rows else None
+
+    def rollouts(self, plant: str | None = None) -> list[RolloutRecord]:
+        if plant is None:
+            rows = self._rows(f"SELECT {ROLLOUT_COLUMNS} FROM rollout.rollouts ORDER BY created, id")
+        else:
+            rows = self._rows(
+                f"SELECT {ROLLOUT_COLUMNS} FROM rollout.rollouts WHERE id IN "
+                "(SELECT rollout FROM rollout.events WHERE plant = %s) ORDER BY created, id",
+                (plant,),
+            )
+        return [to_record(row) for row in rows]
+
+    def events(
+        self, rollout: str | None = None, plant: str | None = None, kinds: tuple[str, ...] = ()
+    ) -> list[JournalEvent]:
+        where: list[str] = []
+        args: list[object] = []
+        for column, value in (("rollout", rollout), ("plant", plant)):
+            if value is not None:
+                where.append(f"{column} = %s")
+                args.append(value)
+        if kinds:
+            where.append("kind = ANY(%s)")
+            args.append(list(kinds))
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        rows = self._rows(
+            "SELECT seq, rollout, time, kind, plant, layer, host, release, detail "
+            f"FROM rollout.events {clause} ORDER BY seq",
+            args,
+        )
+        return [
+            JournalEvent(seq, ro, Event(kind, plant_, layer, host, release, json.loads(detail), when, seq, ro))
+            for seq, ro, when, kind, plant_, layer, host, release, detail in rows
+        ]
+
+    def sync(self) -> None:
+        # A commit returned only once the server wrote it to its WAL (synchronous_commit, on
+        # by default): nothing is left to flush. One round trip says the store is still there.
+        self._rows("SELECT 1 FROM rollout.schema_version")
+
+    def acquire(self, plant: str, owner: str, purpose: str, ttl: float, operator: str = "") -> Lock:
+        with self._tx("write") as db:
+            # The plant's fences row, locked to the commit, lets one acquire of a plant run at a time,
+            # across every process and machine; the lease row is locked against renewals meanwhile.
+            last = db.execute(
+                "INSERT INTO rollout.fences (plant, fence) VALUES (%s, 0) ON CONFLICT (plant) "
+                "DO UPDATE SET fence = rollout.fences.fence RETURNING fence",
+                (plant,),
+            ).fetchone()
+            row = db.execute(f"SELECT {LOCK_COLUMNS} FROM rollout.locks WHERE plant = %s FOR UPDATE", (plant,))
+            held = _lock(row.fetchone())
+            now = self._now(db)
+            if held is not None and not held.stale(now) and not held.mine(owner):
+                raise LockedError(plant, held)
+            again = held is not None and held.mine(owner)
+            fence = held.fence if held is not None and again else int(last[0] if last else 0) + 1
+            lock = Lock(plant, owner, purpose, now, now + ttl, socket.gethostname(), os.getpid(), operator, fence)
+            db.execute("UPDATE rollout.fences SET fence = %s WHERE plant = %s", (fence, plant))
+            db.execute(
+                f"INSERT INTO rollout.locks ({LOCK_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT (plant) DO UPDATE SET (owner, purpose, acquired, expires, hostname, pid, operator, fence)"
+                " = (EXCLUDED.owner, EXCLUDED.purpose, EXCLUDED.acquired, EXCLUDED.expires, EXCLUDED.hostname,"
+                " EXCLUDED.pid, EXCLUDED.operator, EXCLUDED.fence)",
+                astuple(lock),
+            )
+        return lock
+
+    def _now(self, db: Connection[Any]) -> float:
+        if self.clock is not None:
+            return self.clock.time()
+        row = db.execute("SELECT extract(epoch FROM clock_timestamp())::float8").fetchone()
+        return float(row[0]) if row else 0.0
+
+    def holding(self, lock: Lock) -> bool:
+        rows = self._rows(
+            "SELECT 1 FROM rollout.locks WHERE plant = %(plant)s AND owner = %(owner)s AND fence = %(fence)s "
+            f"AND hostname = %(hostname)s AND pid = %(pid)s AND expires >= {_NOW}",
+            {**_lock_args(lock), "now": self._injected()},
+        )
+        return bool(rows)
+
+    def renew(self, plants: list[str], owner: str, ttl: float) -> None:
+        with self._tx("write") as db:
+            db.execute(
+                f"UPDATE rollout.locks SET expires = {_NOW} + %(ttl)s "
+                "WHERE plant = ANY(%(plants)s) AND owner = %(owner)s",
+                {"now": self._injected(), "ttl": ttl, "plants": plants, "owner": owner},
+            )
+
+    def release(self, plant: str, owner: str) -> None:
+        with self._tx("write") as db:
+            db.execute("DELETE FROM rollout.locks WHERE plant = %s AND owner = %s", (plant, owner))
+
+    def locks(self) -> list[Lock]:
+        rows = self._rows(f"SELECT {LOCK_COLUMNS} FROM rollout.locks ORDER BY plant")
+        return [Lock(*row) for row in rows]
+
+    def _injected(self) -> float | None:
+        return self.clock.time() if self.clock is not None else None
+
+
+def migrate(conninfo: str, shown: str) -> tuple[int, int]:
+    """Create or upgrade the schema of the database at ``conninfo``: (version before, after).
+
+    A newer schema is refused (``SchemaError``) and left as it is."""
+    try:
+        with psycopg.connect(with_defaults(conninfo), autocommit=True) as db:
+            before, after = postgres_schema.upgrade(db)
+    except psycopg.Error as exc:
+        raise JournalError(f"cannot migrate the state at {shown}: {reason(exc)}") from None
+    if after > postgres_schema.LATEST:
+        raise SchemaError(
+            f"the state at {shown} has schema {after}, this rollout knows up to {postgres_schema.LATEST}: "
+            "upgrade rollout"
+        )
+    return before, after
+
+
+def _batch(db: Connection[Any], sql: str, rows: list[tuple[Any, ...]]) -> list[Any]:
+    """Run ``sql`` for each of ``rows`` in one batch (the pipeline sends them together) and return
+    the first column of what each returned, in order."""
+    if not rows:
+        return []
+    cursor = db.cursor()
+    cursor.executemany(sql, rows, returning=True)
+    found: list[Any] = []
+    while True:
+        found.extend(row[0] for row in cursor.fetchall())
+        if not cursor.nextset():
+            return found
+
+
+def _lock(row: tuple[Any, ...] | None) -> Lock | None:
+    return Lock(*row) if row is not None else None
+
+
+def _lock_args(lock: Lock) -> dict[str, Any]:
+    return {"plant": lock.plant, "owner": lock.owner, "fence": lock.fence, "hostname": lock.hostname, "pid": lock.pid}
+
+
+def event_row(rollout: str, event: Event) -> tuple[Any, ...]:
+    detail = json.dumps(event.detail, sort_keys=True, default=str)
+    return (rollout, event.time, event.kind, event.plant, event.layer, event.host, event.release, detail)
+
+
+def rollout_row(record: RolloutRecord) -> tuple[Any, ...]:
+    spec = json.dumps(record.spec, sort_keys=True)
+    return (record.id, record.kind, record.release, record.commit, record.created, record.operator, spec)
+
+
+def to_record(row: tuple[Any, ...]) -> RolloutRecord:
+    rid, kind, release, commit, created, operator, spec = row
+    return RolloutRecord(rid, kind, release, commit, created, operator, json.loads(spec))

@@ -1,0 +1,97 @@
+"""The PostgreSQL state's schema, version by version, created or upgraded only on request.
+
+Everything lives in the database schema ``rollout`` (the team's database may hold other
+things). Unlike the SQLite file, which one machine upgrades as it opens it, a shared
+database is upgraded by ``rollout state migrate`` alone: several rollout versions may meet
+it at once, and an older one must not find tables changed under it. Every other verb
+refuses a missing or older schema (``SchemaError``) and says to migrate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from psycopg import Connection
+
+NAMESPACE = "rollout"
+_MIGRATE_KEY = 0x726F6C6C6F7574  # "rollout": the advisory lock that makes concurrent migrations one after another
+
+_V1 = (
+    "CREATE SCHEMA IF NOT EXISTS rollout",
+    # Payloads stay JSON text, not jsonb: jsonb refuses NUL characters and NaN, which a check's
+    # output can hold, and a refused event would stop a rollout.
+    """CREATE TABLE rollout.rollouts (
+        id text PRIMARY KEY,
+        kind text NOT NULL,
+        release text,
+        commit_id text,
+        created double precision NOT NULL,
+        operator text NOT NULL,
+        spec text NOT NULL
+    )""",
+    """CREATE TABLE rollout.events (
+        seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        rollout text NOT NULL REFERENCES rollout.rollouts(id),
+        time double precision NOT NULL,
+        kind text NOT NULL,
+        plant text NOT NULL,
+        layer text,
+        host text,
+        release text,
+        detail text NOT NULL
+    )""",
+    "CREATE INDEX events_by_rollout ON rollout.events (rollout, seq)",
+    "CREATE INDEX events_by_plant ON rollout.events (plant, seq)",
+    """CREATE TABLE rollout.locks (
+        plant text PRIMARY KEY,
+        owner text NOT NULL,
+        purpose text NOT NULL,
+        acquired double precision NOT NULL,
+        expires double precision NOT NULL,
+        hostname text NOT NULL,
+        pid integer NOT NULL,
+        operator text NOT NULL,
+        fence bigint NOT NULL
+    )""",
+    # Each plant's last fencing number, kept when its lease is released: it only ever grows.
+    "CREATE TABLE rollout.fences (plant text PRIMARY KEY, fence bigint NOT NULL)",
+    "CREATE TABLE rollout.schema_version (version integer NOT NULL)",
+)
+
+
+def _to_1(db: Connection[Any]) -> None:
+    """An empty database: the tables of the first PostgreSQL state."""
+    for statement in _V1:
+        db.execute(statement)
+
+
+MIGRATIONS: tuple[Callable[[Connection[Any]], None], ...] = (_to_1,)
+"""``MIGRATIONS[n]`` takes a state at version ``n`` to ``n + 1``."""
+LATEST = len(MIGRATIONS)
+
+
+def stored_version(db: Connection[Any]) -> int:
+    """The version of the state: 0 for a database without rollout's schema."""
+    row = db.execute("SELECT to_regclass('rollout.schema_version') IS NOT NULL").fetchone()
+    if not row or not row[0]:
+        return 0
+    row = db.execute("SELECT max(version) FROM rollout.schema_version").fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def upgrade(db: Connection[Any]) -> tuple[int, int]:
+    """Take the state to ``LATEST`` in one transaction and return (version before, after).
+
+    Concurrent calls wait for each other (an advisory lock) and the later ones find nothing
+    to do. A state newer than ``LATEST`` is left as it is: (its version, its version)."""
+    with db.transaction():
+        db.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATE_KEY,))
+        before = stored_version(db)
+        if before >= LATEST:
+            return before, before
+        for migrate in MIGRATIONS[before:]:
+            migrate(db)
+        db.execute("DELETE FROM rollout.schema_version")
+        db.execute("INSERT INTO rollout.schema_version (version) VALUES (%s)", (LATEST,))
+    return before, LATEST
