@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import socket
@@ -47,7 +48,8 @@ class SqliteJournal(Journal):
         self._local = threading.local()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._open_schema(self._db())
+            with _taking_turns(path):
+                self._open_schema(self._db())
             self._identity = _identity(path)
         except (OSError, sqlite3.Error) as exc:
             raise JournalError(f"cannot open the journal {path}: {exc}") from None
@@ -301,3 +303,20 @@ def _record(row: tuple[Any, ...]) -> RolloutRecord:
 def _identity(path: Path) -> tuple[int, int]:
     stat = path.stat()
     return stat.st_dev, stat.st_ino
+
+
+@contextmanager
+def _taking_turns(path: Path) -> Iterator[None]:
+    """Processes opening one state at once take turns (a lock on a file beside it): the switch
+    to WAL wants the file to itself and, unlike a transaction, does not wait for a busy file;
+    an upgrade of an older schema is then done by the first and seen by the others."""
+    try:
+        fd = os.open(f"{path}-open.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:  # a folder this process cannot write: it cannot switch or upgrade the file either
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # held for a few statements; released when fd is closed
+        yield
+    finally:
+        os.close(fd)
