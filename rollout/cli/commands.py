@@ -21,7 +21,7 @@ import click
 from rich.console import Console
 
 from rollout import service
-from rollout.cli import views
+from rollout.cli.views import output, preview, progress, records
 from rollout.config.project import Project
 from rollout.core.clock import Clock, ShiftedClock, SystemClock
 from rollout.core.events import EventSink
@@ -134,7 +134,7 @@ def validate(directory: Path | None, as_json: bool, release: str | None) -> int:
     forbidden overlay is found here, not during a deploy.
     """
     result = service.validate(_project(directory), release)
-    views.validation(_console(), result, as_json)
+    preview.validation(_console(), result, as_json)
     return EXIT_OK
 
 
@@ -143,7 +143,7 @@ def validate(directory: Path | None, as_json: bool, release: str | None) -> int:
 @_release_option
 def plan(directory: Path | None, as_json: bool, release: str | None) -> int:
     """The waves, plants and order that a deploy would take."""
-    views.plan(_console(), service.plan(_project(directory), release), as_json)
+    preview.plan(_console(), service.plan(_project(directory), release), as_json)
     return EXIT_OK
 
 
@@ -167,11 +167,11 @@ def render(
     if explain:
         if len(plants) != 1:
             raise click.UsageError("--explain needs exactly one --plant")
-        views.explained(_console(), plants[0], service.explain(project, release, plants[0]), as_json)
+        preview.explained(_console(), plants[0], service.explain(project, release, plants[0]), as_json)
         return EXIT_OK
     target = out if out is not None else project.root / ".rollout" / "bundles"
     results = service.render(project, release, list(plants), target)
-    views.rendered(_console(), results, str(target), as_json)
+    preview.rendered(_console(), results, str(target), as_json)
     return EXIT_OK
 
 
@@ -183,7 +183,7 @@ def render(
 def diff(directory: Path | None, as_json: bool, release: str | None, plant: str, against: str | None) -> int:
     """What would change on a plant: a unified diff of its rendered files."""
     result = service.diff(_project(directory), plant, release, against)
-    views.diffed(_console(), _console(stderr=True), result, as_json)
+    preview.diffed(_console(), _console(stderr=True), result, as_json)
     return EXIT_OK
 
 
@@ -212,8 +212,8 @@ def _options(project: Project, insecure: bool, err: Console) -> Options:
 
 def _sink(console: Console, as_json: bool) -> EventSink:
     if as_json:
-        return lambda event: views.emit_json(console, [event.as_dict()])
-    return lambda event: views.event_line(console, event)
+        return lambda event: output.emit_json(console, [event.as_dict()])
+    return lambda event: progress.event_line(console, event)
 
 
 _yes_option = click.option("--yes", "-y", is_flag=True, help="Non-interactive: plain lines, no live view.")
@@ -255,7 +255,7 @@ def _finish(project: Project, result: RolloutResult, as_json: bool, junit: Path 
     console = _console()
     if junit is not None:
         junit_report(project, result.id, junit, rehearsal)
-    views.rollout_result(console, result, as_json)
+    progress.rollout_result(console, result, as_json)
     if result.message and not as_json:
         _console(stderr=True).print(result.message, highlight=False)
     return _rollout_exit(result)
@@ -333,7 +333,7 @@ def approve(directory: Path | None, as_json: bool, rollout_id: str) -> int:
     operator = os.environ.get("ROLLOUT_OPERATOR") or default_operator()
     wave = service.approve(project, rollout_id, operator)
     if as_json:
-        views.emit_json(_console(), [{"type": "approval", "rollout": rollout_id, "wave": wave, "by": operator}])
+        output.emit_json(_console(), [{"type": "approval", "rollout": rollout_id, "wave": wave, "by": operator}])
     else:
         _console().print(
             f"wave {wave} of rollout {rollout_id} approved by {operator}; now: rollout resume {rollout_id}"
@@ -351,7 +351,7 @@ def abort(directory: Path | None, as_json: bool, rollout_id: str, reason: str) -
     operator = os.environ.get("ROLLOUT_OPERATOR") or default_operator()
     state = service.abort(project, rollout_id, operator, reason)
     if as_json:
-        views.emit_json(_console(), [{"type": "abort", "rollout": rollout_id, "state": state, "by": operator}])
+        output.emit_json(_console(), [{"type": "abort", "rollout": rollout_id, "state": state, "by": operator}])
     elif state == "aborted":
         _console().print(f"rollout {rollout_id} aborted by {operator}", highlight=False)
     else:
@@ -368,7 +368,7 @@ def history(directory: Path | None, as_json: bool, plants: tuple[str, ...]) -> i
     """Past rollouts and rollbacks: who, when, what, and how each plant came out."""
     project = _project(directory)
     plant = plants[0] if plants else None
-    views.history(_console(), service.history(project, plant), as_json)
+    records.history(_console(), service.history(project, plant), as_json)
     return EXIT_OK
 
 
@@ -388,7 +388,7 @@ def rollback(
     console = _console()
     options = _options(project, insecure, _console(stderr=True))
     result = service.locked_rollback(project, plant, to, layer, options, _sink(console, as_json), _clock())
-    views.plant_results(console, [result], as_json)
+    progress.plant_results(console, [result], as_json)
     return _ROLLBACK_EXIT.get(result.outcome, EXIT_INTERNAL)
 
 
@@ -405,8 +405,8 @@ def status(directory: Path | None, as_json: bool, insecure: bool, plants: tuple[
     project = _project(directory)
     options = _options(project, insecure, _console(stderr=True))
     console = _console()
-    views.status(console, service.status(project, list(plants), options), as_json)
-    views.under_way(console, service.under_way(project), service.plant_locks(project), as_json)
+    records.status(console, service.status(project, list(plants), options), as_json)
+    records.under_way(console, service.under_way(project), service.plant_locks(project), as_json)
     return EXIT_OK
 
 
@@ -421,7 +421,7 @@ def _crash_log(exc: BaseException) -> Path:
 
 def _report(as_json: bool, kind: str, message: str, err: Console) -> None:
     if as_json:
-        views.emit_json(_console(), [{"type": "error", "kind": kind, "message": message}])
+        output.emit_json(_console(), [{"type": "error", "kind": kind, "message": message}])
     else:
         err.print(f"[bold red]{kind}:[/] {message}", highlight=False)
 
@@ -433,7 +433,7 @@ def _display(project: Project, as_json: bool, yes: bool) -> Iterator[EventSink]:
     if as_json or yes or not console.is_terminal:
         yield _sink(console, as_json)
         return
-    with views.LiveView(console, project) as live:
+    with progress.LiveView(console, project) as live:
         yield live.update
 
 
@@ -448,7 +448,7 @@ def run(argv: list[str]) -> int:
         return exc.exit_code
     except click.ClickException as exc:
         if as_json:
-            views.problems(_console(), [Problem("(command line)", message=exc.format_message())], True)
+            output.problems(_console(), [Problem("(command line)", message=exc.format_message())], True)
         else:
             exc.show()
         return exc.exit_code
@@ -456,7 +456,7 @@ def run(argv: list[str]) -> int:
         err.print("aborted")
         return 130
     except ConfigError as exc:
-        views.problems(_console() if as_json else err, exc.problems, as_json)
+        output.problems(_console() if as_json else err, exc.problems, as_json)
         return EXIT_BAD_INPUT
     except LockedError as exc:
         _report(as_json, "blocked", str(exc), err)
