@@ -80,6 +80,17 @@ def validation(console: Console, result: Validation, as_json: bool) -> None:
             ],
         )
         return
+    console.print(_customization_table(result))
+    console.print(
+        f"[green]valid[/]: release {release.id} ({release.commit[:12]}), {len(result.project.plants)} plants, "
+        f"{len(result.project.config.layers)} layers, {len(result.plan.waves)} waves; "
+        f"{result.bundles} bundles rendered ({result.shared} shared between plants with equal inputs)",
+        highlight=False,
+    )
+
+
+def _customization_table(result: Validation) -> Table:
+    """What overlays change from the base, per plant."""
     table = Table(
         "plant",
         "archetype",
@@ -103,13 +114,7 @@ def validation(console: Console, result: Validation, as_json: bool) -> None:
             str(len(c.added_files)) if c.added_files else "-",
             f"{c.departure:.0%}",
         )
-    console.print(table)
-    console.print(
-        f"[green]valid[/]: release {release.id} ({release.commit[:12]}), {len(result.project.plants)} plants, "
-        f"{len(result.project.config.layers)} layers, {len(result.plan.waves)} waves; "
-        f"{result.bundles} bundles rendered ({result.shared} shared between plants with equal inputs)",
-        highlight=False,
-    )
+    return table
 
 
 def rendered(console: Console, results: list[Rendered], out: str | None, as_json: bool) -> None:
