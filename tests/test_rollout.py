@@ -286,7 +286,7 @@ def test_a_locked_plant_refuses_deploy_and_rollback_naming_the_holder(tmp_path: 
 def test_the_live_view_draws_waves_plants_and_layers() -> None:
     from rich.console import Console
 
-    from rollout.cli.views import LiveView
+    from rollout.cli.views.progress import LiveView
     from rollout.core.events import Event
 
     class _Project:

@@ -1,4 +1,6 @@
-"""The ``rollout`` command. The only place that prints or chooses exit codes.
+"""The ``rollout`` command: its click group, what every verb shares (options, console, exit codes)
+and ``run``, the one place that turns errors into exit codes. The verbs are in query_commands and
+rollout_commands; importing ``rollout.cli`` registers them.
 
 Exit codes (the contract): 0 done and healthy; 1 a plant failed and was rolled back
 cleanly; 2 bad input, nothing touched; 3 a rollback failed, a plant needs attention;
@@ -12,8 +14,7 @@ import io
 import os
 import sys
 import traceback
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TextIO, TypeVar, cast
 
@@ -21,14 +22,10 @@ import click
 from rich.console import Console
 
 from rollout import service
-from rollout.cli import views
+from rollout.cli.views import output
 from rollout.config.project import Project
-from rollout.core.clock import Clock, ShiftedClock, SystemClock
-from rollout.core.events import EventSink
 from rollout.engine.executor import Options, default_operator
 from rollout.errors import ConfigError, Problem
-from rollout.service.junit import junit_report
-from rollout.service.orchestrator import RolloutResult
 from rollout.state.journal import JournalError, LockedError, SchemaError
 
 EXIT_OK = 0
@@ -124,69 +121,6 @@ def cli(directory: Path | None) -> None:
     """Deploy one code base with per-plant overlays to many plants, in checked waves."""
 
 
-@cli.command()
-@_common
-@_release_option
-def validate(directory: Path | None, as_json: bool, release: str | None) -> int:
-    """Check the project, inventories, overlays, playbooks and templates; touches no host.
-
-    Every plant is rendered in memory at the release, so an undefined value or a
-    forbidden overlay is found here, not during a deploy.
-    """
-    result = service.validate(_project(directory), release)
-    views.validation(_console(), result, as_json)
-    return EXIT_OK
-
-
-@cli.command()
-@_common
-@_release_option
-def plan(directory: Path | None, as_json: bool, release: str | None) -> int:
-    """The waves, plants and order that a deploy would take."""
-    views.plan(_console(), service.plan(_project(directory), release), as_json)
-    return EXIT_OK
-
-
-@cli.command()
-@_common
-@_release_option
-@_plants_option
-@click.option(
-    "--out",
-    "-o",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Folder for the bundles (default: .rollout/bundles in the project).",
-)
-@click.option("--explain", is_flag=True, help="Show every value of --plant and which layer set it; write nothing.")
-def render(
-    directory: Path | None, as_json: bool, release: str | None, plants: tuple[str, ...], out: Path | None, explain: bool
-) -> int:
-    """Render bundles: one folder per plant and layer, with a manifest of file hashes."""
-    project = _project(directory)
-    if explain:
-        if len(plants) != 1:
-            raise click.UsageError("--explain needs exactly one --plant")
-        views.explained(_console(), plants[0], service.explain(project, release, plants[0]), as_json)
-        return EXIT_OK
-    target = out if out is not None else project.root / ".rollout" / "bundles"
-    results = service.render(project, release, list(plants), target)
-    views.rendered(_console(), results, str(target), as_json)
-    return EXIT_OK
-
-
-@cli.command()
-@_common
-@_release_option
-@click.option("--plant", "-p", "plant", required=True, metavar="PLANT", help="The plant to compare.")
-@click.option("--against", "-a", default=None, metavar="REF", help="The release to compare with.")
-def diff(directory: Path | None, as_json: bool, release: str | None, plant: str, against: str | None) -> int:
-    """What would change on a plant: a unified diff of its rendered files."""
-    result = service.diff(_project(directory), plant, release, against)
-    views.diffed(_console(), _console(stderr=True), result, as_json)
-    return EXIT_OK
-
-
 def _insecure_option(func: F) -> F:
     return click.option(
         "--insecure-skip-host-key-check",
@@ -210,209 +144,6 @@ def _options(project: Project, insecure: bool, err: Console) -> Options:
     return Options(known_hosts, ssh.connect_timeout, ssh.command_timeout, operator)
 
 
-def _sink(console: Console, as_json: bool) -> EventSink:
-    if as_json:
-        return lambda event: views.emit_json(console, [event.as_dict()])
-    return lambda event: views.event_line(console, event)
-
-
-_yes_option = click.option("--yes", "-y", is_flag=True, help="Non-interactive: plain lines, no live view.")
-_junit_option = click.option(
-    "--junit", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write a JUnit XML report."
-)
-
-
-def _clock() -> Clock:
-    """The machine's clock, or one that starts at ROLLOUT_NOW (ISO 8601) and goes on from there:
-    rehearsals and tests of windows at any time of day, whose waits and bakes still end."""
-    fixed = os.environ.get("ROLLOUT_NOW")
-    if not fixed:
-        return SystemClock()
-    try:
-        when = dt.datetime.fromisoformat(fixed)
-    except ValueError:
-        raise ConfigError.one(
-            "ROLLOUT_NOW", "not a date and time", expected="ISO 8601, e.g. 2026-11-21T02:00:00+00:00", found=repr(fixed)
-        ) from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return ShiftedClock(when)
-
-
-def _rollout_exit(result: RolloutResult) -> int:
-    if result.attention:
-        return EXIT_ATTENTION
-    if result.state in ("paused", "blocked", "aborted"):
-        return EXIT_BLOCKED
-    if result.failed or result.state == "halted":
-        return EXIT_FAILED
-    if "skipped" in result.plants.values():  # a plant's window stayed closed: the rollout is not complete
-        return EXIT_BLOCKED
-    return EXIT_OK
-
-
-def _finish(project: Project, result: RolloutResult, as_json: bool, junit: Path | None, rehearsal: bool = False) -> int:
-    console = _console()
-    if junit is not None:
-        junit_report(project, result.id, junit, rehearsal)
-    views.rollout_result(console, result, as_json)
-    if result.message and not as_json:
-        _console(stderr=True).print(result.message, highlight=False)
-    return _rollout_exit(result)
-
-
-@cli.command()
-@_common
-@_release_option
-@_insecure_option
-@_plants_option
-@click.option("--wave", "waves", multiple=True, metavar="WAVE", help="Only this wave (repeatable).")
-@click.option("--yes", "-y", is_flag=True, help="Non-interactive: no live view, plain lines (for pipelines).")
-@click.option(
-    "--junit", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write a JUnit XML report."
-)
-@click.option("--approve-through", default=None, metavar="WAVE", help="Waves up to this one count as approved.")
-@click.option("--force-window", is_flag=True, help="Deploy outside maintenance windows (recorded in the journal).")
-@click.option("--rehearse", is_flag=True, help="Run it all on simulated copies of every plant; touch no real host.")
-def deploy(
-    directory: Path | None,
-    as_json: bool,
-    release: str | None,
-    insecure: bool,
-    plants: tuple[str, ...],
-    waves: tuple[str, ...],
-    yes: bool,
-    junit: Path | None,
-    approve_through: str | None,
-    force_window: bool,
-    rehearse: bool,
-) -> int:
-    """A staged rollout: waves in order, plants in parallel inside a wave, checks after every layer.
-
-    A plant whose check fails is rolled back automatically to the release it had; a wave
-    that fails more plants than its threshold halts the rollout or rolls it all back, as
-    the strategy says. Every step is journaled first, so 'rollout resume' can go on.
-    """
-    project = _project(directory)
-    options = _options(project, insecure, _console(stderr=True))
-    with _display(project, as_json, yes) as display:
-        if rehearse:
-            result = service.rehearse(project, release, list(waves), list(plants), options, display, _clock())
-        else:
-            result = service.start_rollout(
-                project, release, list(waves), list(plants), options, display, _clock(), approve_through, force_window
-            )
-    return _finish(project, result, as_json, junit, rehearse)
-
-
-@cli.command()
-@_common
-@_insecure_option
-@click.argument("rollout_id", required=False, metavar="[ROLLOUT]")
-@click.option("--yes", "-y", is_flag=True, help="Non-interactive: no live view, plain lines (for pipelines).")
-@click.option(
-    "--junit", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write a JUnit XML report."
-)
-def resume(
-    directory: Path | None, as_json: bool, insecure: bool, rollout_id: str | None, yes: bool, junit: Path | None
-) -> int:
-    """Go on with a rollout that was interrupted or paused (default: the latest one)."""
-    project = _project(directory)
-    options = _options(project, insecure, _console(stderr=True))
-    with _display(project, as_json, yes) as display:
-        result = service.resume_rollout(project, rollout_id, options, display, _clock())
-    return _finish(project, result, as_json, junit)
-
-
-@cli.command()
-@_common
-@click.argument("rollout_id", metavar="ROLLOUT")
-def approve(directory: Path | None, as_json: bool, rollout_id: str) -> int:
-    """Let a paused rollout go on to its next wave (then: rollout resume ROLLOUT)."""
-    project = _project(directory)
-    operator = os.environ.get("ROLLOUT_OPERATOR") or default_operator()
-    wave = service.approve(project, rollout_id, operator)
-    if as_json:
-        views.emit_json(_console(), [{"type": "approval", "rollout": rollout_id, "wave": wave, "by": operator}])
-    else:
-        _console().print(
-            f"wave {wave} of rollout {rollout_id} approved by {operator}; now: rollout resume {rollout_id}"
-        )
-    return EXIT_OK
-
-
-@cli.command()
-@_common
-@click.argument("rollout_id", metavar="ROLLOUT")
-@click.option("--reason", default="", metavar="TEXT", help="Why (recorded with who asked).")
-def abort(directory: Path | None, as_json: bool, rollout_id: str, reason: str) -> int:
-    """Stop a rollout at its next safe point: no new plant starts, plants in flight end whole."""
-    project = _project(directory)
-    operator = os.environ.get("ROLLOUT_OPERATOR") or default_operator()
-    state = service.abort(project, rollout_id, operator, reason)
-    if as_json:
-        views.emit_json(_console(), [{"type": "abort", "rollout": rollout_id, "state": state, "by": operator}])
-    elif state == "aborted":
-        _console().print(f"rollout {rollout_id} aborted by {operator}", highlight=False)
-    else:
-        _console().print(
-            f"abort of rollout {rollout_id} requested by {operator}: it stops at its next safe point", highlight=False
-        )
-    return EXIT_OK
-
-
-@cli.command()
-@_common
-@_plants_option
-def history(directory: Path | None, as_json: bool, plants: tuple[str, ...]) -> int:
-    """Past rollouts and rollbacks: who, when, what, and how each plant came out."""
-    project = _project(directory)
-    plant = plants[0] if plants else None
-    views.history(_console(), service.history(project, plant), as_json)
-    return EXIT_OK
-
-
-@cli.command()
-@_common
-@_insecure_option
-@click.option("--plant", "-p", "plant", required=True, metavar="PLANT", help="The plant to roll back.")
-@click.option(
-    "--to", "to", default=None, metavar="REF", help="The release to go to (default: what each host ran before)."
-)
-@click.option("--layer", "layer", default=None, metavar="LAYER", help="Only this layer and the layers above it.")
-def rollback(
-    directory: Path | None, as_json: bool, insecure: bool, plant: str, to: str | None, layer: str | None
-) -> int:
-    """Roll a plant (or one layer and those above it) back now, with the same checks."""
-    project = _project(directory)
-    console = _console()
-    options = _options(project, insecure, _console(stderr=True))
-    result = service.locked_rollback(project, plant, to, layer, options, _sink(console, as_json), _clock())
-    views.plant_results(console, [result], as_json)
-    return _ROLLBACK_EXIT.get(result.outcome, EXIT_INTERNAL)
-
-
-_ROLLBACK_EXIT = {"rolled_back": EXIT_OK, "preflight_failed": EXIT_FAILED, "attention": EXIT_ATTENTION}
-"""A host that did not answer changed nothing (1); a rollback that failed half way needs a person (3)."""
-
-
-@cli.command()
-@_common
-@_insecure_option
-@_plants_option
-def status(directory: Path | None, as_json: bool, insecure: bool, plants: tuple[str, ...]) -> int:
-    """What runs on every host of every layer, as the hosts themselves record it."""
-    project = _project(directory)
-    options = _options(project, insecure, _console(stderr=True))
-    console = _console()
-    views.status(console, service.status(project, list(plants), options), as_json)
-    views.under_way(console, service.under_way(project), service.plant_locks(project), as_json)
-    return EXIT_OK
-
-
-from rollout.cli import state_commands  # noqa: E402, F401  (registers 'rollout state' on cli)
-
-
 def _crash_log(exc: BaseException) -> Path:
     base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "rollout"
     base.mkdir(parents=True, exist_ok=True)
@@ -424,20 +155,9 @@ def _crash_log(exc: BaseException) -> Path:
 
 def _report(as_json: bool, kind: str, message: str, err: Console) -> None:
     if as_json:
-        views.emit_json(_console(), [{"type": "error", "kind": kind, "message": message}])
+        output.emit_json(_console(), [{"type": "error", "kind": kind, "message": message}])
     else:
         err.print(f"[bold red]{kind}:[/] {message}", highlight=False)
-
-
-@contextmanager
-def _display(project: Project, as_json: bool, yes: bool) -> Iterator[EventSink]:
-    """Events as JSON lines, as plain lines, or as a live table on a terminal."""
-    console = _console()
-    if as_json or yes or not console.is_terminal:
-        yield _sink(console, as_json)
-        return
-    with views.LiveView(console, project) as live:
-        yield live.update
 
 
 def run(argv: list[str]) -> int:
@@ -451,7 +171,7 @@ def run(argv: list[str]) -> int:
         return exc.exit_code
     except click.ClickException as exc:
         if as_json:
-            views.problems(_console(), [Problem("(command line)", message=exc.format_message())], True)
+            output.problems(_console(), [Problem("(command line)", message=exc.format_message())], True)
         else:
             exc.show()
         return exc.exit_code
@@ -459,7 +179,7 @@ def run(argv: list[str]) -> int:
         err.print("aborted")
         return 130
     except ConfigError as exc:
-        views.problems(_console() if as_json else err, exc.problems, as_json)
+        output.problems(_console() if as_json else err, exc.problems, as_json)
         return EXIT_BAD_INPUT
     except LockedError as exc:
         _report(as_json, "blocked", str(exc), err)

@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 
 from rollout import service
-from rollout.cli import views
 from rollout.cli.commands import EXIT_OK, _common, _console, _project, cli
+from rollout.cli.views import output
 from rollout.service import state_admin
 
 
@@ -28,7 +28,7 @@ def migrate(directory: Path | None, as_json: bool) -> int:
     url = service.state_url(_project(directory))
     done = state_admin.migrate(url)
     if as_json:
-        views.emit_json(_console(), [{"type": "migration", "state": url.shown, **done._asdict()}])
+        output.emit_json(_console(), [{"type": "migration", "state": url.shown, **done._asdict()}])
     elif done.before == done.after:
         _console().print(f"the state at {url.shown} is at schema {done.after} already", highlight=False)
     else:
@@ -48,7 +48,7 @@ def import_(directory: Path | None, as_json: bool, file: Path) -> int:
     url = service.state_url(project)
     imported = state_admin.import_sqlite(file, service.open_state(project))
     if as_json:
-        views.emit_json(_console(), [{"type": "import", "state": url.shown, "file": str(file), "imported": imported}])
+        output.emit_json(_console(), [{"type": "import", "state": url.shown, "file": str(file), "imported": imported}])
     else:
         _console().print(f"{len(imported)} rollouts copied from {file} into {url.shown}", highlight=False)
     return EXIT_OK

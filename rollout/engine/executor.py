@@ -326,7 +326,6 @@ class Executor:
         dirs = {lay.layer: lay.release_dir for lay in order.layers}
         timeout = self.options.command_timeout
         for layer in run.layers():
-
             hosts = {h.name: h for h in run.hosts(layer)}
 
             def prune(name: str, layer: LayerConfig = layer, hosts: dict[str, Host] = hosts) -> list[str]:

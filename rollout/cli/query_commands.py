@@ -1,0 +1,109 @@
+"""The verbs that only read: validate, plan, render, diff, history and status. None changes a host."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from rollout import service
+from rollout.cli.commands import (
+    EXIT_OK,
+    _common,
+    _console,
+    _insecure_option,
+    _options,
+    _plants_option,
+    _project,
+    _release_option,
+    cli,
+)
+from rollout.cli.views import preview, records
+
+
+@cli.command()
+@_common
+@_release_option
+def validate(directory: Path | None, as_json: bool, release: str | None) -> int:
+    """Check the project, inventories, overlays, playbooks and templates; touches no host.
+
+    Every plant is rendered in memory at the release, so an undefined value or a
+    forbidden overlay is found here, not during a deploy.
+    """
+    result = service.validate(_project(directory), release)
+    preview.validation(_console(), result, as_json)
+    return EXIT_OK
+
+
+@cli.command()
+@_common
+@_release_option
+def plan(directory: Path | None, as_json: bool, release: str | None) -> int:
+    """The waves, plants and order that a deploy would take."""
+    preview.plan(_console(), service.plan(_project(directory), release), as_json)
+    return EXIT_OK
+
+
+@cli.command()
+@_common
+@_release_option
+@_plants_option
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder for the bundles (default: .rollout/bundles in the project).",
+)
+@click.option("--explain", is_flag=True, help="Show every value of --plant and which layer set it; write nothing.")
+def render(
+    directory: Path | None, as_json: bool, release: str | None, plants: tuple[str, ...], out: Path | None, explain: bool
+) -> int:
+    """Render bundles: one folder per plant and layer, with a manifest of file hashes."""
+    project = _project(directory)
+    if explain:
+        if len(plants) != 1:
+            raise click.UsageError("--explain needs exactly one --plant")
+        preview.explained(_console(), plants[0], service.explain(project, release, plants[0]), as_json)
+        return EXIT_OK
+    target = out if out is not None else project.root / ".rollout" / "bundles"
+    results = service.render(project, release, list(plants), target)
+    preview.rendered(_console(), results, str(target), as_json)
+    return EXIT_OK
+
+
+@cli.command()
+@_common
+@_release_option
+@click.option("--plant", "-p", "plant", required=True, metavar="PLANT", help="The plant to compare.")
+@click.option("--against", "-a", default=None, metavar="REF", help="The release to compare with.")
+def diff(directory: Path | None, as_json: bool, release: str | None, plant: str, against: str | None) -> int:
+    """What would change on a plant: a unified diff of its rendered files."""
+    result = service.diff(_project(directory), plant, release, against)
+    preview.diffed(_console(), _console(stderr=True), result, as_json)
+    return EXIT_OK
+
+
+@cli.command()
+@_common
+@_plants_option
+def history(directory: Path | None, as_json: bool, plants: tuple[str, ...]) -> int:
+    """Past rollouts and rollbacks: who, when, what, and how each plant came out."""
+    project = _project(directory)
+    plant = plants[0] if plants else None
+    records.history(_console(), service.history(project, plant), as_json)
+    return EXIT_OK
+
+
+@cli.command()
+@_common
+@_insecure_option
+@_plants_option
+def status(directory: Path | None, as_json: bool, insecure: bool, plants: tuple[str, ...]) -> int:
+    """What runs on every host of every layer, as the hosts themselves record it."""
+    project = _project(directory)
+    options = _options(project, insecure, _console(stderr=True))
+    console = _console()
+    records.status(console, service.status(project, list(plants), options), as_json)
+    records.under_way(console, service.under_way(project), service.plant_locks(project), as_json)
+    return EXIT_OK
