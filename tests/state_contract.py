@@ -335,4 +335,3 @@ class StateContract:
                     write()
         assert [e.event.kind for e in journal.events()] == ["plant.started"], "a refused write was recorded"
         assert journal.locks() == [lock] and [r.id for r in journal.rollouts()] == ["r1"]
-

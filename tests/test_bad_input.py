@@ -267,10 +267,27 @@ CASES = [
         "inventories/p2.yml",
         "groups contain each other: ingest -> ingest",
     ),
-    Case("inventory-plugin-config", write("inventories/p2.yml", "plugin: constructed\n"), "inventories/p2.yml", "plugin"),
-    Case("inventory-group-vars-broken", write("inventories/group_vars/edge.yml", "port: [\n"), "inventories/group_vars/edge.yml:2", "invalid YAML"),
-    Case("inventory-host-vars-list", write("inventories/host_vars/p1-gw.yml", "- a\n"), "inventories/host_vars/p1-gw.yml", "not a mapping of variables"),
-    Case("inventory-host-name-dotdot", edit("inventories/p2.yml", "p2-gw:", '"..":'), "inventories/p2.yml", "host '..': invalid host name"),
+    Case(
+        "inventory-plugin-config", write("inventories/p2.yml", "plugin: constructed\n"), "inventories/p2.yml", "plugin"
+    ),
+    Case(
+        "inventory-group-vars-broken",
+        write("inventories/group_vars/edge.yml", "port: [\n"),
+        "inventories/group_vars/edge.yml:2",
+        "invalid YAML",
+    ),
+    Case(
+        "inventory-host-vars-list",
+        write("inventories/host_vars/p1-gw.yml", "- a\n"),
+        "inventories/host_vars/p1-gw.yml",
+        "not a mapping of variables",
+    ),
+    Case(
+        "inventory-host-name-dotdot",
+        edit("inventories/p2.yml", "p2-gw:", '"..":'),
+        "inventories/p2.yml",
+        "host '..': invalid host name",
+    ),
     # overlays
     Case("overlay-unknown-plant", write("overlays/p9/values.yaml", "port: 1\n"), "overlays/p9", "plant 'p9'"),
     Case(
