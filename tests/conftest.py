@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from pgserver import PgServer, running_server
 
+from netplan import local_address
+from pgserver import PgServer, running_server
 from rollout import cli
 
 REPO = Path(__file__).resolve().parent.parent
@@ -130,11 +131,11 @@ def _inventory(name: str, base: int) -> str:
             edge:
               hosts:
                 {name}-gw:
-                  ansible_host: 127.0.3.{base + 1}
+                  ansible_host: {local_address(base + 1)}
             ingest:
               hosts:
                 {name}-in:
-                  ansible_host: 127.0.3.{base + 2}
+                  ansible_host: {local_address(base + 2)}
         """)
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from conftest import commit_all
 from fleet import PORT, Fleet
+from netplan import local_address
 from rollout.engine.executor import Options
 from rollout.service import HostStatus, open_project, open_state, status
 
@@ -311,7 +312,7 @@ def _hosts(plant: str, index: int, transport: str, fleet: Fleet | None, light: b
         [f"{plant}-gw1", f"{plant}-in"] if light else [f"{plant}-gw1", f"{plant}-gw2", f"{plant}-in", f"{plant}-dash"]
     )
     if transport == "local":
-        return [(name, f"127.0.3.{10 * index + i}") for i, name in enumerate(names, start=1)]
+        return [(name, local_address(10 * index + i)) for i, name in enumerate(names, start=1)]
     assert fleet is not None
     count = len(fleet.hosts)
     first = (len(names) * (index - 1)) % count

@@ -1,6 +1,6 @@
 """A fleet of real OpenSSH servers on loopback addresses, one per simulated plant host.
 
-Each host has its own address (127.0.1.N, port 2222), host key, configuration, home and
+Each host has its own address (127.<net>.1.N, port 2222; see netplan), host key, configuration, home and
 log; clients authenticate with one ed25519 key and verify host keys against a
 known_hosts file the fleet writes. Servers are children of the test process and are
 stopped by pid (with every session process they forked).
@@ -15,6 +15,8 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from netplan import fleet_address
 
 SSHD = "/usr/sbin/sshd"
 PORT = 2222
@@ -42,7 +44,7 @@ class Fleet:
 
     def _host(self, index: int) -> SshHost:
         home = self.base / f"h{index}"
-        return SshHost(index, f"127.0.1.{index}", home, home / "sshd_config")
+        return SshHost(index, fleet_address(index), home, home / "sshd_config")
 
     def start(self) -> Fleet:
         Path("/run/sshd").mkdir(parents=True, exist_ok=True)

@@ -49,6 +49,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from conftest import MINI_FILES, git
+from netplan import local_address
 from rollout import cli
 from rollout.config.yamlfile import MAX_FILE_BYTES
 from rollout.errors import Problem, printable
@@ -90,12 +91,12 @@ def _inventory(plant: str, base: int) -> str:
             edge:
               hosts:
                 {plant}-gw:
-                  ansible_host: 127.0.3.{base + 1}
+                  ansible_host: {local_address(base + 1)}
                   rollout_root: "{W}/hosts/{plant}-gw"
             ingest:
               hosts:
                 {plant}-in:
-                  ansible_host: 127.0.3.{base + 2}
+                  ansible_host: {local_address(base + 2)}
                   rollout_root: "{W}/hosts/{plant}-in"
         """)
 

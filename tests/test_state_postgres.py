@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 from lease_contract import LeaseContract
-from pgserver import SECRET, SECRET_USER, TESTER, PgServer, free_port
 from psycopg import sql
 from state_contract import Backend, StateContract, record
 
 from conftest import MiniProject, Result
+from pgserver import SECRET, SECRET_USER, TESTER, PgServer, free_port
 from rollout.core.clock import Clock
 from rollout.core.events import Event
 from rollout.service.state_admin import import_sqlite, migrate
