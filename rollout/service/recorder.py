@@ -25,6 +25,9 @@ LOCK_TTL = 60.0
 """Seconds a lease lasts unless renewed; the heartbeat renews it four times as often."""
 RUN_PREFIX = "rollout/"
 """Leases on rollouts are keyed ``rollout/<id>``: a ``/`` is never in a plant's name."""
+FENCED = ("layer.staging", "layer.activating", "layer.restarting", "rollback.started", "rollback.layer")
+"""Events announcing a step that changes a host: each is written only while the plant's lease
+is still this run's (its fencing number unchanged); otherwise the step is not taken."""
 FOREIGN = ("abort.requested", "approval.granted", "rollout.aborted")
 """Kinds other processes write into a running rollout (``abort``, ``approve``)."""
 
@@ -48,6 +51,19 @@ class AlreadyRunning(LockedError):
         RolloutError.__init__(self, f"rollout {rollout} is already being run by pid {lock.pid} on {lock.hostname}")
 
 
+class LeaseLost(LockedError):
+    """The plant's lease is no longer this run's (it expired and was taken over, or was released
+    under it): the run stops before the step it was about to take."""
+
+    def __init__(self, plant: str, lease: Lock, step: str, holder: Lock | None) -> None:
+        self.plant = plant
+        self.lock = holder or lease
+        now = holder.describe() if holder else "it expired and nobody holds it"
+        RolloutError.__init__(
+            self, f"plant {plant}: this run lost its lease (fence {lease.fence}; now {now}); stopped before {step}"
+        )
+
+
 class Recorder:
     """The journal, the display and the folded state of one rollout, written as one."""
 
@@ -66,6 +82,8 @@ class Recorder:
         """Journal order = display order = fold order."""
         self._guard = threading.Lock()
         self._held: set[str] = set()
+        self._leases: dict[str, Lock] = {}
+        """The lease this run took of each plant it works on, with its fencing number."""
         self._stop = threading.Event()
 
     # -- reading -----------------------------------------------------------------------
@@ -100,16 +118,33 @@ class Recorder:
         """Journal first, then show and fold. A plant's outcome, the release of its lease and
         ``plant.unlocked`` are one write: a run killed between two writes would otherwise leave
         the lease behind a finished plant."""
+        if event.kind in FENCED:
+            self._fence(event)
+        lease: Lock | None = None
         with self._guard:
             releasing = event.kind in PLANT_DONE and event.plant in self._held
             if releasing:
                 self._held.discard(event.plant)
-        if releasing:
+                lease = self._leases.pop(event.plant, None)
+        if releasing and self._still_mine(lease):
             self._write([event, Event("plant.unlocked", event.plant)], event.plant)
         else:
             self._write([event], None)
         if event.kind in DURABLE:
             self.journal.sync()  # outside the lock: plants' syncs overlap instead of queueing
+
+    def _fence(self, event: Event) -> None:
+        """Refuse to announce (and so to take) a step on a plant whose lease this run lost."""
+        with self._guard:
+            lease = self._leases.get(event.plant)
+        if lease is not None and not self.journal.holding(lease):
+            holder = next((lock for lock in self.journal.locks() if lock.plant == event.plant), None)
+            raise LeaseLost(event.plant, lease, event.kind, holder)
+
+    def _still_mine(self, lease: Lock | None) -> bool:
+        """Whether the lease is still this run's to give up: one lost to another process of this
+        same rollout (same owner) must not be released by the run that lost it."""
+        return lease is None or self.journal.holding(lease)
 
     def _write(self, events: list[Event], unlock: str | None) -> None:
         with self._order:
@@ -148,9 +183,10 @@ class Recorder:
     def locked(self, plant: str, purpose: str) -> Iterator[None]:
         """Hold the plant's lease while its work goes on. The plant's outcome releases it in the
         same write (``record``); when the work ends without one, it is released here."""
-        self.journal.acquire(plant, self.rollout, purpose, LOCK_TTL, self.operator)
+        lease = self.journal.acquire(plant, self.rollout, purpose, LOCK_TTL, self.operator)
         with self._guard:
             self._held.add(plant)
+            self._leases[plant] = lease
         self.emit("plant.locked", plant, {"owner": self.rollout})
         try:
             yield
@@ -158,7 +194,8 @@ class Recorder:
             with self._guard:
                 still = plant in self._held
                 self._held.discard(plant)
-            if still:
+                taken = self._leases.pop(plant, None)
+            if still and self._still_mine(taken):
                 self._write([Event("plant.unlocked", plant)], plant)
 
     def release_leftovers(self) -> None:
