@@ -184,4 +184,4 @@ def test_a_watched_line_names_its_rollout_and_how_far_it_is(capsys: pytest.Captu
         watching.update(console, Update(JournalEvent(seq, "r-42", event), state), False)
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("r-42  p1") and "done on v2" in out[0] and "1 of 2 plants done" in out[0], out
-    assert out[1].startswith("r-42") and "finished: 1 of 2 plants done (1 updated)" in out[1], out
+    assert out[1].startswith("r-42") and "finished: 1 of 2 plants done: 1 updated" in out[1], out

@@ -63,7 +63,7 @@ def _done(state: RolloutState) -> str:
     for outcome in outcomes.values():
         counts[outcome] = counts.get(outcome, 0) + 1
     told = ", ".join(f"{n} {o}" for o, n in sorted(counts.items()))
-    return f"{len(outcomes)} of {len(state.plants)} plants done" + (f" ({told})" if told else "")
+    return f"{len(outcomes)} of {len(state.plants)} plants done" + (f": {told}" if told else "")
 
 
 def _words(value: object) -> str:
