@@ -13,6 +13,7 @@ import multiprocessing
 import os
 import signal
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -32,6 +33,8 @@ WAIT = 120.0
 """Seconds any child process or queue is waited for; a test that would wait longer fails."""
 SPAWN = multiprocessing.get_context("spawn")  # a fork would copy this process's open connections
 START = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+SEEN_WITHIN = 2.0
+"""Seconds a waiting follower may take to learn of an append (polling included)."""
 
 
 class Backend(ABC):
@@ -109,6 +112,16 @@ def read_kinds(url: str, rollout: str, out: Any) -> None:
     out.put([e.event.kind for e in journal.events(rollout=rollout)])
 
 
+def wait_in_child(url: str, after: int, ready: Any, out: Any) -> None:
+    """A child: wait for an event after ``after``; report what wait said, when, and what followed."""
+    journal = open_url(parse_state_url(url, Path("/")))
+    journal.wait(after, 0.0)  # a backend that listens does so from here on
+    ready.set()
+    got = journal.wait(after, WAIT)
+    returned = time.time()
+    out.put((got, returned, [e.seq for e in journal.events_after(after)]))
+
+
 def holder_in_child(backend: Backend, plant: str, owner: str) -> tuple[SpawnProcess, Any]:
     taken, stop = SPAWN.Event(), SPAWN.Event()
     child = spawn(hold_lock, backend.url, plant, owner, taken, stop)
@@ -157,6 +170,53 @@ class StateContract:
         finally:
             reap([child])
         assert got == ["rollout.created", "plant.started"], f"another process read {got}"
+
+    def test_a_waiter_in_another_process_sees_an_append_at_once(self, backend: Backend) -> None:
+        journal = backend.open()
+        journal.create(record("r1"))
+        before = journal.append("r1", Event("rollout.created", "*"))
+        ready, out = SPAWN.Event(), SPAWN.Queue()
+        child = spawn(wait_in_child, backend.url, before, ready, out)
+        try:
+            assert ready.wait(WAIT), f"the waiter never started (exit code {child.exitcode})"
+            time.sleep(0.5)  # the child is inside wait by now
+            appended = time.time()
+            seq = journal.append("r1", Event("plant.started", "p1"))
+            got, returned, seqs = out.get(timeout=WAIT)
+        finally:
+            reap([child])
+        assert got is True and seqs == [seq], f"the waiter said {got} and then read {seqs}, not [{seq}]"
+        assert appended <= returned, "wait returned before anything was appended"
+        assert returned - appended < SEEN_WITHIN, f"the waiter took {returned - appended:.2f} s to see the append"
+
+    def test_wait_ends_after_its_timeout_when_nothing_is_appended(self, backend: Backend) -> None:
+        journal = backend.open()
+        journal.create(record("r1"))
+        seq = journal.append("r1", Event("rollout.created", "*"))
+        started = time.monotonic()
+        assert journal.wait(seq, 0.6) is False, "wait said an event came, but none was appended"
+        took = time.monotonic() - started
+        assert 0.55 <= took < 0.6 + SEEN_WITHIN, f"a wait of 0.6 s took {took:.2f} s"
+        started = time.monotonic()
+        assert journal.wait(seq - 1, WAIT) is True, "an event after the given seq exists already"
+        assert time.monotonic() - started < SEEN_WITHIN, "wait did not return at once for an existing event"
+
+    def test_events_after_a_seq_are_exactly_the_later_ones_in_order(self, backend: Backend) -> None:
+        journal = backend.open()
+        assert journal.last_seq() == 0 and journal.events_after(0) == []
+        journal.create(record("r1"))
+        journal.create(record("r2", 2.0))
+        appended = [("r1", "rollout.created"), ("r2", "rollout.created"), ("r1", "plant.started"), ("r2", "plant.done")]
+        seqs = [journal.append(rid, Event(kind, "p1")) for rid, kind in appended]  # type: ignore[arg-type]
+        assert journal.last_seq() == seqs[-1]
+        later = journal.events_after(seqs[1])
+        assert [(e.seq, e.rollout, e.event.kind) for e in later] == [
+            (seqs[2], "r1", "plant.started"),
+            (seqs[3], "r2", "plant.done"),
+        ], later
+        assert [e.seq for e in journal.events_after(seqs[0], rollout="r2")] == [seqs[1], seqs[3]]
+        assert journal.events_after(0) == journal.events() and len(journal.events()) == 4
+        assert journal.events_after(seqs[-1]) == [], "nothing was appended after the last seq"
 
     def test_rollouts_are_created_once_and_read_back_whole(self, backend: Backend) -> None:
         journal = backend.open()
@@ -308,6 +368,8 @@ class StateContract:
             lambda: journal.append_releasing("r1", [Event("plant.done", "p1")], "p1", "r1"),
             lambda: journal.acquire("p2", "r1", "deploy", 60.0),
             lambda: journal.events(),
+            lambda: journal.events_after(0),
+            journal.last_seq,
             lambda: journal.locks(),
             journal.sync,
         ]

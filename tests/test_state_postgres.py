@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import psycopg
 import pytest
 from lease_contract import LeaseContract
 from psycopg import sql
-from state_contract import Backend, StateContract, record
+from state_contract import SEEN_WITHIN, Backend, StateContract, record
 
 from conftest import MiniProject, Result
 from pgserver import SECRET, SECRET_USER, TESTER, PgServer, free_port
 from rollout.core.clock import Clock
 from rollout.core.events import Event
 from rollout.service.state_admin import import_sqlite, migrate
-from rollout.state import postgres_schema
+from rollout.state import postgres_listen, postgres_schema
 from rollout.state.journal import Journal, JournalError, SchemaError
 from rollout.state.postgres import PostgresJournal
 from rollout.state.sqlite import SqliteJournal
@@ -276,3 +278,53 @@ def test_the_cli_imports_an_sqlite_journal_once(
     assert done.code == 0 and '"imported": []' in done.out, done.text
     done = rollout("state", "import", mini.root / "missing.db", "-C", mini.root)
     assert done.code == 2 and "missing.db" in done.err, done.text
+
+
+def test_an_append_notifies_listeners_with_its_seq_only(backend: PostgresBackend) -> None:
+    journal = backend.open()
+    journal.create(record("r1"))
+    with psycopg.connect(backend.url, autocommit=True) as listener:
+        listener.execute("LISTEN rollout_events")
+        big = {"output": "x" * 10_000}  # more than a notification may carry: only the seq goes
+        one = journal.append("r1", Event("plant.started", "p1", detail=big))
+        journal.acquire("p1", "r1", "deploy", 60.0)
+        two = journal.append_releasing("r1", [Event("plant.done", "p1"), Event("plant.unlocked", "p1")], "p1", "r1")
+        notes: list[tuple[str, str]] = []
+        deadline = time.monotonic() + 10
+        while len(notes) < 2 and time.monotonic() < deadline:
+            notes += [(n.channel, n.payload) for n in listener.notifies(timeout=1.0, stop_after=1)]
+    assert notes == [("rollout_events", str(one)), ("rollout_events", str(two[-1]))], notes
+
+
+def listening_backends(backend: PostgresBackend) -> list[int]:
+    with backend.server.connect(backend.name) as db:
+        rows = db.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN %'"
+        ).fetchall()
+    return [int(row[0]) for row in rows]
+
+
+def test_a_waiter_whose_listening_connection_is_killed_polls_and_listens_again(
+    backend: PostgresBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(postgres_listen, "RECONNECT_EVERY", 0.0)
+    journal, writer = backend.open(), backend.open()
+    journal.create(record("r1"))
+    seq = journal.append("r1", Event("rollout.created", ""))
+    assert journal.wait(seq, 0.0) is False
+    (listening,) = listening_backends(backend)
+    backend.run(sql.SQL("SELECT pg_terminate_backend({})").format(sql.Literal(listening)))
+    deadline = time.monotonic() + 10
+    while listening in listening_backends(backend) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert listening not in listening_backends(backend), "the listening backend was not terminated"
+    later = writer.append("r1", Event("plant.started", "p1"))  # announced to no one: the waiter must poll
+    started = time.monotonic()
+    assert journal.wait(seq, 10.0) is True and time.monotonic() - started < SEEN_WITHIN
+    assert journal.wait(later, 0.0) is False  # listens anew
+    again = listening_backends(backend)
+    assert len(again) == 1 and again != [listening], f"no new listening connection: {again}"
+    started = time.monotonic()
+    last = writer.append("r1", Event("plant.done", "p1"))
+    assert journal.wait(later, 10.0) is True and time.monotonic() - started < SEEN_WITHIN
+    assert [e.seq for e in journal.events_after(later)] == [last]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from rich.console import Console
 
 from rollout import service
 from rollout.cli.commands import (
@@ -18,7 +19,9 @@ from rollout.cli.commands import (
     _release_option,
     cli,
 )
-from rollout.cli.views import preview, records
+from rollout.cli.views import preview, records, watching
+from rollout.config.models.common import parse_duration
+from rollout.config.project import Project
 
 
 @cli.command()
@@ -95,15 +98,61 @@ def history(directory: Path | None, as_json: bool, plants: tuple[str, ...]) -> i
     return EXIT_OK
 
 
+class _Duration(click.ParamType[float]):
+    name = "duration"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, float):
+            return value
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            self.fail(f"{value!r} is not {exc}", param, ctx)
+
+
 @cli.command()
 @_common
 @_insecure_option
 @_plants_option
-def status(directory: Path | None, as_json: bool, insecure: bool, plants: tuple[str, ...]) -> int:
-    """What runs on every host of every layer, as the hosts themselves record it."""
+@click.option("--watch", is_flag=True, help="Then follow the state: a line per new event of rollouts under way.")
+@click.option(
+    "--watch-for", type=_Duration(), default=None, metavar="DURATION", help="With --watch: stop after this (30s, 5m)."
+)
+@click.option("--until-idle", is_flag=True, help="With --watch: stop once no rollout or rollback runs.")
+def status(
+    directory: Path | None,
+    as_json: bool,
+    insecure: bool,
+    plants: tuple[str, ...],
+    watch: bool,
+    watch_for: float | None,
+    until_idle: bool,
+) -> int:
+    """What runs on every host of every layer, as the hosts themselves record it.
+
+    With --watch it then shows rollouts progressing as they happen, until Ctrl-C (exit 0),
+    --watch-for or --until-idle: one line per new event, or with --json the objects that
+    deploy --json writes (with their rollout and seq).
+    """
+    if (watch_for is not None or until_idle) and not watch:
+        raise click.UsageError("--watch-for and --until-idle go with --watch")
     project = _project(directory)
+    # Where the journal stands before the status is read: an event appended meanwhile is shown.
+    start = service.position(project) if watch else 0
     options = _options(project, insecure, _console(stderr=True))
     console = _console()
     records.status(console, service.status(project, list(plants), options), as_json)
     records.under_way(console, service.under_way(project), service.plant_locks(project), as_json)
+    if watch:
+        _watch(console, project, start, watch_for, until_idle, as_json)
     return EXIT_OK
+
+
+def _watch(
+    console: Console, project: Project, start: int, duration: float | None, until_idle: bool, as_json: bool
+) -> None:
+    try:
+        for item in service.follow(project, start, duration, until_idle):
+            watching.update(console, item, as_json)
+    except KeyboardInterrupt:  # Ctrl-C is how a person stops watching: a clean end, not an abort
+        pass

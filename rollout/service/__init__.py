@@ -10,6 +10,7 @@ from rollout.service.rollbacks import locked_rollback, rollback
 from rollout.service.rollouts import abort, approve, resume_rollout, start_rollout
 from rollout.service.state import JOURNAL_FILE, REHEARSAL_DIR, STATE_ENV, open_state, rehearsal_journal, state_url
 from rollout.service.status import HostStatus, status
+from rollout.service.watch import Update, follow, position
 from rollout.service.workorders import render_work
 
 __all__ = [
@@ -20,17 +21,20 @@ __all__ = [
     "REHEARSAL_DIR",
     "STATE_ENV",
     "Rendered",
+    "Update",
     "Validation",
     "abort",
     "approve",
     "diff",
     "explain",
+    "follow",
     "history",
     "locked_rollback",
     "open_project",
     "open_state",
     "plan",
     "plant_locks",
+    "position",
     "rehearsal_journal",
     "rehearse",
     "render",

@@ -166,6 +166,21 @@ class Journal(ABC):
         """Events in ``seq`` order, kept to ``rollout``, ``plant`` and ``kinds`` where given."""
 
     @abstractmethod
+    def last_seq(self) -> int:
+        """The seq of the latest event (0 when there is none): a cheap query, where a follower starts."""
+
+    @abstractmethod
+    def events_after(self, seq: int, rollout: str | None = None) -> list[JournalEvent]:
+        """The events after ``seq`` (of ``rollout`` where given), in ``seq`` order. Appends commit in
+        the order of their seqs, so a follower that passed ``seq`` never misses an earlier one."""
+
+    @abstractmethod
+    def wait(self, after_seq: int, timeout: float) -> bool:
+        """Block until an event after ``after_seq`` may exist (True) or ``timeout`` seconds of the
+        machine's monotonic clock passed without one (False); True at once if one exists already.
+        For one thread at a time; a follower calls ``events_after`` when it returns True."""
+
+    @abstractmethod
     def sync(self) -> None:
         """Put every event appended so far on disk, safe from a power cut."""
 

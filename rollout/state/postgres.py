@@ -23,6 +23,7 @@ from rollout.core.clock import Clock
 from rollout.core.events import Event
 from rollout.state import postgres_schema
 from rollout.state.journal import Journal, JournalError, JournalEvent, Lock, LockedError, RolloutRecord, SchemaError
+from rollout.state.postgres_listen import Listener, announce
 from rollout.state.postgres_pool import POOLS, lend, reason, with_defaults
 
 _APPEND_KEY = 0x6576656E7473  # "events": appends commit in the order of their seqs (see _appending)
@@ -49,6 +50,7 @@ class PostgresJournal(Journal):
         self.clock = clock
         self._conninfo = with_defaults(conninfo)
         self._pool = POOLS.take(self._conninfo)
+        self._listener = Listener(self._conninfo, self.last_seq)
         self._closed = False
         try:
             self._check_schema()
@@ -61,6 +63,7 @@ class PostgresJournal(Journal):
         this process, or at exit); the journal is unusable afterwards."""
         if not self._closed:
             self._closed = True
+            self._listener.close()
             POOLS.give_back(self._conninfo)
 
     def _check_schema(self) -> None:
@@ -116,19 +119,23 @@ class PostgresJournal(Journal):
         row = event_row(rollout, event)
         with self._appending("write") as db:
             found = db.execute(_INSERT_EVENT, row).fetchone()
-        return int(found[0]) if found else 0
+            seq = int(found[0]) if found else 0
+            announce(db, [seq])
+        return seq
 
     def append_releasing(self, rollout: str, events: list[Event], plant: str, owner: str) -> list[int]:
         rows = [event_row(rollout, e) for e in events]  # serialised first: a bad detail fails before the write
         with self._appending("write") as db:
             seqs = [int(seq) for seq in _batch(db, _INSERT_EVENT, rows)]
             db.execute("DELETE FROM rollout.locks WHERE plant = %s AND owner = %s", (plant, owner))
+            announce(db, seqs)
         return seqs
 
     def adopt(self, records: list[RolloutRecord], events: list[JournalEvent]) -> list[str]:
         with self._appending("import into") as db:
             added = set(_batch(db, _INSERT_NEW_ROLLOUT, [rollout_row(r) for r in records]))
-            _batch(db, _INSERT_EVENT, [event_row(e.rollout, e.event) for e in events if e.rollout in added])
+            seqs = _batch(db, _INSERT_EVENT, [event_row(e.rollout, e.event) for e in events if e.rollout in added])
+            announce(db, [int(seq) for seq in seqs])
         return [r.id for r in records if r.id in added]
 
     def rollout(self, rollout: str) -> RolloutRecord | None:
@@ -149,11 +156,19 @@ class PostgresJournal(Journal):
     def events(
         self, rollout: str | None = None, plant: str | None = None, kinds: tuple[str, ...] = ()
     ) -> list[JournalEvent]:
+        return self._events(rollout, plant, kinds)
+
+    def events_after(self, seq: int, rollout: str | None = None) -> list[JournalEvent]:
+        return self._events(rollout, None, (), seq)
+
+    def _events(
+        self, rollout: str | None, plant: str | None, kinds: tuple[str, ...], after: int | None = None
+    ) -> list[JournalEvent]:
         where: list[str] = []
         args: list[object] = []
-        for column, value in (("rollout", rollout), ("plant", plant)):
+        for test, value in (("rollout = %s", rollout), ("plant = %s", plant), ("seq > %s", after)):
             if value is not None:
-                where.append(f"{column} = %s")
+                where.append(test)
                 args.append(value)
         if kinds:
             where.append("kind = ANY(%s)")
@@ -168,6 +183,13 @@ class PostgresJournal(Journal):
             JournalEvent(seq, ro, Event(kind, plant_, layer, host, release, json.loads(detail), when, seq, ro))
             for seq, ro, when, kind, plant_, layer, host, release, detail in rows
         ]
+
+    def last_seq(self) -> int:
+        rows = self._rows("SELECT coalesce(max(seq), 0) FROM rollout.events")
+        return int(rows[0][0])
+
+    def wait(self, after_seq: int, timeout: float) -> bool:
+        return self._listener.wait(after_seq, timeout)
 
     def sync(self) -> None:
         # A commit returned only once the server wrote it to its WAL (synchronous_commit, on

@@ -9,6 +9,7 @@ import socket
 import sqlite3
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import astuple
@@ -26,6 +27,8 @@ _NEXT_FENCE = (
     "INSERT INTO fences (plant, fence) VALUES (?, 1) ON CONFLICT (plant) DO UPDATE SET fence = fence + 1 "
     "RETURNING fence"
 )
+POLL_INTERVAL = 0.1
+"""Seconds between two looks for new events while a follower waits."""
 _INSERT_EVENT = (
     "INSERT INTO events (rollout, time, kind, plant, layer, host, release, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
@@ -181,13 +184,20 @@ class SqliteJournal(Journal):
     def events(
         self, rollout: str | None = None, plant: str | None = None, kinds: tuple[str, ...] = ()
     ) -> list[JournalEvent]:
-        where, args = [], []
-        if rollout is not None:
-            where.append("rollout = ?")
-            args.append(rollout)
-        if plant is not None:
-            where.append("plant = ?")
-            args.append(plant)
+        return self._events(rollout, plant, kinds)
+
+    def events_after(self, seq: int, rollout: str | None = None) -> list[JournalEvent]:
+        return self._events(rollout, None, (), seq)
+
+    def _events(
+        self, rollout: str | None, plant: str | None, kinds: tuple[str, ...], after: int | None = None
+    ) -> list[JournalEvent]:
+        where: list[str] = []
+        args: list[object] = []
+        for test, value in (("rollout = ?", rollout), ("plant = ?", plant), ("seq > ?", after)):
+            if value is not None:
+                where.append(test)
+                args.append(value)
         if kinds:
             where.append(f"kind IN ({', '.join('?' * len(kinds))})")
             args.extend(kinds)
@@ -200,6 +210,20 @@ class SqliteJournal(Journal):
             JournalEvent(seq, ro, Event(kind, plant_, layer, host, release, json.loads(detail), when, seq, ro))
             for seq, ro, when, kind, plant_, layer, host, release, detail in rows
         ]
+
+    def last_seq(self) -> int:
+        return int(self._read("SELECT coalesce(max(seq), 0) FROM events")[0][0])
+
+    def wait(self, after_seq: int, timeout: float) -> bool:
+        # A file has no way to announce a commit to other processes: poll the newest seq, which
+        # the primary key answers without reading the table.
+        deadline = time.monotonic() + max(0.0, timeout)
+        while self.last_seq() <= after_seq:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(POLL_INTERVAL, left))
+        return True
 
     def sync(self) -> None:
         # A commit is in the WAL file (or, after a checkpoint, in the database, which

@@ -34,6 +34,13 @@ _EVENT_TEXT = {
 
 def event_line(console: Console, event: Event) -> None:
     """One line per step worth a person's eye; check attempts only when they fail."""
+    text = event_text(event)
+    if text is not None:
+        console.print(text, highlight=False)
+
+
+def event_text(event: Event) -> str | None:
+    """The line (rich markup) ``event_line`` shows for ``event``, or None for a step not shown."""
     if event.kind == "check.result":
         outcome = event.detail.get("outcome")
         colour = "green" if outcome == "succeeded" else "red"
@@ -47,9 +54,9 @@ def event_line(console: Console, event: Event) -> None:
         except KeyError:
             text = event.kind
     else:
-        return
+        return None
     layer = f" {event.layer:<10}" if event.layer else " " * 11
-    console.print(f"{event.plant:<12}{layer} {text}", highlight=False)
+    return f"{event.plant:<12}{layer} {text}"
 
 
 def _short(value: object) -> str:

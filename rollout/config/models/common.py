@@ -65,6 +65,12 @@ def _duration(value: object) -> float:
     return seconds
 
 
+def parse_duration(value: object) -> float:
+    """Seconds of a duration as the configuration writes it (``250ms``, ``30s``, ``1h30m``);
+    ValueError saying what is expected otherwise."""
+    return _duration(value)
+
+
 Duration = Annotated[float, BeforeValidator(_duration)]
 """Seconds, written as a number or as ``30s``, ``5m``, ``1h30m``."""
 
