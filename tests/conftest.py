@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from netplan import local_address
+from netplan import example_net, local_address
 from pgserver import PgServer, running_server
 from rollout import cli
 
@@ -189,6 +189,8 @@ def copy_example(dest: Path) -> Path:
             shutil.copytree(src, dest / entry)
         else:
             shutil.copy2(src, dest / entry)
+    for inventory in (dest / "inventories").glob("*.yml"):  # this test process's own addresses
+        inventory.write_text(inventory.read_text().replace("127.0.2.", example_net()))
     commit_all(dest, "example")
     subprocess.run([str(dest / "example/make-releases")], check=True, capture_output=True, timeout=60)
     return dest

@@ -26,3 +26,8 @@ def fleet_address(index: int) -> str:
 def local_address(index: int) -> str:
     """The address of a host reached by the local transport (its services bind there)."""
     return f"127.{NET}.3.{index}"
+
+
+def example_net() -> str:
+    """The prefix standing for the example project's ``127.0.2.`` in this test process."""
+    return f"127.{NET}.2."

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from conftest import copy_example, git
+from netplan import example_net
 
 
 def _records(out: str) -> list[dict]:
@@ -84,7 +85,7 @@ def test_manifest_lists_every_file_with_hash_and_size(example: Path, rollout, tm
         assert entry["sha256"] == hashlib.sha256(data).hexdigest() and entry["size"] == len(data)
     assert {f["path"]: f["mode"] for f in manifest["files"]}["ingestctl"] == "0755"
     config = json.loads((tmp_path / "detroit/ingest/files/ingest.json").read_text())
-    assert config["port"] == 8710 and config["bind"] == "127.0.2.45"
+    assert config["port"] == 8710 and config["bind"] == example_net() + "45"
     assert {s["unit"] for s in config["sensors"] if s["kind"] == "temperature"} == {"F"}
     assert not (tmp_path / "berlin").exists()
 
