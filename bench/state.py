@@ -82,7 +82,7 @@ def burst_worker(url: str, base: str, proc: int, threads: int, events: int, star
 
     def appends(thread: int) -> None:
         for i in range(events):
-            journal.append(rid, Event("layer.checked", f"plant{thread:03d}", "edge", f"h{i}", detail={"n": i}))
+            journal.append(rid, Event("check.result", f"plant{thread:03d}", "edge", f"h{i}", detail={"n": i}))
 
     workers = [threading.Thread(target=appends, args=(t,)) for t in range(threads)]
     start.wait(WAIT)
@@ -132,7 +132,7 @@ def burst_rounds(pg: PgServer, base: Path, procs: int, threads: int, events: int
     expected = bursts * procs * (threads * events + 1)
     for name, url in urls.items():
         journal = open_url(parse_state_url(url, base))
-        seqs = [e.seq for e in journal.events(kinds=("layer.checked", "rollout.started"))]
+        seqs = [e.seq for e in journal.events(kinds=("check.result", "rollout.started"))]
         journal.close()
         if len(seqs) != expected or len(set(seqs)) != expected:
             raise RuntimeError(f"burst on {name}: {len(seqs)} events stored ({len(set(seqs))} seqs), {expected} sent")
