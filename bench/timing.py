@@ -50,11 +50,16 @@ def rollout_env() -> dict[str, str]:
     return env
 
 
-def run_rollout(*args: str) -> tuple[float, int, list[dict[str, object]]]:
-    """Run ``rollout ARGS --json``: wall seconds of the whole command, exit code, events."""
+def run_rollout(*args: str, env: dict[str, str] | None = None) -> tuple[float, int, list[dict[str, object]]]:
+    """Run ``rollout ARGS --json`` (``env`` added to a user's environment): wall seconds of the
+    whole command, exit code, events."""
     started = time.monotonic()
     done = subprocess.run(
-        [ROLLOUT, *args, "--json"], capture_output=True, text=True, timeout=RUN_TIMEOUT, env=rollout_env()
+        [ROLLOUT, *args, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+        env={**rollout_env(), **(env or {})},
     )
     elapsed = time.monotonic() - started
     events = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]

@@ -98,8 +98,10 @@ class PgServer:
             return None
 
 
-def start_server() -> PgServer:
-    """initdb into a new temporary folder and start a server on a free loopback port."""
+def start_server(durable: bool = False) -> PgServer:
+    """initdb into a new temporary folder and start a server on a free loopback port.
+
+    ``durable``: the server's own defaults (fsync on), as a team's server runs, for benchmarks."""
     root = Path(tempfile.mkdtemp(prefix="rollout-pg-", dir="/tmp"))
     postgres = pwd.getpwnam(SUPERUSER)
     os.chown(root, postgres.pw_uid, postgres.pw_gid)
@@ -110,7 +112,9 @@ def start_server() -> PgServer:
         raise RuntimeError(f"initdb failed: {initdb.stdout}{initdb.stderr}")
     (server.data / "pg_hba.conf").write_text(HBA)
     # fsync off: the tests never cut the power, and a 2-core CI machine spends its time elsewhere.
-    options = f"-c listen_addresses=127.0.0.1 -p {server.port} -k {root} -c fsync=off -c max_connections=300"
+    options = f"-c listen_addresses=127.0.0.1 -p {server.port} -k {root} -c max_connections=300"
+    if not durable:
+        options += " -c fsync=off"
     started = server.pg_ctl("-o", options, "-l", str(root / "log"), "-w", "-t", str(START_TIMEOUT), "start")
     if started.returncode != 0:
         log = (root / "log").read_text(errors="replace") if (root / "log").exists() else ""
@@ -123,8 +127,8 @@ def start_server() -> PgServer:
 
 
 @contextmanager
-def running_server() -> Iterator[PgServer]:
-    server = start_server()
+def running_server(durable: bool = False) -> Iterator[PgServer]:
+    server = start_server(durable)
     try:
         yield server
     finally:

@@ -328,3 +328,29 @@ def test_a_waiter_whose_listening_connection_is_killed_polls_and_listens_again(
     last = writer.append("r1", Event("plant.done", "p1"))
     assert journal.wait(later, 10.0) is True and time.monotonic() - started < SEEN_WITHIN
     assert [e.seq for e in journal.events_after(later)] == [last]
+
+
+def test_ordinary_events_commit_asynchronously_durable_ones_synchronously_and_sync_flushes(
+    backend: PostgresBackend,
+) -> None:
+    # A trigger stamps each stored event with how its transaction commits.
+    backend.run(
+        "CREATE FUNCTION public.stamp() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "NEW.host := current_setting('synchronous_commit'); RETURN NEW; END $$"
+    )
+    backend.run("CREATE TRIGGER stamp BEFORE INSERT ON rollout.events FOR EACH ROW EXECUTE FUNCTION public.stamp()")
+    journal = backend.open()
+    journal.create(record("r1"))
+    journal.append("r1", Event("plant.started", "p1"))
+    journal.append("r1", Event("plant.before", "p1"))
+    journal.append_releasing("r1", [Event("plant.done", "p1")], "p1", "r1")
+    stamped = {e.event.kind: e.event.host for e in journal.events()}
+    assert stamped == {"plant.started": "off", "plant.before": "on", "plant.done": "on"}, stamped
+    journal.append("r1", Event("check.result", "p1"))
+    with backend.server.connect(backend.name) as db:
+        written = db.execute("SELECT pg_current_wal_insert_lsn()").fetchone()
+        journal.sync()
+        flushed = db.execute("SELECT pg_current_wal_flush_lsn() >= %s::pg_lsn", (written[0] if written else None,))
+        assert flushed.fetchone() == (True,), "sync left an asynchronous commit unflushed"
+        assert db.execute("SELECT count(*) FROM rollout.fences").fetchone() == (0,), "the flush left a row behind"
+    assert [e.event.kind for e in journal.events()][-1] == "check.result"

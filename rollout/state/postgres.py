@@ -1,6 +1,13 @@
 """The shared state: PostgreSQL through psycopg 3 and a connection pool, for teams.
 
-Every write is one transaction. Lease times are the database's clock (``clock_timestamp()``)
+Every write is one transaction. An event commits synchronously (on the server's disk when
+the call returns) when it is of a kind rollout syncs after (``DURABLE``: the before-state,
+switches, outcomes); any other event commits asynchronously: committed and seen by every
+reader at once, but put on disk by the server's WAL writer within a fraction of a second, or
+by the next synchronous commit, whichever comes first. A crash of the database server
+(not of rollout) can lose those last few, as a power cut can the embedded journal's
+unsynced events; a flush per event would cost every event a disk write (see
+docs/benchmarks.md). Lease times are the database's clock (``clock_timestamp()``)
 unless a clock is injected (tests), so machines whose clocks disagree still agree on who
 holds a plant. Errors of the driver never leave this module: they become ``JournalError``
 (``SchemaError`` for a schema to migrate or a newer one), with the URL's password masked.
@@ -11,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import astuple
@@ -20,16 +28,31 @@ import psycopg
 from psycopg import Connection
 
 from rollout.core.clock import Clock
-from rollout.core.events import Event
+from rollout.core.events import DURABLE, Event
 from rollout.state import postgres_schema
 from rollout.state.journal import Journal, JournalError, JournalEvent, Lock, LockedError, RolloutRecord, SchemaError
-from rollout.state.postgres_listen import Listener, announce
+from rollout.state.postgres_listen import CHANNEL, Listener, announce
 from rollout.state.postgres_pool import POOLS, lend, reason, with_defaults
 
 _APPEND_KEY = 0x6576656E7473  # "events": appends commit in the order of their seqs (see _appending)
 
 LOCK_COLUMNS = "plant, owner, purpose, acquired, expires, hostname, pid, operator, fence"
 ROLLOUT_COLUMNS = "id, kind, release, commit_id, created, operator, spec"
+_APPEND_EVENT = (
+    # One statement, so one round trip and (autocommit) one transaction: the CTE takes the
+    # append lock before the row's seq is drawn, and says how this transaction commits.
+    # Listeners are told the new seq at the commit (NOTIFY carries only ids).
+    "WITH turn AS MATERIALIZED (SELECT pg_advisory_xact_lock(%s), set_config('synchronous_commit', %s, true)), "
+    "added AS (INSERT INTO rollout.events (rollout, time, kind, plant, layer, host, release, detail) "
+    "SELECT %s, %s, %s, %s, %s, %s, %s, %s FROM turn RETURNING seq) "
+    f"SELECT seq, pg_notify('{CHANNEL}', seq::text) FROM added"
+)
+_FLUSH = (
+    # A write that leaves nothing behind (a row of a key no plant has, inserted and deleted in
+    # one transaction): its synchronous commit flushes the WAL of every commit before it.
+    "INSERT INTO rollout.fences (plant, fence) VALUES (%s, 0) ON CONFLICT (plant) DO NOTHING",
+    "DELETE FROM rollout.fences WHERE plant = %s",
+)
 _INSERT_EVENT = (
     "INSERT INTO rollout.events (rollout, time, kind, plant, layer, host, release, detail) "
     "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING seq"
@@ -52,6 +75,10 @@ class PostgresJournal(Journal):
         self._pool = POOLS.take(self._conninfo)
         self._listener = Listener(self._conninfo, self.last_seq)
         self._closed = False
+        self._flushing = threading.Lock()
+        self._async_done = 0
+        """Asynchronous commits this journal made; ``_flushed`` of them are known to be on disk."""
+        self._flushed = 0
         try:
             self._check_schema()
         except BaseException:
@@ -116,19 +143,33 @@ class PostgresJournal(Journal):
             db.execute(_INSERT_ROLLOUT, rollout_row(record))
 
     def append(self, rollout: str, event: Event) -> int:
-        row = event_row(rollout, event)
-        with self._appending("write") as db:
-            found = db.execute(_INSERT_EVENT, row).fetchone()
-            seq = int(found[0]) if found else 0
-            announce(db, [seq])
-        return seq
+        durable = event.kind in DURABLE
+        row = (_APPEND_KEY, "on" if durable else "off", *event_row(rollout, event))
+        with self._flushing:
+            before = self._async_done
+        with self._connection("write") as db:
+            found = db.execute(_APPEND_EVENT, row).fetchone()
+        self._committed(durable, before)
+        return int(found[0]) if found else 0
+
+    def _committed(self, durable: bool, before: int) -> None:
+        """Count an asynchronous commit, or note that a synchronous one, begun when ``before``
+        asynchronous commits had returned, put them all on disk (the WAL is flushed in order)."""
+        with self._flushing:
+            if durable:
+                self._flushed = max(self._flushed, before)
+            else:
+                self._async_done += 1
 
     def append_releasing(self, rollout: str, events: list[Event], plant: str, owner: str) -> list[int]:
         rows = [event_row(rollout, e) for e in events]  # serialised first: a bad detail fails before the write
+        with self._flushing:
+            before = self._async_done
         with self._appending("write") as db:
             seqs = [int(seq) for seq in _batch(db, _INSERT_EVENT, rows)]
             db.execute("DELETE FROM rollout.locks WHERE plant = %s AND owner = %s", (plant, owner))
             announce(db, seqs)
+        self._committed(True, before)
         return seqs
 
     def adopt(self, records: list[RolloutRecord], events: list[JournalEvent]) -> list[str]:
@@ -192,9 +233,21 @@ class PostgresJournal(Journal):
         return self._listener.wait(after_seq, timeout)
 
     def sync(self) -> None:
-        # A commit returned only once the server wrote it to its WAL (synchronous_commit, on
-        # by default): nothing is left to flush. One round trip says the store is still there.
-        self._rows("SELECT 1 FROM rollout.schema_version")
+        # rollout syncs right after a DURABLE event, whose synchronous commit flushed every
+        # commit before it: then one round trip says the store is still there. Otherwise a
+        # write of nothing, committed synchronously, flushes what this journal committed.
+        with self._flushing:
+            pending = self._async_done
+            flushed = self._flushed
+        if pending <= flushed:
+            self._rows("SELECT 1 FROM rollout.schema_version")
+            return
+        with self._tx("sync") as db:
+            db.execute("SET LOCAL synchronous_commit TO on")
+            key = f"rollout/sync/{socket.gethostname()}/{os.getpid()}/{threading.get_ident()}"
+            for statement in _FLUSH:
+                db.execute(statement, (key,))
+        self._committed(True, pending)
 
     def acquire(self, plant: str, owner: str, purpose: str, ttl: float, operator: str = "") -> Lock:
         with self._tx("write") as db:
