@@ -17,6 +17,9 @@ from pgserver import PgServer, running_server
 from rollout import cli
 
 REPO = Path(__file__).resolve().parent.parent
+# The CLI sizes its tables off a terminal by COLUMNS (default 160); a worker of the test
+# session may inherit a narrow one from wherever the session was started.
+os.environ.pop("COLUMNS", None)
 EXAMPLE_ENTRIES = ["rollout.yaml", "plants", "inventories", "overlays", "playbooks", "solution", "example"]
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "test",

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import MiniProject
+from netplan import local_address
 from rollout import service
 from rollout.core.fanout import Failed, fan_out
 from rollout.core.render import Renderer
@@ -134,22 +135,22 @@ def test_templates_see_hosts_but_not_connection_variables(mini: MiniProject) -> 
         (mini.root / "inventories/p2.yml")
         .read_text()
         .replace(
-            "ansible_host: 127.0.3.12",
-            "ansible_host: 127.0.3.12\n          ansible_password: s3cret\n          zone: north",
+            f"ansible_host: {local_address(12)}",
+            f"ansible_host: {local_address(12)}\n          ansible_password: s3cret\n          zone: north",
         ),
     )
     mini.write("app/ingest/app.conf.j2", "{{ hosts | to_json }}\n{{ groups.edge[0].address }}\n")
     mini.commit()
     text = bundles(mini, "p2")["ingest"]["app.conf"].decode()
-    assert '"zone": "north"' in text and "127.0.3.12" in text and "127.0.3.11" in text
+    assert '"zone": "north"' in text and local_address(12) in text and local_address(11) in text
     assert "s3cret" not in text and "ansible_" not in text
 
 
 def test_check_templates_render_per_host(mini: MiniProject) -> None:
     r = renderer(mini)
     steps = r.render_steps(r.project.plants["p1"])
-    assert steps[("ingest", "p1-in")]["checks.health"]["url"] == "http://127.0.3.2:9000/health"
-    assert steps[("ingest", "p1-in")]["checks.port"] == {"host": "127.0.3.2", "port": "9000"}
+    assert steps[("ingest", "p1-in")]["checks.health"]["url"] == f"http://{local_address(2)}:9000/health"
+    assert steps[("ingest", "p1-in")]["checks.port"] == {"host": local_address(2), "port": "9000"}
     assert steps[("ingest", "p1-in")]["restart"] == {"command": "current/run.sh restart"}
     assert steps[("edge", "p1-gw")]["checks.config"] == {"command": "test -f current/config.yaml"}
 

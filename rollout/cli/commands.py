@@ -192,7 +192,7 @@ def run(argv: list[str]) -> int:
         return EXIT_ATTENTION
     except Exception as exc:  # the one place an unexpected error is caught: log it, never spill it
         log = _crash_log(exc)
-        err.print(f"internal error: {type(exc).__name__}: {exc}\nthe traceback is in {log}")
+        err.print(f"internal error: {type(exc).__name__}: {exc}\nthe traceback is in {log}", soft_wrap=True)
         return EXIT_INTERNAL
 
 

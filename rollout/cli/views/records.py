@@ -137,4 +137,4 @@ def under_way(console: Console, entries: list[HistoryEntry], locks: list[Lock], 
             table.add_row(e.record.id, e.release or "-", e.state, e.record.operator, str(len(e.outcomes)))
         console.print(table)
     for lock in locks:
-        console.print(f"lock: {lock.plant} held by {lock.describe()}", highlight=False)
+        console.print(f"lock: {lock.plant} held by {lock.describe()}", highlight=False, soft_wrap=True)
