@@ -16,7 +16,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -194,6 +195,10 @@ class Proc:
         return code
 
     @property
+    def stderr(self) -> str:
+        return "".join(self._err)
+
+    @property
     def err(self) -> str:
         """stderr, the error lines of the JSON output and the final rollout's message."""
         messages = [str(e.get("message")) for e in self.events if e.get("type") in ("error", "rollout")]
@@ -259,6 +264,53 @@ def first_to(procs: list[Proc], stop: Callable[[Event], bool], timeout: float = 
             if found is False:
                 live.remove(proc)
     return None
+
+
+@contextmanager
+def watchdog(seconds: float, what: str) -> Iterator[None]:
+    """Bounds a block that starts ``rollout`` processes it does not wait on with a deadline of
+    its own (``test_faults.Run`` reads until the output ends): past ``seconds`` every ``rollout``
+    child of this process is killed, which ends the block's reads, and the block fails saying so."""
+    fired: list[list[int]] = []
+
+    def kill_children() -> None:
+        killed = []
+        for pid in _rollout_children():
+            for sig in (signal.SIGCONT, signal.SIGKILL):
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    break
+            killed.append(pid)
+        fired.append(killed)
+
+    timer = threading.Timer(seconds, kill_children)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    except BaseException:
+        if fired:
+            raise AssertionError(f"{what}: took over {seconds:g} s; killed rollout processes {fired[0]}") from None
+        raise
+    finally:
+        timer.cancel()
+    if fired:
+        raise AssertionError(f"{what}: took over {seconds:g} s; killed rollout processes {fired[0]}")
+
+
+def _rollout_children() -> list[int]:
+    """Pids of the ``rollout`` processes this process started and that still run."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes().split(b"\0")
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == os.getpid() and any(part.decode(errors="replace") == ROLLOUT for part in cmdline):
+            found.append(int(stat.parent.name))
+    return found
 
 
 def operator_env(home: Path, operator: str) -> dict[str, str]:
