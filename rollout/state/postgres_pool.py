@@ -17,9 +17,11 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from rollout.state.journal import JournalError
 
-# The pool logs failed connection attempts as warnings; with no handler configured Python
-# would print them. The library never prints: the error reaches the caller as JournalError.
-logging.getLogger("psycopg.pool").addHandler(logging.NullHandler())
+# psycopg logs warnings of its own: the pool its failed connection attempts, a pipeline on a
+# lost connection "error ignored terminating" it. With no handler configured Python would print
+# them to stderr. The library never prints: the error reaches the caller as JournalError. The
+# handler on "psycopg" covers "psycopg.pool" too (a child logger's records reach it).
+logging.getLogger("psycopg").addHandler(logging.NullHandler())
 
 POOL_SIZE = 16
 """Connections per URL: one per plant worked on in parallel, each held for one short transaction."""
