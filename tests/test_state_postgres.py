@@ -354,3 +354,11 @@ def test_ordinary_events_commit_asynchronously_durable_ones_synchronously_and_sy
         assert flushed.fetchone() == (True,), "sync left an asynchronous commit unflushed"
         assert db.execute("SELECT count(*) FROM rollout.fences").fetchone() == (0,), "the flush left a row behind"
     assert [e.event.kind for e in journal.events()][-1] == "check.result"
+
+
+def test_a_transaction_left_open_is_ended_by_the_server(backend: PostgresBackend) -> None:
+    """A writer stopped inside a transaction would hold the append lock for every writer."""
+    journal = backend.open()
+    with journal._connection("read") as db:  # noqa: SLF001 (the pool's own session settings)
+        row = db.execute("SHOW idle_in_transaction_session_timeout").fetchone()
+    assert row == ("30s",), row

@@ -23,6 +23,7 @@ from rollout.state.journal import JournalError
 # handler on "psycopg" covers "psycopg.pool" too (a child logger's records reach it).
 logging.getLogger("psycopg").addHandler(logging.NullHandler())
 
+IDLE_IN_TRANSACTION = "30s"
 POOL_SIZE = 16
 """Connections per URL: one per plant worked on in parallel, each held for one short transaction."""
 CONNECT_TIMEOUT = 10
@@ -49,7 +50,14 @@ class _Pools:
         with self._guard:
             pool, users = self._pools.get(conninfo, (None, 0))
             if pool is None:
-                pool = ConnectionPool(conninfo, min_size=1, max_size=POOL_SIZE, kwargs={"autocommit": True}, open=False)
+                pool = ConnectionPool(
+                    conninfo,
+                    min_size=1,
+                    max_size=POOL_SIZE,
+                    kwargs={"autocommit": True},
+                    configure=_configure,
+                    open=False,
+                )
                 pool.open(wait=False)
             self._pools[conninfo] = (pool, users + 1)
             return pool
@@ -126,3 +134,9 @@ def reason(exc: BaseException) -> str:
         return primary
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     return "; ".join(lines) or type(exc).__name__
+
+
+def _configure(conn: Connection[Any]) -> None:
+    """A transaction left open (its process stopped or cut off) would hold the append lock and
+    stall every writer: the server ends such a session after ``IDLE_IN_TRANSACTION``."""
+    conn.execute(f"SET idle_in_transaction_session_timeout = '{IDLE_IN_TRANSACTION}'")
