@@ -181,10 +181,37 @@ class _Loop:
             self.rec.take_foreign()
 
     def _carry_out(self, decision: Decision) -> tuple[State, str] | None:
+        """Do what ``decision`` says; the run's end when it ends the run, else None."""
         rid, emit = self.rec.rollout, self.rec.emit
         match decision:
             case Ended(status):
                 return _ENDED.get(status, "finished"), f"this rollout has already ended ({status})"
+            case Pause(wave):
+                if not self.rec.read(lambda state: wave in state.waves and state.waves[wave].approval_waiting):
+                    emit("approval.waiting", detail={"wave": wave})
+                emit("rollout.paused", detail={"wave": wave, "reason": "approval"})
+                return "paused", (
+                    f"rollout {rid} waits for approval of wave {wave!r}: "
+                    f"run 'rollout approve {rid}' then 'rollout resume {rid}'"
+                )
+            case Blocked(reason):
+                return "blocked", reason
+            case Halt(wave, reason):
+                emit("rollout.halted", detail={"wave": wave, "reason": reason})
+                return "halted", reason
+            case Abort(by, reason):
+                emit("rollout.aborted", detail={"by": by, "reason": reason})
+                return "aborted", f"rollout {rid} aborted by {by}: {reason}"
+            case Finish():
+                emit("rollout.finished", detail={"plants": self.rec.read(lambda state: state.outcomes())})
+                return "finished", ""
+        self._act(decision)
+        return None
+
+    def _act(self, decision: Decision) -> None:
+        """The decisions the run goes on after: start, record, wait, put back."""
+        emit = self.rec.emit
+        match decision:
             case StartWave(wave, plants):
                 emit("wave.started", detail={"wave": wave, "plants": list(plants)})
             case Start(plants, forced):
@@ -201,14 +228,6 @@ class _Loop:
                 if self.rec.read(lambda state: _window_until(state, plant)) != until.isoformat():
                     emit("window.waiting", plant, {"until": until.isoformat()})
                 self._sleep_until(until)
-            case Pause(wave):
-                if not self.rec.read(lambda state: wave in state.waves and state.waves[wave].approval_waiting):
-                    emit("approval.waiting", detail={"wave": wave})
-                emit("rollout.paused", detail={"wave": wave, "reason": "approval"})
-                return "paused", (
-                    f"rollout {rid} waits for approval of wave {wave!r}: "
-                    f"run 'rollout approve {rid}' then 'rollout resume {rid}'"
-                )
             case Bake(wave, until):
                 seconds = self.spec.wave(wave).bake_s
                 emit("wave.baking", detail={"wave": wave, "seconds": seconds, "until": until.timestamp()})
@@ -223,21 +242,9 @@ class _Loop:
             case RollBack(plants, reason):
                 for plant in plants:
                     self._put_back(plant, reason)
-            case Blocked(reason):
-                return "blocked", reason
-            case Halt(wave, reason):
-                emit("rollout.halted", detail={"wave": wave, "reason": reason})
-                return "halted", reason
             case FinishWave(wave):
                 failures = self.rec.read(lambda state: state.failures(self.spec.wave(wave).plants))
                 emit("wave.finished", detail={"wave": wave, "failures": failures})
-            case Abort(by, reason):
-                emit("rollout.aborted", detail={"by": by, "reason": reason})
-                return "aborted", f"rollout {rid} aborted by {by}: {reason}"
-            case Finish():
-                emit("rollout.finished", detail={"plants": self.rec.read(lambda state: state.outcomes())})
-                return "finished", ""
-        return None
 
     # -- carrying out ------------------------------------------------------------------
 
