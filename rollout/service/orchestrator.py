@@ -40,7 +40,7 @@ from rollout.core.decide import (
     WaitWindow,
     decide,
 )
-from rollout.core.events import ROLLOUT, Event
+from rollout.core.events import ROLLOUT, Event, EventSink
 from rollout.core.plan import Plan
 from rollout.core.projection import RolloutState
 from rollout.core.spec import RolloutSpec, spec_of
@@ -98,7 +98,7 @@ class Orchestrator:
         journal: Journal,
         runner: PlantRunner,
         orders: Callable[[str], WorkOrder],
-        display: Callable[[Event], None],
+        display: EventSink,
         clock: Clock,
     ) -> None:
         self.project = project

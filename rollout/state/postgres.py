@@ -15,7 +15,6 @@ holds a plant. Errors of the driver never leave this module: they become ``Journ
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import threading
@@ -33,6 +32,7 @@ from rollout.state import postgres_schema
 from rollout.state.journal import Journal, JournalError, JournalEvent, Lock, LockedError, RolloutRecord, SchemaError
 from rollout.state.postgres_listen import CHANNEL, Listener, announce
 from rollout.state.postgres_pool import POOLS, lend, reason, with_defaults
+from rollout.state.rows import EVENT_COLUMNS, event_filter, event_row, rollout_row, to_events, to_record
 
 _APPEND_KEY = 0x6576656E7473  # "events": appends commit in the order of their seqs (see _appending)
 
@@ -205,25 +205,8 @@ class PostgresJournal(Journal):
     def _events(
         self, rollout: str | None, plant: str | None, kinds: tuple[str, ...], after: int | None = None
     ) -> list[JournalEvent]:
-        where: list[str] = []
-        args: list[object] = []
-        for test, value in (("rollout = %s", rollout), ("plant = %s", plant), ("seq > %s", after)):
-            if value is not None:
-                where.append(test)
-                args.append(value)
-        if kinds:
-            where.append("kind = ANY(%s)")
-            args.append(list(kinds))
-        clause = f"WHERE {' AND '.join(where)}" if where else ""
-        rows = self._rows(
-            "SELECT seq, rollout, time, kind, plant, layer, host, release, detail "
-            f"FROM rollout.events {clause} ORDER BY seq",
-            args,
-        )
-        return [
-            JournalEvent(seq, ro, Event(kind, plant_, layer, host, release, json.loads(detail), when, seq, ro))
-            for seq, ro, when, kind, plant_, layer, host, release, detail in rows
-        ]
+        clause, args = event_filter(rollout, plant, kinds, after, "%s", array=True)
+        return to_events(self._rows(f"SELECT {EVENT_COLUMNS} FROM rollout.events {clause} ORDER BY seq", args))
 
     def last_seq(self) -> int:
         rows = self._rows("SELECT coalesce(max(seq), 0) FROM rollout.events")
@@ -347,18 +330,3 @@ def _lock(row: tuple[Any, ...] | None) -> Lock | None:
 
 def _lock_args(lock: Lock) -> dict[str, Any]:
     return {"plant": lock.plant, "owner": lock.owner, "fence": lock.fence, "hostname": lock.hostname, "pid": lock.pid}
-
-
-def event_row(rollout: str, event: Event) -> tuple[Any, ...]:
-    detail = json.dumps(event.detail, sort_keys=True, default=str)
-    return (rollout, event.time, event.kind, event.plant, event.layer, event.host, event.release, detail)
-
-
-def rollout_row(record: RolloutRecord) -> tuple[Any, ...]:
-    spec = json.dumps(record.spec, sort_keys=True)
-    return (record.id, record.kind, record.release, record.commit, record.created, record.operator, spec)
-
-
-def to_record(row: tuple[Any, ...]) -> RolloutRecord:
-    rid, kind, release, commit, created, operator, spec = row
-    return RolloutRecord(rid, kind, release, commit, created, operator, json.loads(spec))

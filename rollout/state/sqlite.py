@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import socket
 import sqlite3
@@ -20,6 +19,7 @@ from rollout.core.clock import Clock, SystemClock
 from rollout.core.events import Event
 from rollout.state import sqlite_schema
 from rollout.state.journal import Journal, JournalError, JournalEvent, Lock, LockedError, RolloutRecord, SchemaError
+from rollout.state.rows import EVENT_COLUMNS, event_filter, event_row, rollout_row, to_events, to_record
 
 LOCK_COLUMNS = "plant, owner, purpose, acquired, expires, hostname, pid, operator, fence"
 ROLLOUT_COLUMNS = "id, kind, release, commit_id, created, operator, spec"
@@ -146,29 +146,29 @@ class SqliteJournal(Journal):
             raise JournalError(f"cannot read the journal {self.path}: {exc}") from None
 
     def create(self, record: RolloutRecord) -> None:
-        self._write(f"INSERT INTO rollouts ({ROLLOUT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)", _rollout_row(record))
+        self._write(f"INSERT INTO rollouts ({ROLLOUT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)", rollout_row(record))
 
     def append(self, rollout: str, event: Event) -> int:
-        return self._write(_INSERT_EVENT, _event_row(rollout, event))
+        return self._write(_INSERT_EVENT, event_row(rollout, event))
 
     def append_releasing(self, rollout: str, events: list[Event], plant: str, owner: str) -> list[int]:
-        rows = [_event_row(rollout, e) for e in events]  # serialised first: a bad detail fails before the write
+        rows = [event_row(rollout, e) for e in events]  # serialised first: a bad detail fails before the write
         with self._writing() as db:
             seqs = [int(db.execute(_INSERT_EVENT, row).lastrowid or 0) for row in rows]
             db.execute("DELETE FROM locks WHERE plant = ? AND owner = ?", (plant, owner))
             return seqs
 
     def adopt(self, records: list[RolloutRecord], events: list[JournalEvent]) -> list[str]:
-        rows = [(e.rollout, _event_row(e.rollout, e.event)) for e in events]
+        rows = [(e.rollout, event_row(e.rollout, e.event)) for e in events]
         insert = f"INSERT INTO rollouts ({ROLLOUT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING"
         with self._writing() as db:
-            added = {r.id for r in records if db.execute(insert, _rollout_row(r)).rowcount == 1}
+            added = {r.id for r in records if db.execute(insert, rollout_row(r)).rowcount == 1}
             db.executemany(_INSERT_EVENT, [row for rollout, row in rows if rollout in added])
         return [r.id for r in records if r.id in added]
 
     def rollout(self, rollout: str) -> RolloutRecord | None:
         rows = self._read(f"SELECT {ROLLOUT_COLUMNS} FROM rollouts WHERE id = ?", (rollout,))
-        return _record(rows[0]) if rows else None
+        return to_record(rows[0]) if rows else None
 
     def rollouts(self, plant: str | None = None) -> list[RolloutRecord]:
         if plant is None:
@@ -179,7 +179,7 @@ class SqliteJournal(Journal):
                 "(SELECT DISTINCT rollout FROM events WHERE plant = ?) ORDER BY created",
                 (plant,),
             )
-        return [_record(row) for row in rows]
+        return [to_record(row) for row in rows]
 
     def events(
         self, rollout: str | None = None, plant: str | None = None, kinds: tuple[str, ...] = ()
@@ -192,24 +192,8 @@ class SqliteJournal(Journal):
     def _events(
         self, rollout: str | None, plant: str | None, kinds: tuple[str, ...], after: int | None = None
     ) -> list[JournalEvent]:
-        where: list[str] = []
-        args: list[object] = []
-        for test, value in (("rollout = ?", rollout), ("plant = ?", plant), ("seq > ?", after)):
-            if value is not None:
-                where.append(test)
-                args.append(value)
-        if kinds:
-            where.append(f"kind IN ({', '.join('?' * len(kinds))})")
-            args.extend(kinds)
-        clause = f"WHERE {' AND '.join(where)}" if where else ""
-        rows = self._read(
-            f"SELECT seq, rollout, time, kind, plant, layer, host, release, detail FROM events {clause} ORDER BY seq",
-            tuple(args),
-        )
-        return [
-            JournalEvent(seq, ro, Event(kind, plant_, layer, host, release, json.loads(detail), when, seq, ro))
-            for seq, ro, when, kind, plant_, layer, host, release, detail in rows
-        ]
+        clause, args = event_filter(rollout, plant, kinds, after, "?", array=False)
+        return to_events(self._read(f"SELECT {EVENT_COLUMNS} FROM events {clause} ORDER BY seq", tuple(args)))
 
     def last_seq(self) -> int:
         return int(self._read("SELECT coalesce(max(seq), 0) FROM events")[0][0])
@@ -307,21 +291,6 @@ def read_history(path: Path) -> tuple[list[RolloutRecord], list[JournalEvent]]:
         history = journal.rollouts(), journal.events()
         journal.close()
         return history
-
-
-def _event_row(rollout: str, event: Event) -> tuple[Any, ...]:
-    detail = json.dumps(event.detail, sort_keys=True, default=str)
-    return (rollout, event.time, event.kind, event.plant, event.layer, event.host, event.release, detail)
-
-
-def _rollout_row(record: RolloutRecord) -> tuple[Any, ...]:
-    spec = json.dumps(record.spec, sort_keys=True)
-    return (record.id, record.kind, record.release, record.commit, record.created, record.operator, spec)
-
-
-def _record(row: tuple[Any, ...]) -> RolloutRecord:
-    rid, kind, release, commit, created, operator, spec = row
-    return RolloutRecord(rid, kind, release, commit, created, operator, json.loads(spec))
 
 
 def _identity(path: Path) -> tuple[int, int]:
