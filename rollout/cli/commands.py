@@ -26,6 +26,7 @@ from rollout.cli.views import output
 from rollout.config.project import Project
 from rollout.engine.executor import Options, default_operator
 from rollout.errors import ConfigError, Problem
+from rollout.service.options import project_options
 from rollout.state.journal import JournalError, LockedError, SchemaError
 
 EXIT_OK = 0
@@ -131,17 +132,13 @@ def _insecure_option(func: F) -> F:
 
 
 def _options(project: Project, insecure: bool, err: Console) -> Options:
-    ssh = project.config.ssh
-    configured = Path(ssh.known_hosts).expanduser()
-    known_hosts: Path | None = configured if configured.is_absolute() else project.root / configured
     if insecure:
         err.print(
             "[bold red]WARNING: SSH host keys are NOT verified (--insecure-skip-host-key-check); "
             "any machine answering at a plant's address will be trusted.[/]"
         )
-        known_hosts = None
     operator = os.environ.get("ROLLOUT_OPERATOR") or default_operator()
-    return Options(known_hosts, ssh.connect_timeout, ssh.command_timeout, operator)
+    return project_options(project, operator, insecure)
 
 
 def _crash_log(exc: BaseException) -> Path:

@@ -9,17 +9,17 @@ from rollout.config.project import Project
 from rollout.core.projection import ENDED, fold
 from rollout.service.recorder import is_run_lease
 from rollout.service.state import open_state
-from rollout.state.journal import JournalEvent, Lock, RolloutRecord
+from rollout.state.journal import Journal, JournalEvent, Lock, RolloutRecord
 
 
-def under_way(project: Project) -> list[HistoryEntry]:
+def under_way(project: Project, journal: Journal | None = None) -> list[HistoryEntry]:
     """Rollouts that have not ended: running, paused for approval, or interrupted."""
-    return [e for e in history(project, None) if e.state not in ENDED]
+    return [e for e in history(project, None, journal) if e.state not in ENDED]
 
 
-def plant_locks(project: Project) -> list[Lock]:
+def plant_locks(project: Project, journal: Journal | None = None) -> list[Lock]:
     """The leases held on plants (stale ones included); a rollout's own lease is not a plant's."""
-    return [lock for lock in open_state(project).locks() if not is_run_lease(lock)]
+    return [lock for lock in (journal or open_state(project)).locks() if not is_run_lease(lock)]
 
 
 def rollout_state(events: list[JournalEvent]) -> str:
@@ -47,8 +47,10 @@ class HistoryEntry:
     """Why it ended as it did, when someone chose it (an abort: who and why)."""
 
 
-def history(project: Project, plant: str | None) -> list[HistoryEntry]:
-    journal = open_state(project)
+def history(project: Project, plant: str | None, journal: Journal | None = None) -> list[HistoryEntry]:
+    """Every rollout and rollback (of ``plant`` where given), oldest first; ``journal``: the
+    state already open (the console's), else the project's is opened."""
+    journal = journal or open_state(project)
     if plant is not None:
         project.plant(plant)
     now = time.time()

@@ -96,6 +96,7 @@ def locked_rollback(
     options: Options,
     display: EventSink,
     clock: Clock,
+    journal: Journal | None = None,
 ) -> PlantResult:
     """Plant IT's rollback, holding the plant's lock and recorded in the journal.
 
@@ -104,7 +105,7 @@ def locked_rollback(
     """
     project.plant(plant_name)
     _layers_from(project, layer)  # a bad --layer is refused before anything is recorded
-    journal = open_state(project)
+    journal = journal or open_state(project)
     rid = "rollback-" + new_rollout_id(clock.now())
     spec: dict[str, object] = {"kind": "rollback", "plant": plant_name, "to": to, "layer": layer, "waves": []}
     journal.acquire(plant_name, rid, f"rollback by {options.operator}", 3600.0, options.operator)

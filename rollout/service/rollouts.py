@@ -76,10 +76,15 @@ def start_rollout(
 
 
 def resume_rollout(
-    project: Project, rollout_id: str | None, options: Options, display: EventSink, clock: Clock
+    project: Project,
+    rollout_id: str | None,
+    options: Options,
+    display: EventSink,
+    clock: Clock,
+    journal: Journal | None = None,
 ) -> RolloutResult:
     """Go on with a rollout that was interrupted or paused (default: the latest unfinished one)."""
-    journal = open_state(project)
+    journal = journal or open_state(project)
     record = _unfinished(journal, rollout_id)
     if rollout_state(journal.events(rollout=record.id)) == "aborted":
         raise ConfigError.one(
@@ -116,9 +121,9 @@ def _unfinished(journal: Journal, rollout_id: str | None) -> RolloutRecord:
     raise ConfigError.one("ROLLOUT", "no unfinished rollout to resume", expected="a paused or interrupted rollout")
 
 
-def approve(project: Project, rollout_id: str, operator: str) -> str:
+def approve(project: Project, rollout_id: str, operator: str, journal: Journal | None = None) -> str:
     """Let a paused rollout go on to the wave it waits for; returns that wave's name."""
-    journal = open_state(project)
+    journal = journal or open_state(project)
     record = _unfinished(journal, rollout_id)
     state = fold(e.event for e in journal.events(rollout=record.id))
     pending = [w.name for w in state.waves.values() if w.approval_waiting and w.approval_granted is None]
@@ -131,7 +136,7 @@ def approve(project: Project, rollout_id: str, operator: str) -> str:
     return wave
 
 
-def abort(project: Project, rollout_id: str, operator: str, reason: str) -> str:
+def abort(project: Project, rollout_id: str, operator: str, reason: str, journal: Journal | None = None) -> str:
     """Ask a rollout to stop at its next safe point; returns its state after the request.
 
     A running rollout sees the request between plants, starts no new one, lets those in

@@ -1,0 +1,107 @@
+"""What every plant's layers run and how they are, folded from the events of every rollout. Pure.
+
+The console's network and plant pages read this: the state's own account, no host asked.
+A layer's release is the one its last ``layer.activated`` switched it to (a rollback's
+switch back included); its condition is the plant's last outcome, or "in progress" while
+work on the plant has begun and not ended.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from rollout.core.events import Event
+
+CONDITIONS = ("healthy", "in progress", "rolled back", "failed", "needs attention", "never deployed")
+"""Each in words; the console gives each a colour too, never the colour alone."""
+
+_OUTCOME = {
+    "plant.done": "healthy",
+    "plant.rolled_back": "rolled back",
+    "plant.attention": "needs attention",
+    "plant.preflight_failed": "failed",
+}
+_WORK = ("plant.started", "rollback.started", "layer.activating")
+
+
+@dataclass
+class LayerView:
+    name: str
+    release: str | None = None
+    since: float | None = None
+    """When it was switched to ``release``."""
+    condition: str = "never deployed"
+    changed: float | None = None
+    """When ``condition`` began."""
+    rollout: str | None = None
+    """The rollout or rollback that last touched it."""
+
+
+@dataclass
+class PlantView:
+    name: str
+    layers: dict[str, LayerView] = field(default_factory=dict)
+    reason: str = ""
+    """Why its last outcome was what it was (a failed check, a person's rollback)."""
+    last_rollout: str | None = None
+    working: set[str] = field(default_factory=set)
+    """Layers the work under way touched (cleared by its outcome)."""
+
+    @property
+    def condition(self) -> str:
+        """The worst condition of its layers."""
+        found = [layer.condition for layer in self.layers.values()]
+        return max(found, key=_severity) if found else "never deployed"
+
+    @property
+    def release(self) -> str | None:
+        """The one release all its layers run, else None."""
+        releases = {layer.release for layer in self.layers.values()}
+        return releases.pop() if len(releases) == 1 else None
+
+
+def _severity(condition: str) -> int:
+    order = ("healthy", "never deployed", "in progress", "rolled back", "failed", "needs attention")
+    return order.index(condition) if condition in order else len(order)
+
+
+def fleet(plants: dict[str, list[str]], events: Iterable[Event]) -> dict[str, PlantView]:
+    """Every plant of ``plants`` (name -> its layers, in order) as the events in ``seq`` order tell."""
+    views = {name: PlantView(name, {lay: LayerView(lay) for lay in layers}) for name, layers in plants.items()}
+    for event in events:
+        view = views.get(event.plant)
+        if view is not None:
+            _apply(view, event)
+    return views
+
+
+def _apply(view: PlantView, event: Event) -> None:
+    if event.kind == "layer.activated" and event.layer in view.layers:
+        layer = view.layers[event.layer]
+        if layer.release != event.release:
+            layer.release, layer.since = event.release, event.time
+        view.working.add(layer.name)
+        _mark(layer, "in progress", event)
+    elif event.kind in _WORK:
+        named = event.detail.get("layers") if event.kind == "rollback.started" else None
+        for layer in view.layers.values():
+            if (not named or layer.name in named) and layer.release is not None:
+                view.working.add(layer.name)
+                _mark(layer, "in progress", event)
+    elif event.kind in _OUTCOME:
+        view.reason = str(event.detail.get("reason") or "")
+        view.last_rollout = event.rollout
+        # The outcome is the state of the layers the work touched; a plant-IT rollback of the
+        # upper layers leaves the lower ones as they were. A deploy's outcome covers them all.
+        scope = set(view.layers) if event.kind == "plant.done" or not view.working else view.working
+        for layer in view.layers.values():
+            if layer.name in scope and (layer.release is not None or event.kind != "plant.done"):
+                _mark(layer, _OUTCOME[event.kind], event)
+        view.working = set()
+
+
+def _mark(layer: LayerView, condition: str, event: Event) -> None:
+    if layer.condition != condition:
+        layer.condition, layer.changed = condition, event.time
+    layer.rollout = event.rollout or layer.rollout

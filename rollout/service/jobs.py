@@ -1,0 +1,134 @@
+"""The console's actions as background jobs: claimed once by idempotency key, run by the
+instance that claimed them, their progress the events of the rollout they act on.
+
+Nothing here prints or exits; the HTTP layer chooses statuses and messages.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from rollout.config.project import Project
+from rollout.core.access import Principal
+from rollout.core.clock import Clock
+from rollout.core.events import Event
+from rollout.engine.executor import Options
+from rollout.errors import ConfigError, RolloutError
+from rollout.service.recorder import is_run_lease
+from rollout.service.rollbacks import locked_rollback
+from rollout.service.rollouts import abort, approve, resume_rollout
+from rollout.state.access import Job
+from rollout.state.journal import Journal, LockedError
+
+KINDS = ("rollback", "approve", "resume", "abort")
+log = logging.getLogger("rollout.jobs")
+
+
+def runner_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class Request:
+    """An action as a person asked for it: what, on what, why, under which idempotency key."""
+
+    kind: str
+    key: str
+    reason: str
+    plant: str | None = None
+    rollout: str | None = None
+    to: str | None = None
+    layer: str | None = None
+
+
+def claim(project: Project, journal: Journal, who: Principal, request: Request) -> tuple[Job, bool]:
+    """The job of ``request``'s key: a new one (True) or the one a double click or another
+    instance claimed first (False). A rollback of a plant someone holds is refused, naming them."""
+    _check(project, journal, request)
+    params = {k: v for k, v in vars(request).items() if k not in ("kind", "key", "reason") and v is not None}
+    job = Job(request.key, request.kind, params, who.name, request.reason, time.time(), runner=runner_id())
+    return journal.claim_job(job)
+
+
+def _check(project: Project, journal: Journal, request: Request) -> None:
+    if request.kind not in KINDS:
+        raise ConfigError.one("kind", f"no action {request.kind!r}", expected="one of: " + ", ".join(KINDS))
+    if not request.reason.strip():
+        raise ConfigError.one("reason", "a reason is required", expected="why, in a few words")
+    if not 8 <= len(request.key) <= 100:
+        raise ConfigError.one("key", "not an idempotency key", expected="8 to 100 characters")
+    if request.kind == "rollback":
+        plant = project.plant(request.plant or "").name
+        now = time.time()
+        for lock in journal.locks():
+            if lock.plant == plant and not is_run_lease(lock) and not lock.stale(now):
+                raise LockedError(plant, lock)
+    elif journal.rollout(request.rollout or "") is None:
+        raise ConfigError.one("rollout", f"no rollout {request.rollout!r}", expected="an id from the history")
+
+
+class JobRunner:
+    """Runs the jobs this instance claimed, each in a thread of its own."""
+
+    def __init__(self, project: Project, journal: Journal, options: Callable[[str], Options], clock: Clock) -> None:
+        self.project, self.journal, self.options, self.clock = project, journal, options, clock
+        self._threads: list[threading.Thread] = []
+
+    def start(self, job: Job) -> None:
+        thread = threading.Thread(target=self._run, args=(job,), name=f"job {job.key}", daemon=True)
+        self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+        thread.start()
+
+    def join(self, timeout: float) -> None:
+        """Wait (at most ``timeout`` seconds in all) for the jobs under way: for tests and shutdown."""
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def _run(self, job: Job) -> None:
+        self.journal.update_job(job.key, "running", time.time())
+        try:
+            message = self._dispatch(job)
+        except RolloutError as exc:  # refused, locked, or the state went away: the person reads why
+            self.journal.update_job(job.key, "failed", time.time(), str(exc))
+        except Exception as exc:  # never let a job's thread die silently
+            log.exception("job %s (%s) failed", job.key, job.kind)
+            self.journal.update_job(job.key, "failed", time.time(), f"internal error: {type(exc).__name__}: {exc}")
+        else:
+            self.journal.update_job(job.key, "done", time.time(), message)
+
+    def _dispatch(self, job: Job) -> str:
+        p, options = job.params, self.options(job.user)
+        if job.kind == "rollback":
+            sink = self._noting(job)
+            plant, to, layer = p["plant"], p.get("to"), p.get("layer")
+            result = locked_rollback(
+                self.project, plant, to, layer, options, sink, self.clock, journal=self.journal, reason=job.reason
+            )
+            return f"{result.plant}: {result.outcome.replace('_', ' ')}" + (f" ({result.reason})" if result.reason else "")
+        rid = str(p["rollout"])
+        self.journal.update_job(job.key, "running", time.time(), rollout=rid)
+        if job.kind == "abort":
+            return f"rollout {rid}: {abort(self.project, rid, job.user, job.reason, journal=self.journal)}"
+        if job.kind == "approve":
+            wave = approve(self.project, rid, job.user, reason=job.reason, journal=self.journal)
+            self.journal.update_job(job.key, "running", time.time(), f"wave {wave} approved; resuming", rid)
+        result = resume_rollout(self.project, rid, options, lambda _: None, self.clock, journal=self.journal)
+        return f"rollout {rid}: {result.state}"
+
+    def _noting(self, job: Job) -> Callable[[Event], None]:
+        """A sink that records, once, which rollback the job started: its page follows those events."""
+        seen: list[str] = []
+
+        def sink(event: Event) -> None:
+            if event.rollout and not seen:
+                seen.append(event.rollout)
+                self.journal.update_job(job.key, "running", time.time(), rollout=event.rollout)
+
+        return sink
