@@ -31,3 +31,8 @@ def local_address(index: int) -> str:
 def example_net() -> str:
     """The prefix standing for the example project's ``127.0.2.`` in this test process."""
     return f"127.{NET}.2."
+
+
+def console_address(index: int) -> str:
+    """The address a test's ``rollout serve`` instance listens on."""
+    return f"127.{NET}.4.{index}"

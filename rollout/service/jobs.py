@@ -65,6 +65,10 @@ def _check(project: Project, journal: Journal, request: Request) -> None:
         raise ConfigError.one("key", "not an idempotency key", expected="8 to 100 characters")
     if request.kind == "rollback":
         plant = project.plant(request.plant or "").name
+        if request.layer is not None and request.layer not in [lay.name for lay in project.config.layers]:
+            raise ConfigError.one("layer", f"no layer named {request.layer!r}", expected="a layer of rollout.yaml")
+        if request.to is not None:
+            project.release(request.to, "to")  # a release that does not exist is refused now, not in the job
         now = time.time()
         for lock in journal.locks():
             if lock.plant == plant and not is_run_lease(lock) and not lock.stale(now):
@@ -111,7 +115,9 @@ class JobRunner:
             result = locked_rollback(
                 self.project, plant, to, layer, options, sink, self.clock, journal=self.journal, reason=job.reason
             )
-            return f"{result.plant}: {result.outcome.replace('_', ' ')}" + (f" ({result.reason})" if result.reason else "")
+            return f"{result.plant}: {result.outcome.replace('_', ' ')}" + (
+                f" ({result.reason})" if result.reason else ""
+            )
         rid = str(p["rollout"])
         self.journal.update_job(job.key, "running", time.time(), rollout=rid)
         if job.kind == "abort":
@@ -119,8 +125,8 @@ class JobRunner:
         if job.kind == "approve":
             wave = approve(self.project, rid, job.user, reason=job.reason, journal=self.journal)
             self.journal.update_job(job.key, "running", time.time(), f"wave {wave} approved; resuming", rid)
-        result = resume_rollout(self.project, rid, options, lambda _: None, self.clock, journal=self.journal)
-        return f"rollout {rid}: {result.state}"
+        run = resume_rollout(self.project, rid, options, lambda _: None, self.clock, journal=self.journal)
+        return f"rollout {rid}: {run.state}"
 
     def _noting(self, job: Job) -> Callable[[Event], None]:
         """A sink that records, once, which rollback the job started: its page follows those events."""

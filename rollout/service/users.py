@@ -33,9 +33,7 @@ def new_token() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
-def add_user(
-    project: Project, journal: Journal, name: str, role: str, plants: list[str], by: str
-) -> tuple[User, str]:
+def add_user(project: Project, journal: Journal, name: str, role: str, plants: list[str], by: str) -> tuple[User, str]:
     """Record a user and return it with its token, which is not kept anywhere."""
     if not _NAME.match(name):
         raise ConfigError.one("NAME", "not a user name", expected="letters, digits and . _ @ -, 64 at most", found=name)

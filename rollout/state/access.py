@@ -138,9 +138,7 @@ class AccessStore(ABC):
         Two processes claiming one key at once: exactly one gets True."""
 
     @abstractmethod
-    def update_job(
-        self, key: str, state: str, when: float, message: str = "", rollout: str | None = None
-    ) -> None:
+    def update_job(self, key: str, state: str, when: float, message: str = "", rollout: str | None = None) -> None:
         """Move the job to ``state`` with ``message``; ``rollout`` is kept when None is given."""
 
     @abstractmethod

@@ -1,0 +1,66 @@
+"""The console's application: FastAPI with its routers, static files and error answers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from rollout.config.project import Project
+from rollout.core.clock import Clock, SystemClock
+from rollout.engine.executor import Options
+from rollout.service.jobs import JobRunner
+from rollout.service.options import project_options
+from rollout.state.journal import Journal
+from rollout.web import actions, api, errors, live, pages, signin
+from rollout.web.context import Console
+from rollout.web.templating import HERE
+
+JOB_GRACE_S = 30.0
+"""How long a stopping server waits for the jobs it runs (a rollback ends whole, or resumes later)."""
+
+
+def create_app(
+    project: Project,
+    journal: Journal,
+    secure: bool = False,
+    clock: Clock | None = None,
+    options: Callable[[str], Options] | None = None,
+) -> FastAPI:
+    """The console on ``journal``; ``options`` gives the host options of an action's user."""
+    runner = JobRunner(project, journal, options or (lambda who: project_options(project, who)), clock or SystemClock())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        runner.join(JOB_GRACE_S)
+
+    app = FastAPI(
+        title="rollout",
+        summary="Staged rollouts to plants: the console's JSON API",
+        version="1",
+        openapi_url="/api/v1/openapi.json",
+        docs_url=None,  # the interactive docs load scripts from a CDN; plants have no internet
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.console = Console(project, journal, runner, secure)
+    errors.install(app)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    for router in (signin.router, pages.router, actions.router, actions.api, api.router, live.router):
+        app.include_router(router)
+
+    @app.middleware("http")
+    async def headers(request, call_next):  # type: ignore[no-untyped-def]
+        response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault(
+            "Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'"
+        )
+        return response
+
+    return app

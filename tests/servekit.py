@@ -1,0 +1,66 @@
+"""``rollout serve`` as a real process on a loopback address, for the tests that need a live
+server (two instances on one state, the browser). Stopped by its pid at the end."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from contextlib import closing
+from pathlib import Path
+
+import httpx
+
+ROLLOUT = str(Path(sys.executable).parent / "rollout")
+START_S = 60.0
+
+
+def free_port(address: str) -> int:
+    with closing(socket.socket()) as probe:
+        probe.bind((address, 0))
+        return int(probe.getsockname()[1])
+
+
+class Server:
+    """One ``rollout serve`` of ``project`` on ``address``; ``url`` once it answers."""
+
+    def __init__(
+        self, project: Path, address: str, env: Mapping[str, str] | None = None, log: Path | None = None
+    ) -> None:
+        self.port = free_port(address)
+        self.url = f"http://{address}:{self.port}"
+        self.log = log or project.parent / f"serve-{address}-{self.port}.log"
+        with open(self.log, "wb") as out:
+            self.proc = subprocess.Popen(
+                [ROLLOUT, "serve", "-C", str(project), "--listen", f"{address}:{self.port}"],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **(env or {})},
+            )
+        self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + START_S
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"rollout serve exited {self.proc.returncode}: {self.log.read_text()}")
+            try:
+                if httpx.get(f"{self.url}/signin", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        self.stop()
+        raise AssertionError(f"rollout serve did not answer within {START_S} s: {self.log.read_text()}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
