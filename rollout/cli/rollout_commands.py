@@ -44,6 +44,9 @@ def _sink(console: Console, as_json: bool) -> EventSink:
     return lambda event: progress.event_line(console, event)
 
 
+_reason_option = click.option(
+    "--reason", default="", metavar="TEXT", help="Why (recorded with who asked, shown by rollout history)."
+)
 _yes_option = click.option("--yes", "-y", is_flag=True, help="Non-interactive: plain lines, no live view.")
 _junit_option = click.option(
     "--junit", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write a JUnit XML report."
@@ -155,16 +158,19 @@ def resume(
 @cli.command()
 @_common
 @click.argument("rollout_id", metavar="ROLLOUT")
-def approve(directory: Path | None, as_json: bool, rollout_id: str) -> int:
+@_reason_option
+def approve(directory: Path | None, as_json: bool, rollout_id: str, reason: str) -> int:
     """Let a paused rollout go on to its next wave (then: rollout resume ROLLOUT)."""
     project = _project(directory)
     operator = os.environ.get("ROLLOUT_OPERATOR") or default_operator()
-    wave = service.approve(project, rollout_id, operator)
+    wave = service.approve(project, rollout_id, operator, reason)
     if as_json:
-        output.emit_json(_console(), [{"type": "approval", "rollout": rollout_id, "wave": wave, "by": operator}])
+        record = {"type": "approval", "rollout": rollout_id, "wave": wave, "by": operator, "reason": reason}
+        output.emit_json(_console(), [record])
     else:
         _console().print(
-            f"wave {wave} of rollout {rollout_id} approved by {operator}; now: rollout resume {rollout_id}"
+            f"wave {wave} of rollout {rollout_id} approved by {operator}; now: rollout resume {rollout_id}",
+            highlight=False,
         )
     return EXIT_OK
 
@@ -172,7 +178,7 @@ def approve(directory: Path | None, as_json: bool, rollout_id: str) -> int:
 @cli.command()
 @_common
 @click.argument("rollout_id", metavar="ROLLOUT")
-@click.option("--reason", default="", metavar="TEXT", help="Why (recorded with who asked).")
+@_reason_option
 def abort(directory: Path | None, as_json: bool, rollout_id: str, reason: str) -> int:
     """Stop a rollout at its next safe point: no new plant starts, plants in flight end whole."""
     project = _project(directory)
@@ -197,14 +203,15 @@ def abort(directory: Path | None, as_json: bool, rollout_id: str, reason: str) -
     "--to", "to", default=None, metavar="REF", help="The release to go to (default: what each host ran before)."
 )
 @click.option("--layer", "layer", default=None, metavar="LAYER", help="Only this layer and the layers above it.")
+@_reason_option
 def rollback(
-    directory: Path | None, as_json: bool, insecure: bool, plant: str, to: str | None, layer: str | None
+    directory: Path | None, as_json: bool, insecure: bool, plant: str, to: str | None, layer: str | None, reason: str
 ) -> int:
     """Roll a plant (or one layer and those above it) back now, with the same checks."""
     project = _project(directory)
     console = _console()
     options = _options(project, insecure, _console(stderr=True))
-    result = service.locked_rollback(project, plant, to, layer, options, _sink(console, as_json), _clock())
+    result = service.locked_rollback(project, plant, to, layer, options, _sink(console, as_json), _clock(), reason)
     progress.plant_results(console, [result], as_json)
     return _ROLLBACK_EXIT.get(result.outcome, EXIT_INTERNAL)
 

@@ -116,8 +116,9 @@ def _unfinished(journal: Journal, rollout_id: str | None) -> RolloutRecord:
     raise ConfigError.one("ROLLOUT", "no unfinished rollout to resume", expected="a paused or interrupted rollout")
 
 
-def approve(project: Project, rollout_id: str, operator: str) -> str:
-    """Let a paused rollout go on to the wave it waits for; returns that wave's name."""
+def approve(project: Project, rollout_id: str, operator: str, reason: str = "") -> str:
+    """Let a paused rollout go on to the wave it waits for; returns that wave's name. ``reason``
+    is recorded with who approved it, and ``rollout history`` shows both."""
     journal = open_state(project)
     record = _unfinished(journal, rollout_id)
     state = fold(e.event for e in journal.events(rollout=record.id))
@@ -127,7 +128,8 @@ def approve(project: Project, rollout_id: str, operator: str) -> str:
             "ROLLOUT", f"rollout {record.id} is not waiting for an approval", expected="a paused rollout"
         )
     wave = str(pending[-1])
-    journal.append(record.id, Event("approval.granted", ROLLOUT, detail={"wave": wave, "by": operator}))
+    detail = {"wave": wave, "by": operator, "reason": reason}
+    journal.append(record.id, Event("approval.granted", ROLLOUT, detail=detail))
     return wave
 
 
