@@ -35,6 +35,7 @@ from rollout.core.events import EventSink
 from rollout.engine.executor import default_operator
 from rollout.errors import ConfigError
 from rollout.service.junit import junit_report
+from rollout.service.notify import notifying
 from rollout.service.orchestrator import RolloutResult
 
 
@@ -126,14 +127,15 @@ def deploy(
     """
     project = _project(directory)
     options = _options(project, insecure, _console(stderr=True))
-    with _display(project, as_json, yes) as display:
-        if rehearse:
+    if rehearse:  # simulated plants: nobody is told
+        with _display(project, as_json, yes) as display:
             result = service.rehearse(project, release, list(waves), list(plants), options, display, _clock())
-        else:
-            result = service.start_rollout(
-                project, release, list(waves), list(plants), options, display, _clock(), approve_through, force_window
-            )
-    return _finish(project, result, as_json, junit, rehearse)
+        return _finish(project, result, as_json, junit, rehearse)
+    with _told(project), _display(project, as_json, yes) as display:
+        result = service.start_rollout(
+            project, release, list(waves), list(plants), options, display, _clock(), approve_through, force_window
+        )
+    return _finish(project, result, as_json, junit)
 
 
 @cli.command()
@@ -150,7 +152,7 @@ def resume(
     """Go on with a rollout that was interrupted or paused (default: the latest one)."""
     project = _project(directory)
     options = _options(project, insecure, _console(stderr=True))
-    with _display(project, as_json, yes) as display:
+    with _told(project), _display(project, as_json, yes) as display:
         result = service.resume_rollout(project, rollout_id, options, display, _clock())
     return _finish(project, result, as_json, junit)
 
@@ -183,7 +185,8 @@ def abort(directory: Path | None, as_json: bool, rollout_id: str, reason: str) -
     """Stop a rollout at its next safe point: no new plant starts, plants in flight end whole."""
     project = _project(directory)
     operator = os.environ.get("ROLLOUT_OPERATOR") or default_operator()
-    state = service.abort(project, rollout_id, operator, reason)
+    with _told(project):  # a paused rollout ends here: its abort is told from here
+        state = service.abort(project, rollout_id, operator, reason)
     if as_json:
         output.emit_json(_console(), [{"type": "abort", "rollout": rollout_id, "state": state, "by": operator}])
     elif state == "aborted":
@@ -211,13 +214,27 @@ def rollback(
     project = _project(directory)
     console = _console()
     options = _options(project, insecure, _console(stderr=True))
-    result = service.locked_rollback(project, plant, to, layer, options, _sink(console, as_json), _clock(), reason)
+    with _told(project):
+        result = service.locked_rollback(project, plant, to, layer, options, _sink(console, as_json), _clock(), reason)
     progress.plant_results(console, [result], as_json)
     return _ROLLBACK_EXIT.get(result.outcome, EXIT_INTERNAL)
 
 
 _ROLLBACK_EXIT = {"rolled_back": EXIT_OK, "preflight_failed": EXIT_FAILED, "attention": EXIT_ATTENTION}
 """A host that did not answer changed nothing (1); a rollback that failed half way needs a person (3)."""
+
+
+@contextmanager
+def _told(project: Project) -> Iterator[None]:
+    """The project's webhooks told of what happens while the verb runs (its end waits at most
+    the notifier's grace for them); what went wrong with that is said, never fatal."""
+    problems: list[str] = []
+    try:
+        with notifying(project) as problems:
+            yield
+    finally:  # said also when the verb failed: after notifying ended, when the list is complete
+        for problem in problems:
+            _console(stderr=True).print(f"notifications: {problem}", highlight=False, soft_wrap=True)
 
 
 @contextmanager
