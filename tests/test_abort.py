@@ -146,6 +146,7 @@ def test_abort_of_a_paused_rollout_ends_it_at_once(tmp_path: Path, rollout) -> N
         assert json.loads(asked.stdout.splitlines()[0])["state"] == "aborted", asked.stdout
         entry = history_of(dp, rollout_id)
         assert (entry["state"], entry["note"]) == ("aborted", "aborted by ann@console: wrong release"), entry
+        assert entry["reason"] == "wrong release", entry
         assert entry["plants"] == {"p1": "updated"}, entry
         resumed = rollout("resume", "-C", dp.root, rollout_id, "--yes")
         assert resumed.code == 2 and "aborted" in resumed.text, resumed.text

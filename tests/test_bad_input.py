@@ -61,6 +61,11 @@ def symlink(rel: str, target: str) -> Mutation:
     return mutate
 
 
+def notify(*hooks: str) -> Mutation:
+    """``rollout.yaml`` with these webhooks (YAML flow mappings) under ``notify:``."""
+    return edit("rollout.yaml", "name: mini\n", "name: mini\nnotify:\n" + "".join(f"  - {h}\n" for h in hooks))
+
+
 def remove(rel: str) -> Mutation:
     return lambda p: p.remove(rel)
 
@@ -484,6 +489,63 @@ CASES = [
         edit("rollout.yaml", "    restart:", "    stop: {cmd: x}\n    restart:"),
         "rollout.yaml",
         "layers[1].stop",
+    ),
+    # notifications
+    Case("notify-url-scheme", notify("{name: ops, url: 'ftp://hooks.example/x'}"), "rollout.yaml", "notify[0].url"),
+    Case("notify-url-no-host", notify("{name: ops, url: 'https:///x'}"), "rollout.yaml", "notify[0].url"),
+    Case(
+        "notify-duplicate-name",
+        notify("{name: ops, url: 'https://a.example/'}", "{name: ops, url: 'https://b.example/'}"),
+        "rollout.yaml",
+        "webhook names to be unique; 'ops' appears twice",
+    ),
+    Case(
+        "notify-unknown-event",
+        notify("{name: ops, url: 'https://a.example/', events: [finished, exploded]}"),
+        "rollout.yaml",
+        "notify[0].events[1]",
+    ),
+    Case(
+        "notify-no-events",
+        notify("{name: ops, url: 'https://a.example/', events: []}"),
+        "rollout.yaml",
+        "notify[0].events",
+    ),
+    Case(
+        "notify-format",
+        notify("{name: ops, url: 'https://a.example/', format: email}"),
+        "rollout.yaml",
+        "notify[0].format",
+    ),
+    Case(
+        "notify-timeout-huge",
+        notify("{name: ops, url: 'https://a.example/', timeout: 2h}"),
+        "rollout.yaml",
+        "notify[0].timeout",
+    ),
+    Case(
+        "notify-header-line-break",
+        notify("{name: ops, url: 'https://a.example/', headers: {X-Key: \"k\\r\\nHost: evil\"}}"),
+        "rollout.yaml",
+        "notify[0].headers",
+    ),
+    Case(
+        "notify-header-name",
+        notify("{name: ops, url: 'https://a.example/', headers: {'X Key': v}}"),
+        "rollout.yaml",
+        "header names of letters",
+    ),
+    Case(
+        "notify-unknown-key",
+        notify("{name: ops, url: 'https://a.example/', event: [finished]}"),
+        "rollout.yaml",
+        "did you mean 'events'",
+    ),
+    Case(
+        "notify-not-list",
+        edit("rollout.yaml", "name: mini\n", "name: mini\nnotify: https://a.example/\n"),
+        "rollout.yaml",
+        "notify",
     ),
     # code base and release
     Case(

@@ -148,6 +148,38 @@ def test_fold_waves() -> None:
     assert (w3.bake_until, w3.last_recheck) == (500.0, 450.0), repr(w3)
 
 
+@pytest.mark.parametrize(
+    ("events", "reasons"),
+    [
+        ([ev("rollout.created", by="ann", reason="gateway misbehaves")], "gateway misbehaves"),
+        ([ev("rollout.created", by="ann")], ""),
+        (
+            [
+                ev("rollout.created", by="ann"),
+                ev("approval.granted", wave="early", by="bob", reason="canary is fine"),
+                ev("approval.granted", wave="rest", by="cy"),  # an approval of an older journal: no reason
+            ],
+            "approved early by bob: canary is fine; approved rest by cy",
+        ),
+        (
+            [ev("rollout.created"), ev("abort.requested", by="dan", reason="bad data"), ev("rollout.aborted")],
+            "bad data",
+        ),
+        (
+            [
+                ev("approval.granted", wave="rest", by="bob", reason="ok"),
+                ev("abort.requested", by="dan", reason="bad data"),
+                ev("rollout.aborted"),
+            ],
+            "approved rest by bob: ok; aborted by dan: bad data",
+        ),
+        ([ev("abort.requested", by="dan", reason="bad data")], ""),  # asked, not (yet) aborted
+    ],
+)
+def test_reasons_of_a_rollout(events: list[Event], reasons: str) -> None:
+    assert fold(events).reasons() == reasons
+
+
 def test_incremental_fold_equals_whole_fold() -> None:
     whole = fold(DEPLOYED)
     step = fold([])

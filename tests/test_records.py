@@ -71,15 +71,19 @@ def test_rollback_ids_follow_the_same_clock_as_rollout_ids(dp: DeployProject, ro
     assert all(i.removeprefix("rollback-").startswith("20261123-120000-") for i in ids), ids
 
 
-def test_history_shows_what_a_rollback_went_back_to(dp: DeployProject, rollout) -> None:
+def test_history_shows_what_a_rollback_went_back_to_and_why(dp: DeployProject, rollout) -> None:
     assert rollout("deploy", "-C", dp.root, "--release", "v1", "--yes").code == 0
     assert rollout("deploy", "-C", dp.root, "--release", "v2", "--yes").code == 0
-    assert rollout("rollback", "-C", dp.root, "--plant", "p1").code == 0
+    assert rollout("rollback", "-C", dp.root, "--plant", "p1", "--reason", "gateway [red]drops[/] data").code == 0
     entries = events_of(rollout("history", "-C", dp.root, "--json").out)
     assert [(e["kind"], e["release"]) for e in entries] == [("deploy", "v1"), ("deploy", "v2"), ("rollback", "v1")]
+    assert [e["reason"] for e in entries] == ["", "", "gateway [red]drops[/] data"]
+    record = open_state(dp.project()).rollouts()[-1]
+    assert record.spec["reason"] == "gateway [red]drops[/] data", record.spec
     table = rollout("history", "-C", dp.root).out
     row = next(line for line in table.splitlines() if "rollback-" in line)
     assert " v1 " in row, table
+    assert "[red]drops[/]" in table, table  # as written, never read as markup
 
 
 def test_plant_it_goes_back_further_after_an_automatic_rollback(dp: DeployProject, rollout) -> None:

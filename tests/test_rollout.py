@@ -154,7 +154,8 @@ def test_bake_rechecks_and_rolls_back_a_plant_that_sickens(tmp_path: Path, rollo
     journal_complete(dp)
 
 
-def test_approval_pauses_then_approve_and_resume(tmp_path: Path, rollout, cleanup) -> None:
+def test_approval_pauses_then_approve_and_resume(tmp_path: Path, rollout, cleanup, monkeypatch) -> None:
+    monkeypatch.setenv("ROLLOUT_OPERATOR", "alice@ci")
     strategy = STAGED.replace("    - name: rest\n", "    - name: rest\n      approval: true\n")
     dp = make(tmp_path, NINE, strategy)
     cleanup.append(dp)
@@ -165,7 +166,11 @@ def test_approval_pauses_then_approve_and_resume(tmp_path: Path, rollout, cleanu
     assert rollout("resume", "-C", dp.root, rid, "--yes").code == 4  # still not approved
     status = rollout("status", "-C", dp.root, "--json")
     assert any(r.get("type") == "rollout" and r["state"] == "paused" for r in events_of(status.out))
-    assert rollout("approve", "-C", dp.root, rid).code == 0
+    approved = rollout("approve", "-C", dp.root, rid, "--reason", "canary and early look good", "--json")
+    assert approved.code == 0, approved.text
+    assert events_of(approved.out) == [
+        {"type": "approval", "rollout": rid, "wave": "rest", "by": "alice@ci", "reason": "canary and early look good"}
+    ]
     done = rollout("resume", "-C", dp.root, rid, "--yes", "--json")
     assert done.code == 0, done.text
     started = [e["plant"] for e in events_of(done.out) if e.get("kind") == "plant.started"]
@@ -174,6 +179,9 @@ def test_approval_pauses_then_approve_and_resume(tmp_path: Path, rollout, cleanu
         dp.assert_whole(spec.name, "v1")
     through = rollout("deploy", "-C", dp.root, "--release", "v2", "--yes", "--approve-through", "rest")
     assert through.code == 0, through.text
+    history = events_of(rollout("history", "-C", dp.root, "--json").out)
+    assert [h["reason"] for h in history] == ["approved rest by alice@ci: canary and early look good", ""]
+    assert "approved rest by alice@ci" in rollout("history", "-C", dp.root).out
     journal_complete(dp)
 
 

@@ -35,6 +35,7 @@ from rollout.core.events import EventSink
 from rollout.engine.executor import default_operator
 from rollout.errors import ConfigError
 from rollout.service.junit import junit_report
+from rollout.service.notify import notifying
 from rollout.service.orchestrator import RolloutResult
 
 
@@ -44,6 +45,9 @@ def _sink(console: Console, as_json: bool) -> EventSink:
     return lambda event: progress.event_line(console, event)
 
 
+_reason_option = click.option(
+    "--reason", default="", metavar="TEXT", help="Why (recorded with who asked, shown by rollout history)."
+)
 _yes_option = click.option("--yes", "-y", is_flag=True, help="Non-interactive: plain lines, no live view.")
 _junit_option = click.option(
     "--junit", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write a JUnit XML report."
@@ -123,14 +127,15 @@ def deploy(
     """
     project = _project(directory)
     options = _options(project, insecure, _console(stderr=True))
-    with _display(project, as_json, yes) as display:
-        if rehearse:
+    if rehearse:  # simulated plants: nobody is told
+        with _display(project, as_json, yes) as display:
             result = service.rehearse(project, release, list(waves), list(plants), options, display, _clock())
-        else:
-            result = service.start_rollout(
-                project, release, list(waves), list(plants), options, display, _clock(), approve_through, force_window
-            )
-    return _finish(project, result, as_json, junit, rehearse)
+        return _finish(project, result, as_json, junit, rehearse)
+    with _told(project), _display(project, as_json, yes) as display:
+        result = service.start_rollout(
+            project, release, list(waves), list(plants), options, display, _clock(), approve_through, force_window
+        )
+    return _finish(project, result, as_json, junit)
 
 
 @cli.command()
@@ -147,7 +152,7 @@ def resume(
     """Go on with a rollout that was interrupted or paused (default: the latest one)."""
     project = _project(directory)
     options = _options(project, insecure, _console(stderr=True))
-    with _display(project, as_json, yes) as display:
+    with _told(project), _display(project, as_json, yes) as display:
         result = service.resume_rollout(project, rollout_id, options, display, _clock())
     return _finish(project, result, as_json, junit)
 
@@ -155,16 +160,19 @@ def resume(
 @cli.command()
 @_common
 @click.argument("rollout_id", metavar="ROLLOUT")
-def approve(directory: Path | None, as_json: bool, rollout_id: str) -> int:
+@_reason_option
+def approve(directory: Path | None, as_json: bool, rollout_id: str, reason: str) -> int:
     """Let a paused rollout go on to its next wave (then: rollout resume ROLLOUT)."""
     project = _project(directory)
     operator = os.environ.get("ROLLOUT_OPERATOR") or default_operator()
-    wave = service.approve(project, rollout_id, operator)
+    wave = service.approve(project, rollout_id, operator, reason)
     if as_json:
-        output.emit_json(_console(), [{"type": "approval", "rollout": rollout_id, "wave": wave, "by": operator}])
+        record = {"type": "approval", "rollout": rollout_id, "wave": wave, "by": operator, "reason": reason}
+        output.emit_json(_console(), [record])
     else:
         _console().print(
-            f"wave {wave} of rollout {rollout_id} approved by {operator}; now: rollout resume {rollout_id}"
+            f"wave {wave} of rollout {rollout_id} approved by {operator}; now: rollout resume {rollout_id}",
+            highlight=False,
         )
     return EXIT_OK
 
@@ -172,12 +180,13 @@ def approve(directory: Path | None, as_json: bool, rollout_id: str) -> int:
 @cli.command()
 @_common
 @click.argument("rollout_id", metavar="ROLLOUT")
-@click.option("--reason", default="", metavar="TEXT", help="Why (recorded with who asked).")
+@_reason_option
 def abort(directory: Path | None, as_json: bool, rollout_id: str, reason: str) -> int:
     """Stop a rollout at its next safe point: no new plant starts, plants in flight end whole."""
     project = _project(directory)
     operator = os.environ.get("ROLLOUT_OPERATOR") or default_operator()
-    state = service.abort(project, rollout_id, operator, reason)
+    with _told(project):  # a paused rollout ends here: its abort is told from here
+        state = service.abort(project, rollout_id, operator, reason)
     if as_json:
         output.emit_json(_console(), [{"type": "abort", "rollout": rollout_id, "state": state, "by": operator}])
     elif state == "aborted":
@@ -197,20 +206,35 @@ def abort(directory: Path | None, as_json: bool, rollout_id: str, reason: str) -
     "--to", "to", default=None, metavar="REF", help="The release to go to (default: what each host ran before)."
 )
 @click.option("--layer", "layer", default=None, metavar="LAYER", help="Only this layer and the layers above it.")
+@_reason_option
 def rollback(
-    directory: Path | None, as_json: bool, insecure: bool, plant: str, to: str | None, layer: str | None
+    directory: Path | None, as_json: bool, insecure: bool, plant: str, to: str | None, layer: str | None, reason: str
 ) -> int:
     """Roll a plant (or one layer and those above it) back now, with the same checks."""
     project = _project(directory)
     console = _console()
     options = _options(project, insecure, _console(stderr=True))
-    result = service.locked_rollback(project, plant, to, layer, options, _sink(console, as_json), _clock())
+    with _told(project):
+        result = service.locked_rollback(project, plant, to, layer, options, _sink(console, as_json), _clock(), reason)
     progress.plant_results(console, [result], as_json)
     return _ROLLBACK_EXIT.get(result.outcome, EXIT_INTERNAL)
 
 
 _ROLLBACK_EXIT = {"rolled_back": EXIT_OK, "preflight_failed": EXIT_FAILED, "attention": EXIT_ATTENTION}
 """A host that did not answer changed nothing (1); a rollback that failed half way needs a person (3)."""
+
+
+@contextmanager
+def _told(project: Project) -> Iterator[None]:
+    """The project's webhooks told of what happens while the verb runs (its end waits at most
+    the notifier's grace for them); what went wrong with that is said, never fatal."""
+    problems: list[str] = []
+    try:
+        with notifying(project) as problems:
+            yield
+    finally:  # said also when the verb failed: after notifying ended, when the list is complete
+        for problem in problems:
+            _console(stderr=True).print(f"notifications: {problem}", highlight=False, soft_wrap=True)
 
 
 @contextmanager

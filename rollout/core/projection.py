@@ -92,6 +92,8 @@ class WaveState:
     approval_waiting: bool = False
     approval_granted: str | None = None
     """Who granted it."""
+    approval_reason: str = ""
+    """Why, as the approver said."""
     threshold: tuple[str, str] | None = None
     """(response, reason) once the failure threshold was crossed."""
     baking_since: float | None = None
@@ -114,6 +116,8 @@ class RolloutState:
     plants: dict[str, PlantState] = field(default_factory=dict)
     waves: dict[str, WaveState] = field(default_factory=dict)
     created_by: str = ""
+    reason: str = ""
+    """Why it was started, as its ``rollout.created`` says (a plant-IT rollback's ``--reason``)."""
     paused: str | None = None
     """The wave it is paused before, while the pause is its latest event."""
     halted: str | None = None
@@ -153,6 +157,19 @@ class RolloutState:
         """Each plant's latest outcome, for plants that have one."""
         return {p.name: p.outcome for p in self.plants.values() if p.outcome is not None}
 
+    def reasons(self) -> str:
+        """Why it ran and ended as it did, as people said: its own reason, each approval
+        (``approved rest by ann: <why>``) and an abort's reason, joined by ``; ``."""
+        parts = [self.reason] if self.reason else []
+        for wave in self.waves.values():
+            if wave.approval_granted is not None:
+                why = f": {wave.approval_reason}" if wave.approval_reason else ""
+                parts.append(f"approved {wave.name} by {wave.approval_granted or 'someone'}{why}")
+        if self.status == "aborted" and self.abort is not None and self.abort.reason:
+            # Alone it is the abort's reason as given; beside approvals it says whose it is.
+            parts.append(f"aborted by {self.abort.by}: {self.abort.reason}" if parts else self.abort.reason)
+        return "; ".join(parts)
+
     def failures(self, plants: Iterable[str]) -> int:
         return sum(1 for p in plants if p in self.plants and self.plants[p].outcome in FAILED)
 
@@ -172,7 +189,7 @@ class RolloutState:
         detail, kind = event.detail, event.kind
         wave = self.wave(str(detail["wave"])) if "wave" in detail else None
         if kind == "rollout.created":
-            self.created_by = str(detail.get("by", ""))
+            self.created_by, self.reason = str(detail.get("by", "")), str(detail.get("reason") or "")
         elif kind == "rollout.resumed":
             for plant in self.plants.values():
                 plant.blocked = None  # a new run tries the plants that were locked again
@@ -237,7 +254,7 @@ def _wave_event(wave: WaveState, event: Event, state: RolloutState) -> None:
     elif kind == "approval.waiting":
         wave.approval_waiting = True
     elif kind == "approval.granted":
-        wave.approval_granted = str(detail.get("by", ""))
+        wave.approval_granted, wave.approval_reason = str(detail.get("by", "")), str(detail.get("reason") or "")
     elif kind == "wave.threshold":
         wave.threshold = (str(detail.get("response", "halt")), str(detail.get("reason", "")))
     elif kind == "wave.baking":

@@ -3,6 +3,7 @@
 Nothing here prints or exits: results are data, failures are errors of ``rollout.errors``.
 """
 
+from rollout.service import notify
 from rollout.service.history import HistoryEntry, history, plant_locks, rollout_state, under_way
 from rollout.service.queries import Diff, Rendered, Validation, diff, explain, open_project, plan, render, validate
 from rollout.service.rehearsal import rehearse
@@ -30,6 +31,7 @@ __all__ = [
     "follow",
     "history",
     "locked_rollback",
+    "notify",
     "open_project",
     "open_state",
     "plan",

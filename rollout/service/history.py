@@ -45,6 +45,9 @@ class HistoryEntry:
     """The release deployed; for a rollback, what the plant went back to (as its hosts recorded)."""
     note: str = ""
     """Why it ended as it did, when someone chose it (an abort: who and why)."""
+    reason: str = ""
+    """Why, as people said: a rollback's reason; a deploy's approvals (``approved rest by ann:
+    <why>``) and its abort's reason, joined by ``; ``."""
 
 
 def history(project: Project, plant: str | None, journal: Journal | None = None) -> list[HistoryEntry]:
@@ -67,5 +70,5 @@ def history(project: Project, plant: str | None, journal: Journal | None = None)
         abort = state.abort
         why = f"aborted by {abort.by}: {abort.reason}" if abort and state.status == "aborted" else ""
         status = _live_status(state.status, record.id, live) if record.kind == "deploy" else state.status
-        entries.append(HistoryEntry(record, status, outcomes, ended, release, why))
+        entries.append(HistoryEntry(record, status, outcomes, ended, release, why, state.reasons()))
     return entries

@@ -96,9 +96,11 @@ def locked_rollback(
     options: Options,
     display: EventSink,
     clock: Clock,
+    reason: str = "",
     journal: Journal | None = None,
 ) -> PlantResult:
-    """Plant IT's rollback, holding the plant's lock and recorded in the journal.
+    """Plant IT's rollback, holding the plant's lock and recorded in the journal, with ``reason``
+    (why it was asked for, shown by ``rollout history``) in its spec and its ``rollout.created``.
 
     Whatever happens, the record ends with a terminal event: refused input (nothing changed)
     or an internal error halts it, with the reason; the outcome releases the lock in the same write.
@@ -107,12 +109,19 @@ def locked_rollback(
     _layers_from(project, layer)  # a bad --layer is refused before anything is recorded
     journal = journal or open_state(project)
     rid = "rollback-" + new_rollout_id(clock.now())
-    spec: dict[str, object] = {"kind": "rollback", "plant": plant_name, "to": to, "layer": layer, "waves": []}
+    spec: dict[str, object] = {
+        "kind": "rollback",
+        "plant": plant_name,
+        "to": to,
+        "layer": layer,
+        "reason": reason,
+        "waves": [],
+    }
     journal.acquire(plant_name, rid, f"rollback by {options.operator}", 3600.0, options.operator)
     record = _RollbackRecorder(journal, rid, plant_name, display)
     try:
         journal.create(RolloutRecord(rid, "rollback", to, None, time.time(), options.operator, spec))
-        record(Event("rollout.created", ROLLOUT, detail={"release": to, "by": options.operator}))
+        record(Event("rollout.created", ROLLOUT, detail={"release": to, "by": options.operator, "reason": reason}))
         try:
             result = rollback(project, plant_name, to, layer, options, record)
         except ConfigError as exc:

@@ -121,8 +121,11 @@ def _unfinished(journal: Journal, rollout_id: str | None) -> RolloutRecord:
     raise ConfigError.one("ROLLOUT", "no unfinished rollout to resume", expected="a paused or interrupted rollout")
 
 
-def approve(project: Project, rollout_id: str, operator: str, journal: Journal | None = None) -> str:
-    """Let a paused rollout go on to the wave it waits for; returns that wave's name."""
+def approve(
+    project: Project, rollout_id: str, operator: str, reason: str = "", journal: Journal | None = None
+) -> str:
+    """Let a paused rollout go on to the wave it waits for; returns that wave's name. ``reason``
+    is recorded with who approved it, and ``rollout history`` shows both."""
     journal = journal or open_state(project)
     record = _unfinished(journal, rollout_id)
     state = fold(e.event for e in journal.events(rollout=record.id))
@@ -132,7 +135,8 @@ def approve(project: Project, rollout_id: str, operator: str, journal: Journal |
             "ROLLOUT", f"rollout {record.id} is not waiting for an approval", expected="a paused rollout"
         )
     wave = str(pending[-1])
-    journal.append(record.id, Event("approval.granted", ROLLOUT, detail={"wave": wave, "by": operator}))
+    detail = {"wave": wave, "by": operator, "reason": reason}
+    journal.append(record.id, Event("approval.granted", ROLLOUT, detail=detail))
     return wave
 
 

@@ -80,6 +80,7 @@ def _entry_record(e: HistoryEntry) -> dict[str, Any]:
         "ended": _iso(e.ended) if e.ended else None,
         "state": e.state,
         "note": e.note,
+        "reason": e.reason,
         "plants": e.outcomes,
     }
 
@@ -88,7 +89,7 @@ def history(console: Console, entries: list[HistoryEntry], as_json: bool) -> Non
     if as_json:
         emit_json(console, (_entry_record(e) for e in entries))
         return
-    table = Table("rollout", "kind", "release", "by", "started (UTC)", "state", "plants", title="History")
+    table = Table("rollout", "kind", "release", "by", "started (UTC)", "state", "plants", "reason", title="History")
     for e in entries:
         counts: dict[str, int] = {}
         for outcome in e.outcomes.values():
@@ -102,6 +103,7 @@ def history(console: Console, entries: list[HistoryEntry], as_json: bool) -> Non
             _iso(e.record.created),
             e.state,
             summary,
+            Text(e.reason or "-"),  # people's words: shown as written, never read as markup
         )
     console.print(table)
 

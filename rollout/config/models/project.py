@@ -10,6 +10,7 @@ from pydantic import Field, field_validator
 from rollout.config.models.checks import Check, PlaybookStep, Step
 from rollout.config.models.common import AbsPath, Duration, Model, Name, RelPath
 from rollout.config.models.inventory import GROUP_PATTERN
+from rollout.config.models.notify import Webhook
 from rollout.config.models.strategy import StrategyConfig
 
 Glob = Annotated[RelPath, Field(max_length=512)]
@@ -119,6 +120,9 @@ class ProjectConfig(Model):
     state: StateConfig = StateConfig()
     hosts_dir: RelPath = ".rollout/hosts"
     """Where the local transport keeps each host's folder: ``<hosts_dir>/<plant>/<host>``."""
+    notify: Annotated[list[Webhook], Field(max_length=50)] = []
+    """Webhooks told when a wave waits for approval, a plant was rolled back or needs a person,
+    and a rollout halted, was aborted or finished."""
 
     @field_validator("layers")
     @classmethod
@@ -126,6 +130,12 @@ class ProjectConfig(Model):
         _unique([layer.name for layer in layers], "layer")
         _unique([layer.source_dir for layer in layers], "layer source folder")
         return layers
+
+    @field_validator("notify")
+    @classmethod
+    def _unique_webhooks(cls, hooks: list[Webhook]) -> list[Webhook]:
+        _unique([hook.name for hook in hooks], "webhook")  # deliveries are named <hook>:<seq>
+        return hooks
 
 
 def _unique(names: list[str], what: str) -> None:

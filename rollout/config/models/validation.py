@@ -11,6 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from rollout.config.models.common import NAME_PATTERN
 from rollout.config.models.inventory import GROUP_PATTERN, HOST_PATTERN
+from rollout.config.models.notify import HIDDEN
 from rollout.config.yamlfile import Path_, YamlDoc, format_path
 from rollout.errors import ConfigError, Problem, shorten
 
@@ -95,6 +96,8 @@ def _problem(doc: YamlDoc, model: type[BaseModel], err: Any, wrap: str | None) -
     expected = _expected(err)
     value = err.get("input")
     found = "" if isinstance(value, (dict, list)) and len(shorten(value)) > 40 else shorten(value)
+    if kind == HIDDEN:  # a secret (a webhook's header, a URL's password): its validator says what may be shown
+        found = str((err.get("ctx") or {}).get("found", ""))
     return Problem(doc.file, where, line, expected, found, "invalid value")
 
 
