@@ -94,7 +94,8 @@ class Delivery:
 
 
 class AccessStore(ABC):
-    """Users, sessions, jobs and deliveries, as every backend keeps them (``tests/state_contract.py``).
+    """Users, sessions, jobs and deliveries, as every backend keeps them (``tests/access_contract.py``);
+    part of the one state interface, ``rollout.state.journal.Journal``.
 
     Each method is one transaction; a failed one raises ``JournalError`` and leaves nothing."""
 
@@ -138,9 +139,7 @@ class AccessStore(ABC):
         Two processes claiming one key at once: exactly one gets True."""
 
     @abstractmethod
-    def update_job(
-        self, key: str, state: str, when: float, message: str = "", rollout: str | None = None
-    ) -> None:
+    def update_job(self, key: str, state: str, when: float, message: str = "", rollout: str | None = None) -> None:
         """Move the job to ``state`` with ``message``; ``rollout`` is kept when None is given."""
 
     @abstractmethod
