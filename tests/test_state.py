@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from access_contract import AccessContract
 from lease_contract import LeaseContract
 from state_contract import SPAWN, WAIT, Backend, StateContract, reap, record, spawn
 
@@ -19,7 +20,9 @@ from rollout.core.events import Event
 from rollout.errors import ConfigError
 from rollout.service import open_state, state_url
 from rollout.state import sqlite_schema
+from rollout.state.access import Delivery, Job, User
 from rollout.state.journal import JournalError
+from rollout.state.rows import rollout_row
 from rollout.state.sqlite import SqliteJournal
 from rollout.state.url import StateUrlError, mask, parse_state_url
 
@@ -64,7 +67,7 @@ class SqliteBackend(Backend):
             subprocess.run(["chattr", "-i", *files], check=True, capture_output=True, timeout=30)
 
 
-class TestSqliteState(StateContract, LeaseContract):
+class TestSqliteState(StateContract, LeaseContract, AccessContract):
     @pytest.fixture
     def backend(self, tmp_path: Path) -> SqliteBackend:
         return SqliteBackend(tmp_path / "state" / "state.db")
@@ -110,9 +113,38 @@ def test_a_version_2_journal_gets_fencing_numbers_and_keeps_its_lease(tmp_path: 
             "CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (2);"
         )
     journal = SqliteJournal(path)
-    assert journal.schema() == 3 and [lk.fence for lk in journal.locks()] == [0], journal.locks()
+    assert journal.schema() == sqlite_schema.LATEST and [lk.fence for lk in journal.locks()] == [0], journal.locks()
     taken = journal.acquire("p1", "r2", "deploy", 60.0)  # the old lease expired long ago (at 99 s)
     assert taken.fence == 1 and journal.locks() == [taken], journal.locks()
+
+
+def test_a_version_3_journal_gets_the_access_tables_and_keeps_its_events(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    with closing(sqlite3.connect(path, isolation_level=None)) as db:  # as a rollout of schema 3 left it
+        for migrate in sqlite_schema.MIGRATIONS[:3]:
+            migrate(db)
+        db.execute("INSERT INTO schema_version (version) VALUES (3)")
+        db.execute("INSERT INTO rollouts VALUES (?, ?, ?, ?, ?, ?, ?)", rollout_row(record("r1")))
+        db.execute(
+            "INSERT INTO events (rollout, time, kind, plant, detail) VALUES ('r1', 5.0, 'plant.started', 'p1', '{}')"
+        )
+        assert sqlite_schema.stored_version(db) == 3 and "users" not in _tables(db)
+    journal = SqliteJournal(path)
+    assert journal.schema() == sqlite_schema.LATEST == 4, f"upgraded to {journal.schema()}"
+    assert journal.rollout("r1") == record("r1"), "the upgrade lost the rollout"
+    assert [(e.seq, e.event.kind) for e in journal.events()] == [(1, "plant.started")], "the upgrade lost the events"
+    ann = User("ann", "admin", (), "h-ann", 1.0)
+    assert journal.add_user(ann) and journal.user_by_token("h-ann") == ann
+    assert journal.claim_job(Job("k1", "rollback", {}, "ann", "why", 2.0))[1] is True
+    assert journal.enqueue_deliveries([Delivery("a:1", "a", 1, "r1", "finished")]) == 1
+    assert [d.id for d in journal.claim_deliveries(3.0, "x", 60.0, 10)] == ["a:1"]
+    assert journal.append("r1", Event("plant.done", "p1")) == 2
+    with closing(sqlite3.connect(path)) as db:
+        assert {"users", "sessions", "jobs", "deliveries"} <= _tables(db)
+
+
+def _tables(db: sqlite3.Connection) -> set[str]:
+    return {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
 
 
 def open_schema(path: str, go: Any, out: Any) -> None:
@@ -134,10 +166,10 @@ def test_processes_opening_an_old_journal_at_once_upgrade_it_once(tmp_path: Path
         got = [out.get(timeout=WAIT) for _ in children]
     finally:
         reap(children)
-    assert got == [3, 3, 3, 3], f"concurrent upgrades: {got}"
+    assert got == [sqlite_schema.LATEST] * 4, f"concurrent upgrades: {got}"
     with closing(sqlite3.connect(path)) as db:
         versions = db.execute("SELECT version FROM schema_version").fetchall()
-    assert versions == [(3,)], f"schema_version holds {versions}"
+    assert versions == [(sqlite_schema.LATEST,)], f"schema_version holds {versions}"
     assert [e.seq for e in SqliteJournal(path).events()] == [1]
 
 
@@ -148,7 +180,8 @@ def test_a_newer_schema_is_refused_through_the_cli_with_exit_3(
     backend.set_schema(7)
     done = rollout("history", "-C", mini.root, "--json")
     assert done.code == 3, done.text
-    assert "has schema 7, this rollout knows up to 3: upgrade rollout" in done.out and "Traceback" not in done.text
+    expected = f"has schema 7, this rollout knows up to {sqlite_schema.LATEST}: upgrade rollout"
+    assert expected in done.out and "Traceback" not in done.text, done.text
 
 
 GOOD_URLS = [

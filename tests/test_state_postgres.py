@@ -9,6 +9,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from access_contract import AccessContract
 from lease_contract import LeaseContract
 from psycopg import sql
 from state_contract import SEEN_WITHIN, Backend, StateContract, record
@@ -19,8 +20,10 @@ from rollout.core.clock import Clock
 from rollout.core.events import Event
 from rollout.service.state_admin import import_sqlite, migrate
 from rollout.state import postgres_listen, postgres_schema
+from rollout.state.access import Delivery, Job, User
 from rollout.state.journal import Journal, JournalError, SchemaError
 from rollout.state.postgres import PostgresJournal
+from rollout.state.rows import rollout_row
 from rollout.state.sqlite import SqliteJournal
 from rollout.state.url import StateUrlError, parse_state_url
 
@@ -100,8 +103,8 @@ def bare(pg_server: PgServer) -> Iterator[PostgresBackend]:
     store.close()
 
 
-class TestPostgresState(StateContract, LeaseContract):
-    """The contract suite, unchanged, and the lease tests, on a real server."""
+class TestPostgresState(StateContract, LeaseContract, AccessContract):
+    """The contract suite, unchanged, the lease and the access tests, on a real server."""
 
 
 def test_migrate_creates_the_schema_of_an_empty_database_and_again_does_nothing(bare: PostgresBackend) -> None:
@@ -121,6 +124,34 @@ def test_a_missing_or_older_schema_is_refused_saying_to_migrate(bare: PostgresBa
     with pytest.raises(SchemaError) as refused:
         bare.open()
     assert "run 'rollout state migrate'" in str(refused.value) and bare.url in str(refused.value), refused.value
+
+
+def test_a_version_1_state_is_refused_until_migrate_adds_the_access_tables_keeping_its_events(
+    bare: PostgresBackend,
+) -> None:
+    with psycopg.connect(bare.url, autocommit=True) as db, db.transaction():  # as a rollout of schema 1 left it
+        postgres_schema.MIGRATIONS[0](db)
+        db.execute("INSERT INTO rollout.schema_version (version) VALUES (1)")
+        db.execute("INSERT INTO rollout.rollouts VALUES (%s, %s, %s, %s, %s, %s, %s)", rollout_row(record("r1")))
+        db.execute(
+            "INSERT INTO rollout.events (rollout, time, kind, plant, detail) "
+            "VALUES ('r1', 5, 'plant.started', 'p1', '{}')"
+        )
+    with pytest.raises(SchemaError) as refused:
+        bare.open()
+    assert "has schema 1, this rollout needs schema 2: run 'rollout state migrate'" in str(refused.value), refused.value
+    url = parse_state_url(bare.url, Path("/"))
+    assert migrate(url) == (1, postgres_schema.LATEST) and postgres_schema.LATEST == 2
+    journal = bare.open()
+    assert journal.rollout("r1") == record("r1"), "the migration lost the rollout"
+    assert [e.event.kind for e in journal.events()] == ["plant.started"], "the migration lost the events"
+    ann = User("ann", "admin", (), "h-ann", 1.0)
+    assert journal.add_user(ann) and journal.user_by_token("h-ann") == ann
+    assert journal.claim_job(Job("k1", "rollback", {}, "ann", "why", 2.0))[1] is True
+    assert journal.enqueue_deliveries([Delivery("a:1", "a", 1, "r1", "finished")]) == 1
+    assert [d.id for d in journal.claim_deliveries(3.0, "x", 60.0, 10)] == ["a:1"]
+    assert migrate(url) == (postgres_schema.LATEST, postgres_schema.LATEST), "a second migrate changed something"
+    assert journal.users() == [ann] and journal.rollouts() == [record("r1")]
 
 
 def test_a_newer_schema_is_refused_by_migrate_and_left_alone(backend: PostgresBackend) -> None:
@@ -262,7 +293,7 @@ def test_the_cli_refuses_a_database_without_schema_and_says_to_migrate(
     done = rollout("history", "-C", mini.root)
     assert done.code == 3 and "rollout state migrate" in done.err and "Traceback" not in done.text, done.text
     done = rollout("state", "migrate", "-C", mini.root, "--json")
-    assert done.code == 0 and '"after": 1' in done.out, done.text
+    assert done.code == 0 and f'"after": {postgres_schema.LATEST}' in done.out, done.text
     done = rollout("history", "-C", mini.root, "--json")
     assert done.code == 0, done.text
 

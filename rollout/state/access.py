@@ -94,7 +94,8 @@ class Delivery:
 
 
 class AccessStore(ABC):
-    """Users, sessions, jobs and deliveries, as every backend keeps them (``tests/state_contract.py``).
+    """Users, sessions, jobs and deliveries, as every backend keeps them (``tests/access_contract.py``);
+    part of the one state interface, ``rollout.state.journal.Journal``.
 
     Each method is one transaction; a failed one raises ``JournalError`` and leaves nothing."""
 

@@ -1,4 +1,5 @@
-"""The state's interface: what rollout needs of any backend that records its events and locks.
+"""The state's interface: what rollout needs of any backend that records its events and locks,
+and keeps the console's users, sessions, jobs and notifications (``rollout.state.access``).
 
 Every event is committed before the step it announces is taken, so a run killed at any
 point leaves a state that says how far it got. Status, history and resume read it;
@@ -18,6 +19,7 @@ from typing import Any, ClassVar
 
 from rollout.core.events import Event
 from rollout.errors import RolloutError
+from rollout.state.access import AccessStore
 
 
 class JournalError(RolloutError):
@@ -102,10 +104,12 @@ class JournalEvent:
     event: Event
 
 
-class Journal(ABC):
-    """What rollout needs of its state, whatever holds it.
+class Journal(AccessStore, ABC):
+    """What rollout needs of its state, whatever holds it: the events and leases below, and
+    the access part it inherits (``AccessStore``: users, sessions, jobs, deliveries).
 
-    The contract every backend keeps (and ``tests/state_contract.py`` checks):
+    The contract every backend keeps (and ``tests/state_contract.py``, ``tests/lease_contract.py``
+    and ``tests/access_contract.py`` check):
 
     * Each write is one transaction, committed before the method returns; a failed write
       raises ``JournalError`` and leaves nothing of itself behind.

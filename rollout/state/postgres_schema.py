@@ -4,7 +4,9 @@ Everything lives in the database schema ``rollout`` (the team's database may hol
 things). Unlike the SQLite file, which one machine upgrades as it opens it, a shared
 database is upgraded by ``rollout state migrate`` alone: several rollout versions may meet
 it at once, and an older one must not find tables changed under it. Every other verb
-refuses a missing or older schema (``SchemaError``) and says to migrate.
+refuses a missing or older schema (``SchemaError``) and says to migrate. Version 1 holds
+rollouts, events and leases; version 2 adds what the console keeps (users, sessions, jobs,
+the notifications' outbox).
 """
 
 from __future__ import annotations
@@ -66,7 +68,68 @@ def _to_1(db: Connection[Any]) -> None:
         db.execute(statement)
 
 
-MIGRATIONS: tuple[Callable[[Connection[Any]], None], ...] = (_to_1,)
+_V2 = (
+    # As in version 1, payloads (plants, params, body) are JSON text.
+    """CREATE TABLE rollout.users (
+        name text PRIMARY KEY,
+        role text NOT NULL,
+        plants text NOT NULL,
+        token_hash text NOT NULL,
+        created double precision NOT NULL,
+        created_by text NOT NULL,
+        revoked double precision
+    )""",
+    # Every request looks its token up; an active token belongs to one user only.
+    "CREATE UNIQUE INDEX users_by_token ON rollout.users (token_hash) WHERE revoked IS NULL",
+    """CREATE TABLE rollout.sessions (
+        token_hash text PRIMARY KEY,
+        user_name text NOT NULL REFERENCES rollout.users(name),
+        created double precision NOT NULL,
+        expires double precision NOT NULL
+    )""",
+    "CREATE INDEX sessions_by_user ON rollout.sessions (user_name)",  # a revoke ends them all
+    """CREATE TABLE rollout.jobs (
+        key text PRIMARY KEY,
+        kind text NOT NULL,
+        params text NOT NULL,
+        user_name text NOT NULL,
+        reason text NOT NULL,
+        created double precision NOT NULL,
+        state text NOT NULL,
+        rollout text,
+        message text NOT NULL,
+        updated double precision NOT NULL,
+        runner text NOT NULL
+    )""",
+    "CREATE INDEX jobs_by_created ON rollout.jobs (created, key)",
+    """CREATE TABLE rollout.deliveries (
+        id text PRIMARY KEY,
+        hook text NOT NULL,
+        seq bigint NOT NULL,
+        rollout text NOT NULL,
+        kind text NOT NULL,
+        body text NOT NULL,
+        state text NOT NULL,
+        attempts integer NOT NULL,
+        next_attempt double precision NOT NULL,
+        last_error text NOT NULL,
+        updated double precision NOT NULL,
+        claimed_by text NOT NULL,
+        claimed_until double precision NOT NULL
+    )""",
+    "CREATE INDEX deliveries_by_seq ON rollout.deliveries (seq, hook)",
+    # The queue is the pending ones, few beside the delivered and failed that stay for the record.
+    "CREATE INDEX deliveries_pending ON rollout.deliveries (seq, hook) WHERE state = 'pending'",
+)
+
+
+def _to_2(db: Connection[Any]) -> None:
+    """What the console keeps: users, sessions, jobs and the notifications' outbox."""
+    for statement in _V2:
+        db.execute(statement)
+
+
+MIGRATIONS: tuple[Callable[[Connection[Any]], None], ...] = (_to_1, _to_2)
 """``MIGRATIONS[n]`` takes a state at version ``n`` to ``n + 1``."""
 LATEST = len(MIGRATIONS)
 

@@ -20,6 +20,7 @@ from rollout.core.events import Event
 from rollout.state import sqlite_schema
 from rollout.state.journal import Journal, JournalError, JournalEvent, Lock, LockedError, RolloutRecord, SchemaError
 from rollout.state.rows import EVENT_COLUMNS, event_filter, event_row, rollout_row, to_events, to_record
+from rollout.state.sqlite_access import SqliteAccess
 
 LOCK_COLUMNS = "plant, owner, purpose, acquired, expires, hostname, pid, operator, fence"
 ROLLOUT_COLUMNS = "id, kind, release, commit_id, created, operator, spec"
@@ -34,13 +35,14 @@ _INSERT_EVENT = (
 )
 
 
-class SqliteJournal(Journal):
+class SqliteJournal(SqliteAccess, Journal):
     """The embedded state: one SQLite file in WAL mode, one short transaction per write.
 
     Commits reach the operating system at once (a killed rollout loses nothing) and the
     disk when ``sync`` is called: an fsync per event would serialise every plant behind
     the disk (5 ms a commit here), so only the steps that matter after a power cut wait for it.
-    Lock times come from ``clock``; each thread has its own connection.
+    Lock times come from ``clock``; each thread has its own connection. Users, sessions, jobs
+    and deliveries are ``SqliteAccess``'s, on the same connections and transactions.
     """
 
     known_schema = sqlite_schema.LATEST

@@ -2,7 +2,8 @@
 
 A state records its version in ``schema_version``. States made before that table existed
 are version 1 (some with, some without the ``operator`` column of ``locks``, which a
-later release added on the fly); version 3 gave leases their fencing numbers. Each
+later release added on the fly); version 3 gave leases their fencing numbers; version 4
+added what the console keeps (users, sessions, jobs, the notifications' outbox). Each
 migration takes a state from one version to the next inside the caller's transaction, so
 a state is at one version or the next, never half-way, and two processes opening an old
 state at once upgrade it once.
@@ -69,7 +70,68 @@ def _to_3(db: sqlite3.Connection) -> None:
     db.execute("CREATE TABLE IF NOT EXISTS fences (plant TEXT PRIMARY KEY, fence INTEGER NOT NULL)")
 
 
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_to_1, _to_2, _to_3)
+_V4 = (
+    # plants, params and body are JSON text, as events' details are.
+    """CREATE TABLE IF NOT EXISTS users (
+        name TEXT PRIMARY KEY,
+        role TEXT NOT NULL,
+        plants TEXT NOT NULL,
+        token_hash TEXT NOT NULL,
+        created REAL NOT NULL,
+        created_by TEXT NOT NULL,
+        revoked REAL
+    )""",
+    # Every request looks its token up; an active token belongs to one user only.
+    "CREATE UNIQUE INDEX IF NOT EXISTS users_by_token ON users(token_hash) WHERE revoked IS NULL",
+    """CREATE TABLE IF NOT EXISTS sessions (
+        token_hash TEXT PRIMARY KEY,
+        user_name TEXT NOT NULL REFERENCES users(name),
+        created REAL NOT NULL,
+        expires REAL NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS sessions_by_user ON sessions(user_name)",  # a revoke ends them all
+    """CREATE TABLE IF NOT EXISTS jobs (
+        key TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        params TEXT NOT NULL,
+        user_name TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        created REAL NOT NULL,
+        state TEXT NOT NULL,
+        rollout TEXT,
+        message TEXT NOT NULL,
+        updated REAL NOT NULL,
+        runner TEXT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS jobs_by_created ON jobs(created, key)",
+    """CREATE TABLE IF NOT EXISTS deliveries (
+        id TEXT PRIMARY KEY,
+        hook TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        rollout TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        body TEXT NOT NULL,
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        next_attempt REAL NOT NULL,
+        last_error TEXT NOT NULL,
+        updated REAL NOT NULL,
+        claimed_by TEXT NOT NULL,
+        claimed_until REAL NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS deliveries_by_seq ON deliveries(seq, hook)",
+    # The queue is the pending ones, few beside the delivered and failed that stay for the record.
+    "CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries(seq, hook) WHERE state = 'pending'",
+)
+
+
+def _to_4(db: sqlite3.Connection) -> None:
+    """What the console keeps: users, sessions, jobs and the notifications' outbox."""
+    for statement in _V4:
+        db.execute(statement)
+
+
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_to_1, _to_2, _to_3, _to_4)
 """``MIGRATIONS[n]`` takes a state at version ``n`` to ``n + 1``."""
 LATEST = len(MIGRATIONS)
 
