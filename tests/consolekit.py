@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,6 +57,8 @@ def run_cli(*args: str | Path) -> tuple[int, list[dict[str, object]]]:
 
 def console_project(tmp: Path) -> ConsoleProject:
     dp = build(tmp, "local", None, PLANTS, light=True, strategy=STRATEGY)
+    if os.environ.get("ROLLOUT_STATE", "").startswith("postgresql"):
+        assert run_cli("state", "migrate", "-C", dp.root, "--json")[0] == 0, "rollout state migrate failed"
     code, _ = run_cli("deploy", "-C", dp.root, "--release", "v1", "--yes", "--json", "--approve-through", "rest")
     assert code == 0, "v1 was not installed on berlin and detroit"
     code, lines = run_cli("deploy", "-C", dp.root, "--release", "v2", "--yes", "--json")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -29,14 +30,20 @@ class Server:
     """One ``rollout serve`` of ``project`` on ``address``; ``url`` once it answers."""
 
     def __init__(
-        self, project: Path, address: str, env: Mapping[str, str] | None = None, log: Path | None = None
+        self,
+        project: Path,
+        address: str,
+        env: Mapping[str, str] | None = None,
+        tls: tuple[Path, Path] | None = None,
     ) -> None:
         self.port = free_port(address)
-        self.url = f"http://{address}:{self.port}"
-        self.log = log or project.parent / f"serve-{address}-{self.port}.log"
+        self.url = f"{'https' if tls else 'http'}://{address}:{self.port}"
+        self.verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=str(tls[0])) if tls else True
+        extra = ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])] if tls else []
+        self.log = project.parent / f"serve-{address}-{self.port}.log"
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(
-                [ROLLOUT, "serve", "-C", str(project), "--listen", f"{address}:{self.port}"],
+                [ROLLOUT, "serve", "-C", str(project), "--listen", f"{address}:{self.port}", *extra],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env={**os.environ, **(env or {})},
@@ -49,7 +56,7 @@ class Server:
             if self.proc.poll() is not None:
                 raise AssertionError(f"rollout serve exited {self.proc.returncode}: {self.log.read_text()}")
             try:
-                if httpx.get(f"{self.url}/signin", timeout=2).status_code == 200:
+                if httpx.get(f"{self.url}/signin", timeout=2, verify=self.verify).status_code == 200:
                     return
             except httpx.HTTPError:
                 time.sleep(0.1)

@@ -83,7 +83,8 @@ def bearer(made: ConsoleProject, role: str) -> dict[str, str]:
 
 
 def signed_in(client: TestClient, made: ConsoleProject, role: str) -> tuple[dict[str, str], str]:
-    """Sign in through the form as ``role``: (its cookies, the CSRF token of its pages)."""
+    """Sign in through the form as ``role``, the client keeping its cookie: (its cookies, the
+    CSRF token of its pages)."""
     client.cookies.clear()
     form = client.get("/signin")
     csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
@@ -91,8 +92,7 @@ def signed_in(client: TestClient, made: ConsoleProject, role: str) -> tuple[dict
     done = client.post("/signin", data={"token": made.tokens[role], "csrf": csrf.group(1), "next": "/"})
     assert done.status_code == 303, f"{role} could not sign in: {done.status_code} {done.text[:200]}"
     cookies = dict(client.cookies)
-    client.cookies.clear()
-    page = client.get("/", cookies=cookies)
+    page = client.get("/")
     token = re.search(r'name="csrf" value="([^"]+)"', page.text)
     assert token, f"{role}'s pages carry no CSRF token"
     return cookies, token.group(1)
@@ -123,10 +123,11 @@ def test_every_page_gives_each_role_its_status(client, made, path, statuses) -> 
             assert response.status_code == 303 and response.headers["location"].startswith("/signin"), url
             continue
         if role == "agnes":  # an agent's token signs nobody in
+            client.cookies.clear()
             response = client.get(url, headers=bearer(made, role))
         else:
             cookies, _ = signed_in(client, made, role)
-            response = client.get(url, cookies=cookies)
+            response = client.get(url)
         assert response.status_code == statuses[role], f"{role}: GET {url} -> {response.status_code}"
 
 
@@ -146,7 +147,7 @@ def test_plant_it_of_berlin_never_sees_detroit(client, made) -> None:
         assert "berlin" in response.text, f"{url} does not show berlin itself"
     cookies, _ = signed_in(client, made, "bert")
     for url in ("/", "/history", f"/rollouts/{made.paused}", "/plants/berlin"):
-        page = client.get(url, cookies=cookies)
+        page = client.get(url)
         assert page.status_code == 200 and "detroit" not in page.text, f"{url} shows detroit to berlin's plant IT"
     assert "detroit" in client.get("/api/v1/plants", headers=bearer(made, "vic")).text  # a viewer sees it
 
@@ -154,14 +155,14 @@ def test_plant_it_of_berlin_never_sees_detroit(client, made) -> None:
 def test_forms_need_their_sessions_csrf_token(client, made) -> None:
     cookies, csrf = signed_in(client, made, "bert")
     form = {"key": "k-csrf-test-1", "reason": "csrf", "confirm": "berlin", "to": "no-such-release"}
-    assert client.post("/plants/berlin/rollback", data=form, cookies=cookies).status_code == 403
-    wrong = client.post("/plants/berlin/rollback", data={**form, "csrf": "0" * 64}, cookies=cookies)
+    assert client.post("/plants/berlin/rollback", data=form).status_code == 403
+    wrong = client.post("/plants/berlin/rollback", data={**form, "csrf": "0" * 64})
     assert wrong.status_code == 403, "a wrong CSRF token was taken"
-    good = client.post("/plants/berlin/rollback", data={**form, "csrf": csrf}, cookies=cookies)
+    good = client.post("/plants/berlin/rollback", data={**form, "csrf": csrf})
     assert good.status_code == 400 and "no-such-release" in good.text, good.text[:300]
-    other = client.post("/plants/detroit/rollback", data={**form, "confirm": "detroit", "csrf": csrf}, cookies=cookies)
+    other = client.post("/plants/detroit/rollback", data={**form, "confirm": "detroit", "csrf": csrf})
     assert other.status_code == 403, "berlin's plant IT acted on detroit"
-    api = client.post("/api/v1/plants/berlin/rollback", json=form, cookies=cookies)
+    api = client.post("/api/v1/plants/berlin/rollback", json=form)
     assert api.status_code == 403 and api.json()["error"]["kind"] == "csrf", (
         "a cookie-borne API call needs X-CSRF-Token"
     )
@@ -207,10 +208,10 @@ def test_revoking_a_user_ends_its_token_and_sessions_at_once(client, made) -> No
     assert client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}).status_code == 200
     made.tokens["tmp-eve"] = token
     cookies, _ = signed_in(client, made, "tmp-eve")
-    assert client.get("/", cookies=cookies).status_code == 200
+    assert client.get("/").status_code == 200
     assert run_cli("user", "revoke", "tmp-eve", "-C", made.root, "--json")[0] == 0
     assert client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}).status_code == 401
-    assert client.get("/", cookies=cookies).status_code == 303, "a revoked user's session still works"
+    assert client.get("/").status_code == 303, "a revoked user's session still works"
 
 
 def test_only_the_tokens_hash_is_stored(made) -> None:

@@ -4,7 +4,6 @@ a locked plant names its holder, and a release engineer approves and the next wa
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -13,7 +12,7 @@ import httpx
 import pytest
 from consolekit import ConsoleProject, console_project
 from fastapi.testclient import TestClient
-from pgkit import migrated_state
+from pgkit import PgState
 from servekit import Server
 
 from netplan import console_address
@@ -94,7 +93,7 @@ def test_a_release_engineer_approves_and_the_next_wave_runs(client, made) -> Non
 
 
 def test_two_instances_on_one_postgresql_state_start_one_job(tmp_path, pg_server, monkeypatch) -> None:
-    state = migrated_state(pg_server, tmp_path)
+    state = PgState(pg_server, pg_server.create_database())
     monkeypatch.setenv("ROLLOUT_STATE", state.plain_url)
     made = console_project(tmp_path)
     servers = [Server(made.root, console_address(i), {"ROLLOUT_STATE": state.plain_url}) for i in (11, 12)]
@@ -132,5 +131,4 @@ def test_two_instances_on_one_postgresql_state_start_one_job(tmp_path, pg_server
         for server in servers:
             server.stop()
         made.dp.stop_services()
-        os.environ.pop("ROLLOUT_STATE", None)
         state.close()

@@ -11,7 +11,7 @@ import datetime as dt
 import time
 import zoneinfo
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rollout.config.project import Project
@@ -125,8 +125,7 @@ def _cut(entry: HistoryEntry, who: Principal) -> HistoryEntry:
     """The entry with the outcomes of plants out of reach taken out."""
     if not who.scoped:
         return entry
-    outcomes = {p: o for p, o in entry.outcomes.items() if who.sees(p)}
-    return HistoryEntry(entry.record, entry.state, outcomes, entry.ended, entry.release, entry.note)
+    return replace(entry, outcomes={p: o for p, o in entry.outcomes.items() if who.sees(p)})
 
 
 def history_for(project: Project, journal: Journal, who: Principal, plant: str | None = None) -> list[HistoryEntry]:

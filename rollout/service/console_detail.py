@@ -12,7 +12,7 @@ from rollout.core.events import ROLLOUT, Event
 from rollout.core.projection import ENDED, PlantState, RolloutState, WaveState, fold
 from rollout.errors import ConfigError
 from rollout.service.console import Filters, PlantRow, history_for, network
-from rollout.service.history import HistoryEntry, history
+from rollout.service.history import HistoryEntry
 from rollout.state.journal import Journal, Lock, RolloutRecord
 
 
@@ -39,7 +39,7 @@ def plant_page(project: Project, journal: Journal, who: Principal, name: str) ->
     rows = network(project, journal, Principal(who.name, who.role, (name,)), Filters()).rows
     row = next(r for r in rows if r.name == name)
     hosts = [
-        HostRow(layer.name, host.name, host.connection)
+        HostRow(layer.name, host.name, host.address)
         for layer in project.config.layers
         for host in plant.inventory.group_hosts(layer.inventory_group)
     ]
@@ -146,6 +146,3 @@ def history_page(
         raise ConfigError.one("plant", "not a plant in reach", expected="one of your plants")
     entries = history_for(project, journal, who, plant or None)
     return [e for e in entries if (not kind or e.record.kind == kind) and (not state or e.state == state)]
-
-
-__all__ = ["history", "history_page", "plant_page", "rollout_page"]

@@ -121,9 +121,7 @@ def _unfinished(journal: Journal, rollout_id: str | None) -> RolloutRecord:
     raise ConfigError.one("ROLLOUT", "no unfinished rollout to resume", expected="a paused or interrupted rollout")
 
 
-def approve(
-    project: Project, rollout_id: str, operator: str, reason: str = "", journal: Journal | None = None
-) -> str:
+def approve(project: Project, rollout_id: str, operator: str, reason: str = "", journal: Journal | None = None) -> str:
     """Let a paused rollout go on to the wave it waits for; returns that wave's name. ``reason``
     is recorded with who approved it, and ``rollout history`` shows both."""
     journal = journal or open_state(project)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -12,14 +13,17 @@ from rollout.config.project import Project
 from rollout.core.clock import Clock, SystemClock
 from rollout.engine.executor import Options
 from rollout.service.jobs import JobRunner
+from rollout.service.notify import Notifier
 from rollout.service.options import project_options
 from rollout.state.journal import Journal
 from rollout.web import actions, api, errors, live, pages, signin
 from rollout.web.context import Console
 from rollout.web.templating import HERE
 
+log = logging.getLogger("rollout.web")
 JOB_GRACE_S = 30.0
 """How long a stopping server waits for the jobs it runs (a rollback ends whole, or resumes later)."""
+NOTIFY_GRACE_S = 3.0
 
 
 def create_app(
@@ -28,14 +32,20 @@ def create_app(
     secure: bool = False,
     clock: Clock | None = None,
     options: Callable[[str], Options] | None = None,
+    notify: bool = True,
 ) -> FastAPI:
-    """The console on ``journal``; ``options`` gives the host options of an action's user."""
+    """The console on ``journal``; ``options`` gives the host options of an action's user;
+    ``notify``: this instance also delivers the project's notifications while it runs."""
     runner = JobRunner(project, journal, options or (lambda who: project_options(project, who)), clock or SystemClock())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        notifier = _notifier(project, journal) if notify else None
         yield
         runner.join(JOB_GRACE_S)
+        if notifier is not None:
+            for problem in notifier.stop(NOTIFY_GRACE_S):
+                log.warning("notifications: %s", problem)
 
     app = FastAPI(
         title="rollout",
@@ -64,3 +74,15 @@ def create_app(
         return response
 
     return app
+
+
+def _notifier(project: Project, journal: Journal) -> Notifier | None:
+    """The webhooks told of what any process records while this server runs. It starts where the
+    last queued notification was (what was recorded while no notifier ran is told late, not
+    never); on a state that never notified, from now. Several instances queue each event once."""
+    if not project.config.notify:
+        return None
+    latest = journal.deliveries(1)
+    notifier = Notifier(journal, project)
+    notifier.start(latest[0].seq if latest else journal.last_seq())
+    return notifier
