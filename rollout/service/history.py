@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from rollout.config.project import Project
 from rollout.core.projection import ENDED, fold
@@ -48,6 +49,27 @@ class HistoryEntry:
     reason: str = ""
     """Why, as people said: a rollback's reason; a deploy's approvals (``approved rest by ann:
     <why>``) and its abort's reason, joined by ``; ``."""
+
+    def as_dict(self) -> dict[str, Any]:
+        """The entry as ``history --json`` prints it and the API sends it (times in UTC)."""
+        return {
+            "type": "rollout",
+            "id": self.record.id,
+            "kind": self.record.kind,
+            "release": self.release,
+            "commit": self.record.commit,
+            "by": self.record.operator,
+            "started": utc(self.record.created),
+            "ended": utc(self.ended) if self.ended else None,
+            "state": self.state,
+            "note": self.note,
+            "reason": self.reason,
+            "plants": self.outcomes,
+        }
+
+
+def utc(seconds: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(seconds))
 
 
 def history(project: Project, plant: str | None, journal: Journal | None = None) -> list[HistoryEntry]:

@@ -13,7 +13,6 @@ from starlette.exceptions import HTTPException
 from rollout.service import console as queries
 from rollout.service.console import PlantRow
 from rollout.service.console_detail import history_page, plant_page, rollout_page
-from rollout.service.history import HistoryEntry
 from rollout.state.journal import Lock
 from rollout.web.auth import Forbidden, Who, require
 from rollout.web.context import Console, console
@@ -51,23 +50,6 @@ def plant_record(row: PlantRow) -> dict[str, Any]:
     }
 
 
-def history_record(e: HistoryEntry) -> dict[str, Any]:
-    return {
-        "type": "rollout",
-        "id": e.record.id,
-        "kind": e.record.kind,
-        "release": e.release,
-        "commit": e.record.commit,
-        "by": e.record.operator,
-        "started": _iso(e.record.created),
-        "ended": _iso(e.ended) if e.ended else None,
-        "state": e.state,
-        "note": e.note,
-        "reason": getattr(e, "reason", ""),
-        "plants": e.outcomes,
-    }
-
-
 def _lock(lock: Lock) -> dict[str, Any]:
     return {
         "plant": lock.plant,
@@ -94,7 +76,7 @@ def plants(ctx: Ctx, who: Who, archetype: str = "", tag: str = "", wave: str = "
         "plants": [plant_record(r) for r in net.rows],
         "total": net.total,
         "releases": [{"release": r, "plants": n} for r, n in net.releases],
-        "under_way": [history_record(e) for e in net.under_way],
+        "under_way": [e.as_dict() for e in net.under_way],
     }
 
 
@@ -107,7 +89,7 @@ def plant(ctx: Ctx, who: Who, plant: str) -> dict[str, Any]:
     page = plant_page(ctx.project, ctx.journal, who, plant)
     record = plant_record(page.row)
     record["hosts"] = [{"layer": h.layer, "host": h.host, "address": h.address} for h in page.hosts]
-    record["history"] = [history_record(e) for e in page.history]
+    record["history"] = [e.as_dict() for e in page.history]
     record["locks"] = [_lock(lock) for lock in page.locks]
     record["releases"] = page.releases
     return record
@@ -118,7 +100,7 @@ def rollouts(ctx: Ctx, who: Who) -> dict[str, Any]:
     """The rollouts and rollbacks under way."""
     require(who, "read")
     net = queries.network(ctx.project, ctx.journal, who, queries.Filters())
-    return {"rollouts": [history_record(e) for e in net.under_way]}
+    return {"rollouts": [e.as_dict() for e in net.under_way]}
 
 
 @router.get("/rollouts/{rid}")
@@ -128,7 +110,7 @@ def rollout(ctx: Ctx, who: Who, rid: str) -> dict[str, Any]:
     page = rollout_page(ctx.project, ctx.journal, who, rid)
     if page is None:
         raise HTTPException(404, f"no rollout {rid!r} in your reach")
-    record = history_record(page.entry)
+    record = page.entry.as_dict()
     record["waves"] = [
         {
             "wave": w.name,
@@ -176,4 +158,4 @@ def history(ctx: Ctx, who: Who, plant: str = "", kind: str = "", state: str = ""
     require(who, "read")
     if plant and not who.sees(plant):
         raise Forbidden()
-    return {"history": [history_record(e) for e in history_page(ctx.project, ctx.journal, who, plant, kind, state)]}
+    return {"history": [e.as_dict() for e in history_page(ctx.project, ctx.journal, who, plant, kind, state)]}

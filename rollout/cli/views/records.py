@@ -68,26 +68,9 @@ def _status_record(row: HostStatus) -> dict[str, Any]:
     }
 
 
-def _entry_record(e: HistoryEntry) -> dict[str, Any]:
-    return {
-        "type": "rollout",
-        "id": e.record.id,
-        "kind": e.record.kind,
-        "release": e.release,
-        "commit": e.record.commit,
-        "by": e.record.operator,
-        "started": _iso(e.record.created),
-        "ended": _iso(e.ended) if e.ended else None,
-        "state": e.state,
-        "note": e.note,
-        "reason": e.reason,
-        "plants": e.outcomes,
-    }
-
-
 def history(console: Console, entries: list[HistoryEntry], as_json: bool) -> None:
     if as_json:
-        emit_json(console, (_entry_record(e) for e in entries))
+        emit_json(console, (e.as_dict() for e in entries))
         return
     table = Table("rollout", "kind", "release", "by", "started (UTC)", "state", "plants", "reason", title="History")
     for e in entries:
@@ -114,7 +97,7 @@ def _iso(seconds: float) -> str:
 
 def under_way(console: Console, entries: list[HistoryEntry], locks: list[Lock], as_json: bool) -> None:
     if as_json:
-        emit_json(console, (_entry_record(e) for e in entries))
+        emit_json(console, (e.as_dict() for e in entries))
         emit_json(
             console,
             (
