@@ -57,6 +57,14 @@ def run_cli(*args: str | Path) -> tuple[int, list[dict[str, object]]]:
 
 def console_project(tmp: Path) -> ConsoleProject:
     dp = build(tmp, "local", None, PLANTS, light=True, strategy=STRATEGY)
+    try:
+        return _prepared(dp)
+    except BaseException:  # a set-up that failed half way leaves no service behind
+        dp.stop_services()
+        raise
+
+
+def _prepared(dp: DeployProject) -> ConsoleProject:
     if os.environ.get("ROLLOUT_STATE", "").startswith("postgresql"):
         assert run_cli("state", "migrate", "-C", dp.root, "--json")[0] == 0, "rollout state migrate failed"
     code, _ = run_cli("deploy", "-C", dp.root, "--release", "v1", "--yes", "--json", "--approve-through", "rest")

@@ -61,6 +61,8 @@ def test_plant_it_rolls_its_plant_back_once_however_often_it_asks(client, made) 
     assert first.json()["new"] is True and again.json()["new"] is False, (first.json(), again.json())
     job = wait_job(lambda url: client.get(url, headers=auth(made, "bert")), body["key"])
     assert job["state"] == "done" and "rolled back" in str(job["message"]), job
+    other = client.post("/api/v1/plants/berlin/rollback", json={**body, "to": "v2"}, headers=auth(made, "bert"))
+    assert other.status_code == 400 and "another action" in other.text, "one key started two different actions"
     made.dp.assert_whole("berlin", "v1")  # v2 went back to v1 on every host
     made.dp.assert_whole("detroit", "v1")  # and the other plant was not touched
     rollbacks = [e for e in history(open_project(made.root), "berlin") if e.record.kind == "rollback"]
@@ -96,8 +98,9 @@ def test_two_instances_on_one_postgresql_state_start_one_job(tmp_path, pg_server
     state = PgState(pg_server, pg_server.create_database())
     monkeypatch.setenv("ROLLOUT_STATE", state.plain_url)
     made = console_project(tmp_path)
-    servers = [Server(made.root, console_address(i), {"ROLLOUT_STATE": state.plain_url}) for i in (11, 12)]
+    servers: list[Server] = []
     try:
+        servers += [Server(made.root, console_address(i), {"ROLLOUT_STATE": state.plain_url}) for i in (11, 12)]
         body = {"key": "two-instances-0001", "reason": "same click, two servers"}
         answers: list[httpx.Response] = []
         go = threading.Barrier(2)

@@ -7,11 +7,12 @@ import datetime as dt
 import ipaddress
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from consolekit import console_project, run_cli
+from consolekit import ConsoleProject, console_project, run_cli
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -63,30 +64,32 @@ def test_bad_serve_settings_are_exit_2_and_serve_nothing(rollout, tmp_path, args
     assert says in result.err and "Traceback" not in result.err, result.err
 
 
-def test_bad_user_input_is_exit_2(rollout, tmp_path) -> None:
-    made = console_project(tmp_path)
-    try:
-        for args, says in (
-            (["user", "add", "x y", "--role", "viewer"], "not a user name"),
-            (["user", "add", "zed", "--role", "wizard"], "no role"),
-            (["user", "add", "zed", "--role", "plant-it"], "needs the plants"),
-            (["user", "add", "zed", "--role", "viewer", "--plant", "berlin"], "reaches every plant"),
-            (["user", "add", "zed", "--role", "plant-it", "--plant", "atlantis"], "no plant named"),
-            (["user", "add", "zed", "--role", "agent", "--plant", "berlin", "--plant", "detroit"], "exactly one"),
-            (["user", "add", "bert", "--role", "viewer"], "exists already"),
-            (["user", "revoke", "nobody"], "no active user"),
-        ):
-            result = rollout(*args, "-C", made.root)
-            assert result.code == 2 and says in result.err, f"{args}: {result.code} {result.err}"
-        listed = rollout("user", "list", "-C", made.root, "--json")
-        assert listed.code == 0 and "rol_" not in listed.out, "user list shows a token"
-        assert {"bert", "dora", "rita"} <= {line["name"] for line in map(json.loads, listed.out.splitlines())}
-    finally:
-        made.dp.stop_services()
+@pytest.fixture
+def made(tmp_path: Path) -> Iterator[ConsoleProject]:
+    project = console_project(tmp_path)
+    yield project
+    project.dp.stop_services()
 
 
-def test_https_is_served_directly_with_secure_cookies(tmp_path) -> None:
-    made = console_project(tmp_path)
+def test_bad_user_input_is_exit_2(rollout, made) -> None:
+    for args, says in (
+        (["user", "add", "x y", "--role", "viewer"], "not a user name"),
+        (["user", "add", "zed", "--role", "wizard"], "no role"),
+        (["user", "add", "zed", "--role", "plant-it"], "needs the plants"),
+        (["user", "add", "zed", "--role", "viewer", "--plant", "berlin"], "reaches every plant"),
+        (["user", "add", "zed", "--role", "plant-it", "--plant", "atlantis"], "no plant named"),
+        (["user", "add", "zed", "--role", "agent", "--plant", "berlin", "--plant", "detroit"], "exactly one"),
+        (["user", "add", "bert", "--role", "viewer"], "exists already"),
+        (["user", "revoke", "nobody"], "no active user"),
+    ):
+        result = rollout(*args, "-C", made.root)
+        assert result.code == 2 and says in result.err, f"{args}: {result.code} {result.err}"
+    listed = rollout("user", "list", "-C", made.root, "--json")
+    assert listed.code == 0 and "rol_" not in listed.out, "user list shows a token"
+    assert {"bert", "dora", "rita"} <= {line["name"] for line in map(json.loads, listed.out.splitlines())}
+
+
+def test_https_is_served_directly_with_secure_cookies(tmp_path, made) -> None:
     address = console_address(31)
     server = Server(made.root, address, tls=self_signed(tmp_path, address))
     try:
@@ -104,5 +107,4 @@ def test_https_is_served_directly_with_secure_cookies(tmp_path) -> None:
             httpx.get(server.url, timeout=5)  # not trusted without its certificate: verified by default
     finally:
         server.stop()
-        made.dp.stop_services()
     assert run_cli("user", "list", "-C", made.root, "--json")[0] == 0

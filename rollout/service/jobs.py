@@ -51,11 +51,15 @@ def claim(project: Project, journal: Journal, who: Principal, request: Request) 
     """The job of ``request``'s key: a new one (True) or the one a double click or another
     instance claimed first (False). A rollback of a plant someone holds is refused, naming them;
     a key already claimed is answered first, since its own job may be what holds the plant now."""
+    params = {k: v for k, v in vars(request).items() if k not in ("kind", "key", "reason") and v is not None}
     known = journal.job(request.key)
     if known is not None:
+        if (known.kind, known.params, known.user) != (request.kind, params, who.name):
+            raise ConfigError.one(
+                "key", "this idempotency key was used for another action", expected="a new key for a new action"
+            )
         return known, False
     _check(project, journal, request)
-    params = {k: v for k, v in vars(request).items() if k not in ("kind", "key", "reason") and v is not None}
     job = Job(request.key, request.kind, params, who.name, request.reason, time.time(), runner=runner_id())
     return journal.claim_job(job)
 
