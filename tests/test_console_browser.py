@@ -111,3 +111,24 @@ def test_a_release_engineer_approves_and_watches_the_next_wave(browser: Browser,
     shot(page, "plant")
     made.dp.assert_whole("detroit", "v2")
     page.close()
+
+
+def test_the_pages_read_and_act_without_javascript(browser: Browser, served) -> None:
+    made, server = served
+    context = browser.new_context(java_script_enabled=False, viewport={"width": 412, "height": 915})
+    page = context.new_page()
+    sign_in(page, server, made.tokens["bert"])
+    expect(page.locator("tr[data-plant=berlin]")).to_contain_text("healthy")
+    page.goto(f"{server.url}/plants/berlin")
+    page.fill("#reason", "no script on this terminal")
+    page.fill("#confirm", "berlin")
+    page.click("#do-rollback")  # a plain form post: the job's page answers
+    expect(page.locator("h1")).to_contain_text("Rollback of berlin")
+    deadline_ms = LIVE_MS
+    while deadline_ms > 0 and page.locator("#job-state").inner_text() in ("queued", "running"):
+        page.wait_for_timeout(500)  # no script: the person reloads to see it move
+        deadline_ms -= 500
+        page.reload()
+    expect(page.locator("#job-state")).to_have_text("done")
+    made.dp.assert_whole("berlin", "v1")
+    context.close()
