@@ -30,6 +30,7 @@ DETROIT = expect(READERS, bert=403, **NO_AGENT)
 ALL = expect(READERS, **NO_AGENT)
 ACT_BERLIN = {"anon": 401, "ada": 400, "rita": 400, "vic": 403, "bert": 400, "dora": 403, "agnes": 403}
 ENGINEERS = {"anon": 401, "ada": 400, "rita": 400, "vic": 403, "bert": 403, "dora": 403, "agnes": 403}
+ADMINS = {"anon": 401, "ada": 200, "rita": 403, "vic": 403, "bert": 403, "dora": 403, "agnes": 403}
 BAD_RELEASE = {"key": "k-authz-table-1", "reason": "table", "to": "no-such-release"}
 REASON = {"key": "k-authz-table-2", "reason": "table"}
 
@@ -51,6 +52,9 @@ API_TABLE = [
     ("POST", "/api/v1/rollouts/no-such-rollout/approve", REASON, ENGINEERS),
     ("POST", "/api/v1/rollouts/no-such-rollout/resume", REASON, ENGINEERS),
     ("POST", "/api/v1/rollouts/no-such-rollout/abort", REASON, ENGINEERS),
+    ("GET", "/api/v1/users", None, ADMINS),
+    ("POST", "/api/v1/users", {"name": "x y", "role": "viewer"}, expect(ADMINS, ada=400)),
+    ("DELETE", "/api/v1/users/nobody", None, expect(ADMINS, ada=400)),
 ]
 PAGE_TABLE = [
     ("/", ALL),
@@ -238,3 +242,16 @@ def test_openapi_describes_the_api(client) -> None:
     spec = client.get("/api/v1/openapi.json").json()
     for path in ("/api/v1/plants", "/api/v1/events", "/api/v1/history", "/api/v1/plants/{plant}/rollback"):
         assert path in spec["paths"], f"{path} is missing from the OpenAPI document"
+
+
+def test_an_admin_adds_and_revokes_a_user_over_the_api(client, made) -> None:
+    added = client.post(
+        "/api/v1/users", json={"name": "api-ivy", "role": "plant-it", "plants": ["berlin"]}, headers=bearer(made, "ada")
+    )
+    assert added.status_code == 201, added.text
+    token = added.json()["token"]
+    assert "token_hash" not in client.get("/api/v1/users", headers=bearer(made, "ada")).text
+    me = client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.json() == {"name": "api-ivy", "role": "plant-it", "plants": ["berlin"]}
+    assert client.delete("/api/v1/users/api-ivy", headers=bearer(made, "ada")).status_code == 200
+    assert client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}).status_code == 401
