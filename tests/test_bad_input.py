@@ -164,6 +164,24 @@ CASES = [
         "strategy.on_failure",
     ),
     Case(
+        "starts-per-minute-zero",
+        edit("rollout.yaml", "parallelism: 2", "parallelism: 2\n  max_starts_per_minute: 0"),
+        "rollout.yaml",
+        "strategy.max_starts_per_minute",
+    ),
+    Case(
+        "abort-criteria-percent",
+        edit("rollout.yaml", "parallelism: 2", "parallelism: 2\n  abort_when: {failed_above: 'lots', min_finished: 5}"),
+        "rollout.yaml",
+        "strategy.abort_when.failed_above",
+    ),
+    Case(
+        "abort-criteria-over-100",
+        edit("rollout.yaml", "parallelism: 2", "parallelism: 2\n  abort_when: {failed_above: 120%}"),
+        "rollout.yaml",
+        "strategy.abort_when.failed_above",
+    ),
+    Case(
         "parallelism-zero",
         edit("rollout.yaml", "parallelism: 2", "parallelism: 0"),
         "rollout.yaml",

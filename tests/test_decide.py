@@ -7,7 +7,7 @@ the decision expected is compared whole (its type and every field).
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -119,6 +119,15 @@ BAKE = spec(wave("w1", "a b", bake_s=100))
 B = at(2026, 3, 29, 0, 30)  # Berlin switches to summer time at 01:00 UTC this day
 
 
+def done_at(p: str, seconds: float) -> list[Event]:
+    """``done(p)``, the plant started ``seconds`` after T0 (a cap on starts per minute counts it)."""
+    return [replace(e, time=T0.timestamp() + seconds) for e in done(p)]
+
+
+RATE = spec(wave("w1", "a b c d", parallelism=4, max_starts_per_minute=2))
+CRITERIA = spec(wave("w1", "a b c d e", parallelism=1, max_failures=5, abort_failed_pct=40, abort_min_finished=3))
+
+
 CASES = [
     # -- starting and parallelism
     Case("new rollout starts its first wave", ONE, [], StartWave("w1", ("a", "b", "c", "d"))),
@@ -154,6 +163,68 @@ CASES = [
         spec(wave("w1", "a"), wave("w2", "b")),
         started("w1", "a") + finished("w1"),
         StartWave("w2", ("b",)),
+    ),
+    # -- a cap on plants started per minute
+    Case("the cap allows two", RATE, started("w1", "a b c d"), Start(("a", "b"))),
+    Case(
+        "two started in the last minute: wait until the first is a minute old",
+        RATE,
+        started("w1", "a b c d") + done_at("a", -10) + done_at("b", -5),
+        WaitUntil(T0 + dt.timedelta(seconds=50)),
+    ),
+    Case(
+        "one started over a minute ago: one slot",
+        RATE,
+        started("w1", "a b c d") + done_at("a", -70) + done_at("b", -5),
+        Start(("c",)),
+    ),
+    Case(
+        "capped while one runs: wait for it or for the rate",
+        RATE,
+        started("w1", "a b c d") + done_at("a", -10) + done_at("b", -5),
+        WaitRunning(("x",), T0 + dt.timedelta(seconds=50)),
+        live=frozenset({"x"}),
+    ),
+    Case(
+        "a start stamped after now (a shifted clock) never blocks",
+        RATE,
+        started("w1", "a b c d") + done_at("a", 500) + done_at("b", 600),
+        Start(("c", "d")),
+    ),
+    # -- abort criteria: a share of the finished plants, once enough finished
+    Case(
+        "too few finished to judge",
+        CRITERIA,
+        started("w1", "a b c d e") + failed("a") + failed("b"),
+        Start(("c",)),
+    ),
+    Case(
+        "two of three finished failed: over 40%",
+        CRITERIA,
+        started("w1", "a b c d e") + failed("a") + done("b") + failed("c"),
+        CrossThreshold("w1", "halt", "abort criteria of wave w1: 2 of 3 finished plants failed, more than 40%"),
+    ),
+    Case(
+        "one of three failed: within 40%",
+        CRITERIA,
+        started("w1", "a b c d e") + failed("a") + done("b") + done("c"),
+        Start(("d",)),
+    ),
+    Case(
+        "abort criteria with rollback_all roll back what was updated",
+        spec(
+            wave(
+                "w1",
+                "a b c",
+                parallelism=1,
+                max_failures=5,
+                on_failure="rollback_all",
+                abort_failed_pct=0,
+                abort_min_finished=1,
+            )
+        ),
+        started("w1", "a b c") + failed("a"),
+        CrossThreshold("w1", "rollback_all", "abort criteria of wave w1: 1 of 1 finished plants failed, more than 0%"),
     ),
     # -- thresholds as counts and percentages (max_failures is the planned count)
     Case(

@@ -224,7 +224,15 @@ def test_spec_reads_old_records_and_round_trips() -> None:
     assert spec.to_json() == {
         **OLD_SPEC,
         "max_window_wait_s": 3600.0,
-        "waves": [{**OLD_SPEC["waves"][0], "bake_s": 0.0}],
+        "waves": [
+            {
+                **OLD_SPEC["waves"][0],
+                "bake_s": 0.0,
+                "max_starts_per_minute": None,
+                "abort_failed_pct": None,
+                "abort_min_finished": 0,
+            }
+        ],
     }
 
 

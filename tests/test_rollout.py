@@ -114,6 +114,26 @@ def test_a_count_threshold_halts_and_leaves_the_rest_alone(tmp_path: Path, rollo
     journal_complete(dp)
 
 
+def test_abort_criteria_stop_a_wave_once_too_many_of_the_finished_failed(tmp_path: Path, rollout, cleanup) -> None:
+    plants = [PlantSpec("p1"), PlantSpec("p2", ("fragile",)), PlantSpec("p3"), PlantSpec("p4"), PlantSpec("p5")]
+    criteria = "  max_starts_per_minute: 100\n  abort_when: {failed_above: 40%, min_finished: 2}\n"
+    dp = make(tmp_path, plants, "  parallelism: 1\n  max_failures: 4\n  on_failure: halt\n" + criteria + one_wave(""))
+    cleanup.append(dp)
+    plan = rollout("plan", "-C", dp.root, "--release", "v1", "--json")
+    wave = next(r for r in events_of(plan.out) if r.get("type") == "wave")
+    assert wave["max_starts_per_minute"] == 100 and wave["abort_when"] == {"failed_above": "40%", "min_finished": 2}
+    assert rollout("deploy", "-C", dp.root, "--release", "v1", "--yes").code == 0
+    done = rollout("deploy", "-C", dp.root, "--release", "bad-fragile", "--yes", "--json")
+    assert done.code == 1, done.text  # 1 of 2 finished failed: 50%, over 40%, though 4 failures were allowed
+    result = events_of(done.out)[-1]
+    assert result["state"] == "halted" and result["plants"] == {"p1": "updated", "p2": "rolled_back"}, result
+    threshold = next(e for e in events_of(done.out) if e.get("kind") == "wave.threshold")
+    assert "abort criteria" in str(threshold["detail"]), threshold
+    for plant in ("p3", "p4", "p5"):
+        dp.assert_whole(plant, "v1")
+    journal_complete(dp)
+
+
 def test_a_percentage_threshold_rolls_back_every_updated_plant(tmp_path: Path, rollout, cleanup) -> None:
     plants = [PlantSpec(f"p{i}", ("fragile",) if i in (3, 5) else ()) for i in range(1, 7)]
     strategy = "  parallelism: 1\n" + one_wave('      max_failures: "20%"\n      on_failure: rollback_all\n')

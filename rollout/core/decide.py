@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from rollout.config.models.plant import PlantConfig
-from rollout.core.projection import PlantState, RolloutState, WaveState
+from rollout.core.projection import FAILED, PlantState, RolloutState, WaveState
 from rollout.core.spec import RolloutSpec, WaveSpec
 from rollout.core.windows import is_open, next_opening
 
@@ -217,6 +217,9 @@ def _wave(
     if progress.threshold is None and failures > wave.max_failures and wave.on_failure != "continue":
         reason = f"{failures} plant(s) failed, more than the {wave.max_failures} wave {wave.name} allows"
         return CrossThreshold(wave.name, wave.on_failure, reason)
+    criteria = _abort_criteria(wave, state)
+    if progress.threshold is None and criteria:
+        return CrossThreshold(wave.name, "rollback_all" if wave.on_failure == "rollback_all" else "halt", criteria)
     if progress.threshold is not None:
         return _threshold(spec, wave, state, live, progress.threshold)
     sick = tuple(
@@ -231,6 +234,34 @@ def _wave(
     if pending or live:
         return _plants(spec, wave, state, now, live, pending, plants)
     return _bake(wave, state, now)
+
+
+def _abort_criteria(wave: WaveSpec, state: RolloutState) -> str:
+    """Why the wave's abort criteria are met ('' while they are not): more than its share of the
+    plants that finished failed, once enough finished to tell."""
+    if wave.abort_failed_pct is None:
+        return ""
+    ended = [p for p in wave.plants if _plant(state, p).ended and _plant(state, p).outcome != "skipped"]
+    failures = sum(1 for p in ended if _plant(state, p).outcome in FAILED)
+    if len(ended) < max(1, wave.abort_min_finished) or failures * 100 <= wave.abort_failed_pct * len(ended):
+        return ""
+    return (
+        f"abort criteria of wave {wave.name}: {failures} of {len(ended)} finished plants failed, "
+        f"more than {wave.abort_failed_pct:g}%"
+    )
+
+
+def _rate_room(wave: WaveSpec, state: RolloutState, now: dt.datetime) -> tuple[int | None, dt.datetime | None]:
+    """How many more plants the wave's cap on starts per minute lets start now (None: no cap),
+    and when the next one may start if none may now."""
+    if wave.max_starts_per_minute is None:
+        return None, None
+    stamp = now.timestamp()
+    # A start "in the future" (a clock shifted for a rehearsal) is not counted: it would block forever.
+    recent = sorted(t for p in wave.plants if (t := _plant(state, p).started_at) is not None and 0 <= stamp - t < 60)
+    room = max(0, wave.max_starts_per_minute - len(recent))
+    frees = recent[len(recent) - wave.max_starts_per_minute] + 60 if not room else None
+    return room, None if frees is None else dt.datetime.fromtimestamp(frees, dt.UTC)
 
 
 def _plant(state: RolloutState, name: str) -> PlantState:
@@ -266,19 +297,48 @@ def _plants(
     pending: list[str],
     plants: Mapping[str, PlantConfig],
 ) -> Decision:
-    """Start what the window and the parallelism allow; otherwise wait for a plant or a window."""
+    """Start what the window, the parallelism and the rate allow; otherwise wait for a plant, a
+    window or the rate."""
     room = max(0, wave.parallelism - len(live))
+    capped, frees = _rate_room(wave, state, now)
+    room = room if capped is None else min(room, capped)
+    sorted_out = _by_window(spec, wave, state, now, pending, plants)
+    if isinstance(sorted_out, Skip):
+        return sorted_out
+    ready, forced, waits = sorted_out
+    if room and ready:
+        chosen = tuple(ready[:room])
+        return Start(chosen, tuple(p for p in forced if p in chosen))
+    soonest = min(waits) if waits else None
+    if ready and frees is not None:  # ready, held back only by the rate
+        soonest = min(soonest, (frees, ready[0])) if soonest else (frees, ready[0])
+        if not live:
+            return WaitUntil(frees)
+    if live:
+        return WaitRunning(tuple(sorted(live)), soonest[0] if soonest else None)
+    assert soonest is not None, "pending plants are either ready or waiting"
+    return WaitWindow(soonest[1], soonest[0])
+
+
+def _by_window(
+    spec: RolloutSpec,
+    wave: WaveSpec,
+    state: RolloutState,
+    now: dt.datetime,
+    pending: list[str],
+    plants: Mapping[str, PlantConfig],
+) -> tuple[list[str], list[str], list[tuple[dt.datetime, str]]] | Skip:
+    """The pending plants that may start now (and those of them forced), and when the others' windows
+    open; or the Skip of the first plant whose window stays closed too long."""
     ready: list[str] = []
     forced: list[str] = []
     waits: list[tuple[dt.datetime, str]] = []
     for name in pending:
         config = plants[name]
-        if _plant(state, name).in_flight or is_open(config, now):
+        if _plant(state, name).in_flight or is_open(config, now) or spec.force_window:
             ready.append(name)  # a plant a killed run left half way is made whole, window or not
-            continue
-        if spec.force_window:
-            ready.append(name)
-            forced.append(name)
+            if spec.force_window and not _plant(state, name).in_flight and not is_open(config, now):
+                forced.append(name)
             continue
         opening = next_opening(config, now)
         # in UTC: a local time in a DST gap or fold never compares equal across zones (PEP 495)
@@ -286,21 +346,12 @@ def _plants(
         wait_s = (opening - now).total_seconds() if opening else float("inf")
         if wave.outside_window == "skip" or wait_s > spec.max_window_wait_s:
             why = (
-                "window closed"
-                if wave.outside_window == "skip"
-                else (f"window opens in {wait_s:.0f}s, beyond max_window_wait")
+                "window closed" if wave.outside_window == "skip" else "window opens in {:.0f}s, beyond max_window_wait"
             )
-            return Skip(name, why, opening)
+            return Skip(name, why.format(wait_s), opening)
         assert opening is not None
         waits.append((opening, name))
-    if room and ready:
-        chosen = tuple(ready[:room])
-        return Start(chosen, tuple(p for p in forced if p in chosen))
-    soonest = min(waits) if waits else None
-    if live:
-        return WaitRunning(tuple(sorted(live)), soonest[0] if soonest else None)
-    assert soonest is not None, "pending plants are either ready or waiting"
-    return WaitWindow(soonest[1], soonest[0])
+    return ready, forced, waits
 
 
 def _bake(wave: WaveSpec, state: RolloutState, now: dt.datetime) -> Decision:

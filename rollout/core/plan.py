@@ -46,6 +46,11 @@ class WavePlan:
     bake_s: float
     approval: bool
     outside_window: WindowPolicy
+    max_starts_per_minute: int | None = None
+    abort_failed_pct: float | None = None
+    """Stop once more than this share (%) of the finished plants failed ..."""
+    abort_min_finished: int = 0
+    """... counted once at least this many finished."""
 
     def describe_failure(self) -> str:
         return f"after {self.max_failures + 1} failed: {_RESPONSES[self.on_failure]}"
@@ -89,6 +94,10 @@ class Plan:
                     "bake_s": wave.bake_s,
                     "approval": wave.approval,
                     "outside_window": wave.outside_window,
+                    "max_starts_per_minute": wave.max_starts_per_minute,
+                    "abort_when": None
+                    if wave.abort_failed_pct is None
+                    else {"failed_above": f"{wave.abort_failed_pct:g}%", "min_finished": wave.abort_min_finished},
                 }
             )
             for order, plant in enumerate(wave.plants):
@@ -212,6 +221,7 @@ def _wave(project: Project, index: int, wave: WaveConfig, names: list[str]) -> W
     strategy = project.config.strategy
     threshold = wave.max_failures if wave.max_failures is not None else strategy.max_failures
     plants = tuple(_planned(project.plants[n], project) for n in names)
+    criteria = wave.abort_when or strategy.abort_when
     return WavePlan(
         index=index,
         name=wave.name,
@@ -223,6 +233,9 @@ def _wave(project: Project, index: int, wave: WaveConfig, names: list[str]) -> W
         bake_s=wave.bake if wave.bake is not None else strategy.bake,
         approval=wave.approval,
         outside_window=wave.outside_window or strategy.outside_window,
+        max_starts_per_minute=wave.max_starts_per_minute or strategy.max_starts_per_minute,
+        abort_failed_pct=float(criteria.failed_above) if criteria else None,
+        abort_min_finished=criteria.min_finished if criteria else 0,
     )
 
 

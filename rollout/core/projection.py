@@ -39,6 +39,8 @@ class PlantState:
     locked: bool = False
     started: bool = False
     """The executor began on it (``plant.started``) since its last outcome."""
+    started_at: float | None = None
+    """When it was last started: a wave's cap on starts per minute counts these."""
     layer: str | None = None
     """The layer its last layer event was about."""
     step: str = ""
@@ -226,6 +228,7 @@ class RolloutState:
             plant.before = detail.get("before")
         elif kind == "plant.started":
             plant.started, plant.layers_done, plant.layers_passed, plant.window_until = True, [], [], None
+            plant.started_at = event.time
         elif kind == "layer.failed" and event.layer:
             plant.failed_layers[event.layer] = str(detail.get("reason", ""))
         elif kind == "layer.activated" and event.layer and event.layer not in plant.layers_done:

@@ -34,6 +34,9 @@ class WaveSpec:
     bake_s: float = 0.0
     approval: bool = False
     outside_window: WindowPolicy = "wait"
+    max_starts_per_minute: int | None = None
+    abort_failed_pct: float | None = None
+    abort_min_finished: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -45,6 +48,9 @@ class WaveSpec:
             "bake_s": self.bake_s,
             "approval": self.approval,
             "outside_window": self.outside_window,
+            "max_starts_per_minute": self.max_starts_per_minute,
+            "abort_failed_pct": self.abort_failed_pct,
+            "abort_min_finished": self.abort_min_finished,
         }
 
     @staticmethod
@@ -63,6 +69,9 @@ class WaveSpec:
                 bake_s=float(data.get("bake_s", 0.0)),
                 approval=bool(data.get("approval", False)),
                 outside_window=cast(WindowPolicy, outside),
+                max_starts_per_minute=_optional_int(data.get("max_starts_per_minute")),
+                abort_failed_pct=None if data.get("abort_failed_pct") is None else float(data["abort_failed_pct"]),
+                abort_min_finished=int(data.get("abort_min_finished", 0)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise SpecError(f"a wave of the stored spec cannot be read: {exc}") from None
@@ -131,6 +140,10 @@ def _optional(value: object) -> str | None:
     return None if value is None else str(value)
 
 
+def _optional_int(value: object) -> int | None:
+    return None if value is None else max(1, int(str(value)))
+
+
 def spec_of(plan: Plan, approve_through: str | None, force_window: bool, kind: str = "deploy") -> RolloutSpec:
     """The spec of a rollout that follows ``plan``."""
     waves = tuple(
@@ -143,6 +156,9 @@ def spec_of(plan: Plan, approve_through: str | None, force_window: bool, kind: s
             w.bake_s,
             w.approval,
             w.outside_window,
+            w.max_starts_per_minute,
+            w.abort_failed_pct,
+            w.abort_min_finished,
         )
         for w in plan.waves
     )

@@ -42,6 +42,28 @@ class Selector(Model):
         return self
 
 
+class AbortCriteria(Model):
+    """Stop the wave (and the rollout) once too large a share of the plants that finished failed,
+    counted only after ``min_finished`` have: for a large network a ratio tells early what a
+    count of the whole wave would tell too late. Failed: rolled back, preflight failed, needs attention."""
+
+    failed_above: Annotated[float, Field(ge=0, le=100)] | str
+    """A percentage of the finished plants, ``10%`` (or the number 10)."""
+    min_finished: Annotated[int, Field(ge=1, le=1_000_000)] = 10
+
+    @field_validator("failed_above")
+    @classmethod
+    def _percent(cls, value: float | str) -> float:
+        text = str(value).strip().removesuffix("%")
+        try:
+            number = float(text)
+        except ValueError:
+            raise ValueError("a percentage such as '10%'") from None
+        if not 0 <= number <= 100:
+            raise ValueError("a percentage between 0% and 100%")
+        return number
+
+
 class WaveConfig(Model):
     """One stage of the rollout. Unset fields take the strategy's defaults."""
 
@@ -54,6 +76,9 @@ class WaveConfig(Model):
     approval: bool = False
     """Pause before this wave until someone approves it."""
     outside_window: WindowPolicy | None = None
+    max_starts_per_minute: Annotated[int, Field(ge=1, le=100_000)] | None = None
+    """At most this many plants of the wave started in any minute (default: the strategy's, else no cap)."""
+    abort_when: AbortCriteria | None = None
 
 
 class StrategyConfig(Model):
@@ -64,6 +89,8 @@ class StrategyConfig(Model):
     outside_window: WindowPolicy = "wait"
     """A plant whose window is closed is waited for (up to ``max_window_wait``) or skipped."""
     max_window_wait: Duration = 4 * 3600.0
+    max_starts_per_minute: Annotated[int, Field(ge=1, le=100_000)] | None = None
+    abort_when: AbortCriteria | None = None
     waves: Annotated[list[WaveConfig], Field(min_length=1, max_length=100)]
 
     @field_validator("waves")
