@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from rollout.core.bundle import Bundle, BundleFile
+from rollout.masking import mask
 
 Status = Literal["added", "removed", "modified", "mode"]
 
@@ -65,7 +66,7 @@ def _text(f: BundleFile | None) -> str | None:
     if b"\0" in f.content:
         return None
     try:
-        return f.content.decode("utf-8")
+        return mask(f.content.decode("utf-8"))  # a line that quotes a secret shows ***
     except UnicodeDecodeError:
         return None
 

@@ -16,10 +16,12 @@ import jinja2.nodes
 from rollout.config.codebase import Release
 from rollout.config.filenames import clash_problems, name_problems
 from rollout.config.models import LayerConfig
+from rollout.config.secrets import Vault
 from rollout.core.bundle import BundleFile
 from rollout.core.sandbox import MemoryBytecodeCache, bounded, environment, template_problem
 from rollout.core.values import plain_copy
 from rollout.errors import Problem, RenderError
+from rollout.masking import holds_secret
 
 TEMPLATE_SUFFIX = ".j2"
 _CONTEXT_NAMES = ("values", "plant", "release", "layer", "hosts", "groups")
@@ -148,6 +150,15 @@ class FileSet:
         return self._names
 
 
+def _copy(context: dict[str, Any], vault: Vault | None) -> dict[str, Any]:
+    copied: dict[str, Any] = plain_copy(context)
+    return copied if vault is None else vault.reveal(copied)  # the plain texts live only in this copy
+
+
+def _holds(content: bytes) -> bool:
+    return holds_secret(content.decode("utf-8", "replace"))
+
+
 def _value_keys(ast: jinja2.nodes.Template) -> set[str] | None:
     """Top-level keys read as ``values.key`` or ``values['key']``; None if values is used whole."""
     keys: set[str] = set()
@@ -168,9 +179,13 @@ def _value_keys(ast: jinja2.nodes.Template) -> set[str] | None:
 
 
 def render_files(
-    files: FileSet, layer: LayerConfig, paths: list[str], context: dict[str, Any]
+    files: FileSet, layer: LayerConfig, paths: list[str], context: dict[str, Any], vault: Vault | None = None
 ) -> tuple[BundleFile, ...]:
-    """The files of the bundle of ``layer``: templates rendered with ``context``, others as they are."""
+    """The files of the bundle of ``layer``: templates rendered with ``context``, others as they are.
+
+    With a ``vault`` (the context holds encrypted values), templates see the plain texts, and a
+    rendered file that holds one is mode 0600: only its owner on the host may read it.
+    """
     prefix_len = 0 if layer.source_dir == "." else len(layer.source_dir.rstrip("/")) + 1
     out: dict[str, BundleFile] = {}
     origin: dict[str, str] = {}
@@ -184,9 +199,10 @@ def render_files(
             rel = rel[: -len(TEMPLATE_SUFFIX)]
             names, _ = files.reads([path])
             # Its own copy of what it reads (with its includes): what one template changes, no other sees.
-            content = files.render(path, plain_copy({k: v for k, v in context.items() if k in names}))
+            content = files.render(path, _copy({k: v for k, v in context.items() if k in names}, vault))
         else:
             content = source.content
+        mode = 0o600 if vault is not None and path.endswith(TEMPLATE_SUFFIX) and _holds(content) else source.mode
         if rel in out:
             raise RenderError(
                 [
@@ -197,7 +213,7 @@ def render_files(
                     )
                 ]
             )
-        out[rel] = BundleFile(rel, content, source.mode)
+        out[rel] = BundleFile(rel, content, mode)
         origin[rel] = source.display
     # A template's name loses .j2 (``.j2`` alone names nothing; ``café.j2`` may meet ``café`` in NFD).
     problems = name_problems(origin, f"rendered names in the bundle of layer {layer.name!r}")

@@ -1,0 +1,216 @@
+"""Secrets that never leak: an ansible-vault encrypted value deployed end to end, then every
+output of every verb, the state database, the logs and the bundles' manifests are searched for
+its plain text. It is only in the host's rendered file, which is mode 0600."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from ansible.parsing.vault import VaultLib, VaultSecret
+
+from conftest import MiniProject, commit_all, make_mini
+from deploykit import DeployProject, build
+from fleet import Fleet
+from rollout.cli import commands
+from rollout.masking import remember
+
+PASSWORD = "correct horse battery staple"
+CANARY = "canary-5f3a9c1e-pw"
+BROKER = "app/ingest/broker.conf.j2"
+
+
+def vaulted(plain: str, password: str = PASSWORD, indent: int = 2) -> str:
+    """``!vault |`` and its ciphertext, as ``ansible-vault encrypt_string`` writes them (ansible-core's own API)."""
+    ciphertext = VaultLib([("default", VaultSecret(password.encode()))]).encrypt(plain).decode()
+    return "!vault |\n" + textwrap.indent(ciphertext, " " * indent) + "\n"
+
+
+def password_file(tmp: Path, password: str = PASSWORD, name: str = "vault.pass") -> Path:
+    path = tmp / name
+    path.write_text(password + "\n")
+    return path
+
+
+def add_secret(dp: DeployProject, tmp: Path) -> Path:
+    """Releases ``plain`` (v2 with a broker.conf without the password) and ``secret`` (broker.conf
+    renders the broker password); p1's overlay holds that password encrypted."""
+    root = dp.root
+    with (root / "app/values.yaml").open("a") as f:
+        f.write("broker_password: unset\n")
+    (root / BROKER).write_text("user=ingest\n")
+    commit_all(root, "release plain", "plain")
+    (root / BROKER).write_text("user=ingest\npassword={{ values.broker_password }}\n")
+    commit_all(root, "release secret", "secret")
+    overlay = root / "overlays/p1/values.yaml"
+    overlay.write_text(overlay.read_text() + "broker_password: " + vaulted(CANARY))
+    return password_file(tmp)
+
+
+@pytest.fixture
+def secret_project(tmp_path: Path) -> Iterator[tuple[DeployProject, Path]]:
+    dp = build(tmp_path / "work", "local", None, light=True)
+    yield dp, add_secret(dp, tmp_path)
+    dp.stop_services()
+
+
+def files_holding(root: Path, text: str) -> list[Path]:
+    """Every regular file under ``root`` whose bytes hold ``text`` (symlinks not followed)."""
+    found = []
+    for folder, _, names in os.walk(root):
+        for name in names:
+            path = Path(folder, name)
+            if path.is_file() and not path.is_symlink() and text.encode() in path.read_bytes():
+                found.append(path)
+    return found
+
+
+def test_a_secret_reaches_only_the_hosts_file(
+    secret_project: tuple[DeployProject, Path], tmp_path: Path, rollout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dp, pw = secret_project
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+    vault = ("--vault-password-file", pw)
+    base = ("-C", dp.root)
+    outputs: dict[str, str] = {}
+
+    def run(name: str, *args: str | Path, code: int = 0) -> str:
+        result = rollout(*args)
+        assert result.code == code, (name, result.text)
+        outputs[name] = result.text
+        return result.text
+
+    run("deploy plain", "deploy", *base, "--release", "plain", *vault, "--yes", "--json")
+    run("validate", "validate", *base, "--release", "secret", *vault)
+    run("validate json", "validate", *base, "--release", "secret", *vault, "--json")
+    run("plan", "plan", *base, "--release", "secret", *vault, "--json")
+    run("render", "render", *base, "--release", "secret", *vault, "--json")
+    explain = run("explain", "render", *base, "--release", "secret", *vault, "--explain", "--plant", "p1")
+    explain_json = run("explain json", "render", *base, "-r", "secret", *vault, "--explain", "-p", "p1", "--json")
+    diff = run("diff", "diff", *base, "--plant", "p1", "--release", "secret", "--against", "plain", *vault)
+    run("diff json", "diff", *base, "--plant", "p1", "--release", "secret", "--against", "plain", *vault, "--json")
+    junit = tmp_path / "junit.xml"
+    run("deploy", "deploy", *base, "--release", "secret", *vault, "--yes", "--json", "--junit", junit)
+    assert dp.health("p1").startswith("healthy"), "the secret release runs"
+    run("rollback", "rollback", *base, "--plant", "p1", "--to", "plain", *vault, "--json")
+    run("deploy again", "deploy", *base, "--release", "secret", *vault, "--yes")
+    for verb in ("status", "history"):
+        run(verb, verb, *base)
+        run(verb + " json", verb, *base, "--json")
+
+    leaks = {name: text for name, text in outputs.items() if CANARY in text}
+    assert not leaks, f"the plain text was shown by: {sorted(leaks)}"
+    assert "***" in explain and "broker_password" in explain
+    explained = {v["key"]: v["value"] for v in map(json.loads, explain_json.splitlines())}
+    assert explained["broker_password"] == "***"
+    assert "+password=***" in diff, diff
+    assert CANARY not in junit.read_text() and "<testcase" in junit.read_text()
+
+    host_files = files_holding(tmp_path, CANARY)
+    assert len(host_files) == 1, host_files
+    [held] = host_files
+    assert held.name == "broker.conf" and dp.host_roots["p1-in"] in held.parents, held
+    assert stat.S_IMODE(held.stat().st_mode) == 0o600
+    assert held.read_text() == f"user=ingest\npassword={CANARY}\n"
+    assert (held.parent / ".rollout-manifest.json").exists(), "the host's manifest was searched too"
+    assert (dp.root / ".rollout/bundles/p1/ingest/manifest.json").exists(), "and the rendered bundle's"
+
+
+def test_render_out_keeps_the_secret_masked_in_a_0600_file(
+    secret_project: tuple[DeployProject, Path], tmp_path: Path, rollout
+) -> None:
+    dp, pw = secret_project
+    out = tmp_path / "bundles"
+    for _ in range(2):  # the second time, over the bundle the first wrote
+        args = ("-C", dp.root, "-r", "secret", "-p", "p1", "--out", out, "--vault-password-file", pw)
+        done = rollout("render", *args)
+        assert done.code == 0, done.text
+    conf = out / "p1/ingest/files/broker.conf"
+    assert conf.read_text() == "user=ingest\npassword=***\n"
+    assert stat.S_IMODE(conf.stat().st_mode) == 0o600
+    assert stat.S_IMODE((out / "p1/ingest/files/health.txt").stat().st_mode) == 0o644, "files without one stay"
+    manifest = json.loads((out / "p1/ingest/manifest.json").read_text())
+    entry = next(f for f in manifest["files"] if f["path"] == "broker.conf")
+    assert entry["mode"] == "0600"
+    assert entry["size"] == len(f"user=ingest\npassword={CANARY}\n"), "the manifest describes the host's file"
+    assert files_holding(tmp_path, CANARY) == []
+
+
+def test_the_environment_variable_gives_the_password(
+    secret_project: tuple[DeployProject, Path], rollout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dp, pw = secret_project
+    assert rollout("validate", "-C", dp.root, "-r", "secret").code == 2, "no password: bad input"
+    monkeypatch.setenv("ROLLOUT_VAULT_PASSWORD_FILE", str(pw))
+    assert rollout("validate", "-C", dp.root, "-r", "secret").code == 0
+
+
+def test_a_project_without_vault_values_needs_no_password(mini: MiniProject, rollout, tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-file"
+    assert rollout("validate", "-C", mini.root, "--vault-password-file", missing).code == 0
+    assert rollout("render", "-C", mini.root, "--out", tmp_path / "b", "--vault-password-file", missing).code == 0
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("wrong", "cannot decrypt with the password in"),
+        ("missing", "not found"),
+        ("unreadable", "cannot read vault password file"),
+        ("none", "no vault password"),
+        ("empty", "is empty or too large"),
+    ],
+)
+def test_bad_passwords_are_bad_input_naming_file_and_key(
+    case: str, expected: str, tmp_path: Path, rollout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ROLLOUT_VAULT_PASSWORD_FILE", raising=False)
+    project = make_mini(tmp_path / "mini")
+    (project.root / "overlays/p1/values.yaml").write_text("port: 9000\nsensors:\n  token: " + vaulted(CANARY, indent=4))
+    pw = {
+        "wrong": password_file(tmp_path, "not the password", "wrong.pass"),
+        "missing": tmp_path / "absent.pass",
+        "unreadable": tmp_path,  # a folder: reading it fails
+        "empty": password_file(tmp_path, "", "empty.pass"),
+    }.get(case)
+    args = ["--vault-password-file", pw] if pw is not None else []
+    for verb in (["validate"], ["render"], ["diff", "--plant", "p1"], ["render", "--explain", "--plant", "p1"]):
+        result = rollout(*verb, "-C", project.root, *args)
+        assert result.code == 2, (verb, result.text)
+        assert "overlays/p1/values.yaml:3: sensors.token" in result.err, result.err
+        assert expected in result.err and "Traceback" not in result.text
+        assert CANARY not in result.text
+
+
+def test_a_secret_in_a_message_or_crash_log_is_masked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    remember("crash-canary-77")
+    log = commands._crash_log(RuntimeError("failed on crash-canary-77"))
+    text = log.read_text()
+    assert "failed on ***" in text and "crash-canary-77" not in text
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    fleet = Fleet(tmp_path_factory.mktemp("fleet"), 2).start()
+    yield fleet
+    fleet.stop()
+
+
+def test_over_ssh_the_hosts_file_is_0600(fleet: Fleet, tmp_path: Path, rollout) -> None:
+    fleet.ensure_running()
+    dp = build(tmp_path / "work", "ssh", fleet, light=True)
+    try:
+        pw = add_secret(dp, tmp_path)
+        result = rollout("deploy", "-C", dp.root, "-r", "secret", "--vault-password-file", pw, "--yes", "--json")
+        assert result.code == 0, result.text
+        assert CANARY not in result.text
+        [held] = files_holding(dp.host_roots["p1-in"], CANARY)
+        assert held.name == "broker.conf" and stat.S_IMODE(held.stat().st_mode) == 0o600
+    finally:
+        dp.stop_services()
