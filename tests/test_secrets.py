@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
+import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,10 +20,14 @@ from conftest import MiniProject, commit_all, make_mini
 from deploykit import DeployProject, build
 from fleet import Fleet
 from rollout.cli import commands
+from rollout.config.secrets import Vault, Vaulted
+from rollout.config.yamlfile import parse_yaml
+from rollout.core.bundle import sha256_json
 from rollout.masking import remember
 
 PASSWORD = "correct horse battery staple"
 CANARY = "canary-5f3a9c1e-pw"
+BIN = Path(sys.executable).parent
 BROKER = "app/ingest/broker.conf.j2"
 
 
@@ -214,3 +220,62 @@ def test_over_ssh_the_hosts_file_is_0600(fleet: Fleet, tmp_path: Path, rollout) 
         assert held.name == "broker.conf" and stat.S_IMODE(held.stat().st_mode) == 0o600
     finally:
         dp.stop_services()
+
+
+LEAKY_CHECK = """      - name: leak
+        type: command
+        command: "cat current/broker.conf; ! grep -q password current/broker.conf"
+        retries: 0
+        timeout: 5s
+      - name: port
+"""
+
+
+def test_a_check_that_prints_the_secret_is_journaled_masked(
+    secret_project: tuple[DeployProject, Path], tmp_path: Path, rollout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dp, pw = secret_project
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+    config = dp.root / "rollout.yaml"
+    assert "      - name: port\n" in config.read_text()
+    vault = ("--vault-password-file", pw)
+    assert rollout("deploy", "-C", dp.root, "-r", "plain", *vault, "--yes").code == 0
+    config.write_text(config.read_text().replace("      - name: port\n", LEAKY_CHECK, 1))
+    failed = rollout("deploy", "-C", dp.root, "-r", "secret", *vault, "--yes", "--json")
+    assert failed.code == 1, failed.text
+    history = rollout("history", "-C", dp.root, "--json")
+    assert CANARY not in failed.text + history.text
+    leak = [e for e in map(json.loads, failed.out.splitlines()) if "password=" in json.dumps(e)]
+    assert leak and all("password=***" in json.dumps(e) for e in leak), "the check's output, masked"
+    held = files_holding(tmp_path, CANARY)
+    assert [p.name for p in held] == ["broker.conf"] and dp.host_roots["p1-in"] in held[0].parents, held
+    dp.assert_whole(release="plain")
+
+
+def test_the_loader_keeps_a_vault_value_encrypted_and_shown_as_stars(tmp_path: Path) -> None:
+    doc = parse_yaml("a: 1\nsecret: " + vaulted(CANARY), "values.yaml")
+    value = doc.data["secret"]
+    assert isinstance(value, Vaulted)
+    assert (value.file, value.location, value.line) == ("values.yaml", "secret", 2)
+    assert CANARY not in value.ciphertext and value.ciphertext.startswith("$ANSIBLE_VAULT;1.1;AES256")
+    assert str(value) == repr(value) == f"{value}" == "***"
+    assert json.dumps(doc.data, default=str) == '{"a": 1, "secret": "***"}'
+    again = parse_yaml("a: 1\nsecret: " + vaulted(CANARY), "values.yaml").data["secret"]
+    assert sha256_json(value) != sha256_json(again), "hashes follow the ciphertext: a new one renders again"
+    assert Vault(password_file(tmp_path)).decrypt(value) == CANARY
+
+
+def test_what_ansible_vault_encrypt_string_writes_is_read(tmp_path: Path) -> None:
+    """The command line's own output (indented under a nested key, as a person pastes it)."""
+    pw = password_file(tmp_path)
+    done = subprocess.run(
+        [str(BIN / "ansible-vault"), "encrypt_string", "--vault-password-file", str(pw), CANARY, "--name", "password"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    text = "broker:\n" + textwrap.indent(done.stdout, "  ")
+    value = parse_yaml(text, "overlays/berlin/values.yaml").data["broker"]["password"]
+    assert isinstance(value, Vaulted) and value.location == "broker.password" and value.line == 2
+    assert Vault(pw).decrypt(value) == CANARY

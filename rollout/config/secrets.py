@@ -79,7 +79,7 @@ class Vault:
         try:
             plain: str = vault.decrypt(value.ciphertext.encode()).decode("utf-8")
         except AnsibleVaultError as exc:
-            message = f"cannot decrypt with the password in {self.password_file}: {exc}"
+            message = f"cannot decrypt with the password in {self.password_file}: {str(exc).rstrip('.')}"
             raise _problem(value, message, "the password the value was encrypted with") from None
         except UnicodeDecodeError:
             raise _problem(value, "decrypted value is not UTF-8 text", "an encrypted UTF-8 string") from None

@@ -178,6 +178,8 @@ class _Builder:
             raise self.fail(node, path, f"nested too deeply (over {MAX_DEPTH} levels, aliases included)")
         self.depth += 1
         try:
+            if node.tag == VAULT_TAG:
+                return self._vaulted(node, path)
             if isinstance(node, yaml.MappingNode):
                 return self._mapping(node, path)
             if isinstance(node, yaml.SequenceNode):
@@ -187,8 +189,6 @@ class _Builder:
             self.depth -= 1
 
     def _scalar(self, node: yaml.Node, path: Path_) -> Any:
-        if node.tag == VAULT_TAG:
-            return self._vaulted(node, path)
         try:
             value = self.constructor.construct_object(node, deep=True)
         except yaml.MarkedYAMLError as exc:
