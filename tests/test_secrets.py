@@ -94,7 +94,7 @@ def test_a_secret_reaches_only_the_hosts_file(
     run("deploy plain", "deploy", *base, "--release", "plain", *vault, "--yes", "--json")
     run("validate", "validate", *base, "--release", "secret", *vault)
     run("validate json", "validate", *base, "--release", "secret", *vault, "--json")
-    run("plan", "plan", *base, "--release", "secret", *vault, "--json")
+    run("plan", "plan", *base, "--release", "secret", "--json")
     run("render", "render", *base, "--release", "secret", *vault, "--json")
     explain = run("explain", "render", *base, "--release", "secret", *vault, "--explain", "--plant", "p1")
     explain_json = run("explain json", "render", *base, "-r", "secret", *vault, "--explain", "-p", "p1", "--json")

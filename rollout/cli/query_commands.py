@@ -42,7 +42,6 @@ def validate(directory: Path | None, as_json: bool, release: str | None) -> int:
 
 @cli.command()
 @_common
-@vault_option
 @_release_option
 def plan(directory: Path | None, as_json: bool, release: str | None) -> int:
     """The waves, plants and order that a deploy would take."""
