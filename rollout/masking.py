@@ -8,17 +8,15 @@ from __future__ import annotations
 
 MASK = "***"
 
-_revealed: set[str] = set()
+_revealed: frozenset[str] = frozenset()
+"""Replaced whole, never changed in place: a thread masking reads one consistent set."""
 
 
 def remember(plain: str) -> None:
     """Mask ``plain`` from now on (empty text masks nothing)."""
-    if plain:
-        _revealed.add(plain)
-
-
-def revealed() -> frozenset[str]:
-    return frozenset(_revealed)
+    global _revealed
+    if plain and plain not in _revealed:
+        _revealed = _revealed | {plain}
 
 
 def holds_secret(text: str) -> bool:
@@ -27,9 +25,10 @@ def holds_secret(text: str) -> bool:
 
 def mask(text: str) -> str:
     """``text`` with every secret decrypted so far replaced by ``***`` (longest first)."""
-    if not _revealed or not text:
+    known = _revealed
+    if not known or not text:
         return text
-    for plain in sorted(_revealed, key=len, reverse=True):
+    for plain in sorted(known, key=len, reverse=True):
         text = text.replace(plain, MASK)
     return text
 

@@ -22,6 +22,7 @@ from fleet import Fleet
 from rollout.cli import commands
 from rollout.config.secrets import Vault, Vaulted
 from rollout.config.yamlfile import parse_yaml
+from rollout.core import fanout
 from rollout.core.bundle import sha256_json
 from rollout.masking import remember
 
@@ -279,3 +280,38 @@ def test_what_ansible_vault_encrypt_string_writes_is_read(tmp_path: Path) -> Non
     value = parse_yaml(text, "overlays/berlin/values.yaml").data["broker"]["password"]
     assert isinstance(value, Vaulted) and value.location == "broker.password" and value.line == 2
     assert Vault(pw).decrypt(value) == CANARY
+
+
+@pytest.mark.parametrize(
+    "template",
+    ["token={{ values.sensors.token | default('none') }}\n", "{{ fail(values.sensors.token | default('x')) }}\n"],
+)
+def test_plants_rendered_by_forked_workers_stay_masked(
+    template: str, tmp_path: Path, rollout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workers decrypt in their own processes; what they send back is masked here all the same."""
+    monkeypatch.setattr(fanout, "_workers", lambda items: 2)
+    pids = tmp_path / "pids"
+    real = fanout._attempt
+
+    def attempt(work, item):  # type: ignore[no-untyped-def]
+        with pids.open("a") as f:  # from the forked worker, which inherits this patch
+            f.write(f"{os.getpid()}\n")
+        return real(work, item)
+
+    monkeypatch.setattr(fanout, "_attempt", attempt)
+    project = make_mini(tmp_path / "mini")
+    project.write("app/edge/token.txt.j2", template)
+    project.commit("v1")
+    (project.root / "overlays/p1/values.yaml").write_text("port: 9000\nsensors:\n  token: " + vaulted(CANARY, indent=4))
+    out = tmp_path / "bundles"
+    done = rollout("render", "-C", project.root, "--out", out, "--vault-password-file", password_file(tmp_path))
+    assert CANARY not in done.text
+    if "fail" in template:
+        assert done.code == 2 and "template refused its values: ***" in done.err, done.text
+    else:
+        assert done.code == 0, done.text
+        assert (out / "p1/edge/files/token.txt").read_text() == "token=***\n"
+        assert (out / "p2/edge/files/token.txt").read_text() == "token=none\n"
+    assert files_holding(tmp_path, CANARY) == []
+    assert str(os.getpid()) not in pids.read_text().split(), "the plants rendered in forked workers"

@@ -13,7 +13,7 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from rollout.errors import ConfigError
 from rollout.masking import MASK, remember
@@ -59,6 +59,7 @@ class Vault:
     password_file: Path | None = None
     _password: bytes | None = None
     _plain: dict[str, str] = field(default_factory=dict)
+    _failed: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     @classmethod
     def from_option(cls, password_file: Path | None) -> Vault:
@@ -68,9 +69,21 @@ class Vault:
         return cls(password_file)
 
     def decrypt(self, value: Vaulted) -> str:
+        if value.ciphertext in self._failed:  # each wrong ciphertext costs its key derivation once
+            message, expected = self._failed[value.ciphertext]
+            raise _problem(value, message, expected)
         if value.ciphertext not in self._plain:
             self._plain[value.ciphertext] = self._decrypt(value)
         return self._plain[value.ciphertext]
+
+    def decrypt_quietly(self, values: list[Vaulted]) -> None:
+        """Decrypt what can be, so that this process masks it, even where forked workers rendered;
+        what cannot is reported where a plant's values are checked."""
+        for value in values:
+            try:
+                self.decrypt(value)
+            except ConfigError:
+                pass
 
     def _decrypt(self, value: Vaulted) -> str:
         from ansible.parsing.vault import AnsibleVaultError, VaultLib, VaultSecret  # heavy: only when needed
@@ -80,11 +93,15 @@ class Vault:
             plain: str = vault.decrypt(value.ciphertext.encode()).decode("utf-8")
         except AnsibleVaultError as exc:
             message = f"cannot decrypt with the password in {self.password_file}: {str(exc).rstrip('.')}"
-            raise _problem(value, message, "the password the value was encrypted with") from None
+            return self._refuse(value, message, "the password the value was encrypted with")
         except UnicodeDecodeError:
-            raise _problem(value, "decrypted value is not UTF-8 text", "an encrypted UTF-8 string") from None
+            return self._refuse(value, "decrypted value is not UTF-8 text", "an encrypted UTF-8 string")
         remember(plain)
         return plain
+
+    def _refuse(self, value: Vaulted, message: str, expected: str) -> NoReturn:
+        self._failed[value.ciphertext] = (message, expected)
+        raise _problem(value, message, expected)
 
     def _read_password(self, value: Vaulted) -> bytes:
         if self._password is not None:

@@ -31,7 +31,7 @@ from rollout.config.codebase import Release
 from rollout.config.models import LayerConfig
 from rollout.config.overlays import policy_problems
 from rollout.config.project import Plant, Project
-from rollout.config.secrets import vaulted_in
+from rollout.config.secrets import Vaulted, vaulted_in
 from rollout.config.yamlfile import YamlDoc, parse_yaml
 from rollout.core.bundle import Bundle, BundleFile, sha256_json
 from rollout.core.fileset import TEMPLATE_SUFFIX, FileSet, Shared, render_files, sha256_hex
@@ -63,6 +63,7 @@ class Renderer:
         """The plant at hand and its context per layer."""
         self.hits = 0
         """Renderings saved because another plant had equal inputs."""
+        project.vault.decrypt_quietly(self._vaulted())
 
     def _base_values(self) -> YamlDoc:
         path = self.project.config.codebase.values
@@ -76,6 +77,12 @@ class Renderer:
         except UnicodeDecodeError:
             raise ConfigError.one(display, "not UTF-8 text") from None
         return parse_yaml(text, display)
+
+    def _vaulted(self) -> list[Vaulted]:
+        """Every encrypted value of the base and of every overlay."""
+        overlays = [*self.project.plant_overlays.values(), *self.project.archetype_overlays.values()]
+        found = vaulted_in(self.base_values.data)
+        return found + [v for o in overlays if o.values is not None for v in vaulted_in(o.values.data)]
 
     def values(self, plant: Plant) -> MergedValues:
         """The plant's merged values with the source of each."""
