@@ -28,7 +28,9 @@ class Case:
     place: str
     """Must appear in the message: key path, line or the offending name."""
     password: str | None = None
-    """A vault password, given in a file named by ``$ROLLOUT_VAULT_PASSWORD_FILE``."""
+    """A vault password, written to ``vault_file``."""
+    vault_file: str | None = None
+    """What ``$ROLLOUT_VAULT_PASSWORD_FILE`` names, in the test's folder (with a password: ``vault.pass``)."""
 
 
 def edit(rel: str, old: str, new: str) -> Mutation:
@@ -677,6 +679,27 @@ CASES = [
         "sensors.token: cannot decrypt",
         password="not the vault password",
     ),
+    Case(
+        "vault-password-file-missing",
+        vault_token(vaulted("s3cret")),
+        "overlays/p1/values.yaml:3",
+        "sensors.token: vault password file",
+        vault_file="absent.pass",
+    ),
+    Case(
+        "vault-password-file-unreadable",
+        vault_token(vaulted("s3cret")),
+        "overlays/p1/values.yaml:3",
+        "sensors.token: cannot read vault password file",
+        vault_file=".",
+    ),
+    Case(
+        "vault-password-empty",
+        vault_token(vaulted("s3cret")),
+        "overlays/p1/values.yaml:3",
+        "is empty or too large",
+        password="",
+    ),
     Case("vault-not-ciphertext", vault_token("!vault hunter2\n"), "overlays/p1/values.yaml:3", "invalid !vault"),
     Case("vault-on-a-mapping", vault_token("!vault {a: 1}\n"), "overlays/p1/values.yaml:3", "sensors.token"),
     Case(
@@ -714,7 +737,9 @@ def test_bad_input(case: Case, pristine: Path, tmp_path: Path, rollout, monkeypa
     monkeypatch.delenv("ROLLOUT_VAULT_PASSWORD_FILE", raising=False)
     if case.password is not None:
         (tmp_path / "vault.pass").write_text(case.password + "\n")
-        monkeypatch.setenv("ROLLOUT_VAULT_PASSWORD_FILE", str(tmp_path / "vault.pass"))
+    vault_file = case.vault_file or ("vault.pass" if case.password is not None else None)
+    if vault_file is not None:
+        monkeypatch.setenv("ROLLOUT_VAULT_PASSWORD_FILE", str(tmp_path / vault_file))
 
     root = tmp_path / "mini"
     shutil.copytree(pristine, root, symlinks=True)

@@ -263,7 +263,9 @@ def test_the_loader_keeps_a_vault_value_encrypted_and_shown_as_stars(tmp_path: P
     assert json.dumps(doc.data, default=str) == '{"a": 1, "secret": "***"}'
     again = parse_yaml("a: 1\nsecret: " + vaulted(CANARY), "values.yaml").data["secret"]
     assert sha256_json(value) != sha256_json(again), "hashes follow the ciphertext: a new one renders again"
-    assert Vault(password_file(tmp_path)).decrypt(value) == CANARY
+    vault = Vault(password_file(tmp_path))
+    assert vault.decrypt(value) == CANARY
+    assert CANARY not in repr(vault) and PASSWORD not in repr(vault)
 
 
 def test_what_ansible_vault_encrypt_string_writes_is_read(tmp_path: Path) -> None:

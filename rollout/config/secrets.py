@@ -57,9 +57,9 @@ class Vault:
     """The password (read from ``password_file`` when first needed) and what it decrypted."""
 
     password_file: Path | None = None
-    _password: bytes | None = None
-    _plain: dict[str, str] = field(default_factory=dict)
-    _failed: dict[str, tuple[str, str]] = field(default_factory=dict)
+    _password: bytes | None = field(default=None, repr=False)  # never in a repr: no debug line shows them
+    _plain: dict[str, str] = field(default_factory=dict, repr=False)
+    _failed: dict[str, tuple[str, str]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_option(cls, password_file: Path | None) -> Vault:
