@@ -19,11 +19,13 @@ from ansible.parsing.vault import VaultLib, VaultSecret
 from conftest import MiniProject, commit_all, make_mini
 from deploykit import DeployProject, build
 from fleet import Fleet
+from rollout import service
 from rollout.cli import commands
 from rollout.config.secrets import Vault, Vaulted
 from rollout.config.yamlfile import parse_yaml
 from rollout.core import fanout
 from rollout.core.bundle import sha256_json
+from rollout.errors import ConfigError
 from rollout.masking import remember
 
 PASSWORD = "correct horse battery staple"
@@ -317,3 +319,25 @@ def test_plants_rendered_by_forked_workers_stay_masked(
         assert (out / "p2/edge/files/token.txt").read_text() == "token=none\n"
     assert files_holding(tmp_path, CANARY) == []
     assert str(os.getpid()) not in pids.read_text().split(), "the plants rendered in forked workers"
+
+
+def test_a_secret_in_the_code_bases_values_renders_for_every_plant(tmp_path: Path) -> None:
+    project = make_mini(tmp_path / "mini")
+    with (project.root / "app/values.yaml").open("a") as f:
+        f.write("api_key: " + vaulted(CANARY))
+    project.write("app/ingest/key.txt.j2", "key={{ values.api_key }}\n")
+    project.commit("v1")
+    loaded = service.open_project(project.root, password_file(tmp_path))
+    files = {
+        (r.bundle.plant, f.path): f
+        for r in service.render(loaded, None, [], None)
+        if r.bundle.layer == "ingest"
+        for f in r.bundle.files
+    }
+    for plant in ("p1", "p2", "p3"):
+        assert files[(plant, "key.txt")].content == f"key={CANARY}\n".encode()
+        assert files[(plant, "key.txt")].mode == 0o600 and files[(plant, "app.conf")].mode == 0o644
+    wrong = service.open_project(project.root, password_file(tmp_path, "wrong", "wrong.pass"))
+    with pytest.raises(ConfigError) as failed:
+        service.validate(wrong, None)
+    assert [(p.file, p.location, p.line) for p in failed.value.problems] == [("app/values.yaml@v1", "api_key", 6)]

@@ -63,7 +63,10 @@ class Renderer:
         """The plant at hand and its context per layer."""
         self.hits = 0
         """Renderings saved because another plant had equal inputs."""
-        project.vault.decrypt_quietly(self._vaulted())
+        vaulted = self._vaulted()
+        self._secrets = bool(vaulted)
+        """Whether any values file holds an encrypted value: without, no plant's values are searched for one."""
+        project.vault.decrypt_quietly(vaulted)
 
     def _base_values(self) -> YamlDoc:
         path = self.project.config.codebase.values
@@ -89,7 +92,8 @@ class Renderer:
         if plant.name not in self._values:
             layers = [(o.label, o.values) for o in self.project.overlays_for(plant) if o.values is not None]
             merged = merge_values(self.base_values, layers)
-            self._decrypt_all(merged)
+            if self._secrets:
+                self._decrypt_all(merged)
             self._values[plant.name] = merged
         return self._values[plant.name]
 
@@ -178,7 +182,7 @@ class Renderer:
             self.hits += 1
         else:
             known = reuse(head) if reuse is not None else None
-            vault = self.project.vault if vaulted_in(context["values"]) else None
+            vault = self.project.vault if self._secrets and vaulted_in(context["values"]) else None
             self._memo[inputs_hash] = known if known is not None else render_files(files, layer, paths, context, vault)
         return replace(head, files=self._memo[inputs_hash])
 
