@@ -341,3 +341,17 @@ def test_a_secret_in_the_code_bases_values_renders_for_every_plant(tmp_path: Pat
     with pytest.raises(ConfigError) as failed:
         service.validate(wrong, None)
     assert [(p.file, p.location, p.line) for p in failed.value.problems] == [("app/values.yaml@v1", "api_key", 6)]
+
+
+def test_a_diff_where_only_a_secret_changed_says_so_and_shows_neither(tmp_path: Path, rollout) -> None:
+    project = make_mini(tmp_path / "mini")
+    base = (project.root / "app/values.yaml").read_text()
+    project.write("app/ingest/key.txt.j2", "key={{ values.api_key }}\n")
+    for tag, plain in (("v1", "old-canary-1f"), ("v2", "new-canary-2e")):
+        (project.root / "app/values.yaml").write_text(base + "api_key: " + vaulted(plain))
+        project.commit(tag)
+    args = ("-C", project.root, "--plant", "p1", "--vault-password-file", password_file(tmp_path))
+    done = rollout("diff", *args, "--release", "v2", "--against", "v1")
+    assert done.code == 0, done.text
+    assert "ingest/key.txt: a secret changed (shown as ***)" in done.out
+    assert "old-canary-1f" not in done.text and "new-canary-2e" not in done.text

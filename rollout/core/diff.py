@@ -51,6 +51,8 @@ def _change(
         return FileChange(
             layer, path, status, f"Binary files {old_label}/{layer}/{path} and {new_label}/{layer}/{path} differ\n"
         )
+    if old_text == new_text:  # they differ only where a secret is masked
+        return FileChange(layer, path, status, f"{layer}/{path}: a secret changed (shown as ***)\n")
     lines = difflib.unified_diff(
         old_text.splitlines(keepends=True),
         new_text.splitlines(keepends=True),
