@@ -25,8 +25,8 @@ from rollout.config.secrets import Vault, Vaulted
 from rollout.config.yamlfile import parse_yaml
 from rollout.core import fanout
 from rollout.core.bundle import sha256_json
-from rollout.errors import ConfigError
-from rollout.masking import remember
+from rollout.errors import ConfigError, Problem
+from rollout.masking import mask, mask_data, remember
 
 PASSWORD = "correct horse battery staple"
 CANARY = "canary-5f3a9c1e-pw"
@@ -355,3 +355,11 @@ def test_a_diff_where_only_a_secret_changed_says_so_and_shows_neither(tmp_path: 
     assert done.code == 0, done.text
     assert "ingest/key.txt: a secret changed (shown as ***)" in done.out
     assert "old-canary-1f" not in done.text and "new-canary-2e" not in done.text
+
+
+def test_masking_replaces_every_secret_longest_first() -> None:
+    remember("tok-123")
+    remember("tok-123-long")
+    assert mask("a tok-123-long b tok-123 c") == "a *** b *** c"
+    assert mask_data({"x": ["tok-123", 1, {"y": "tok-123-long!"}]}) == {"x": ["***", 1, {"y": "***!"}]}
+    assert Problem("f", message="refused tok-123").render() == "f: refused ***"
