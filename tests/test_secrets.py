@@ -326,6 +326,7 @@ def test_a_secret_in_the_code_bases_values_renders_for_every_plant(tmp_path: Pat
     with (project.root / "app/values.yaml").open("a") as f:
         f.write("api_key: " + vaulted(CANARY))
     project.write("app/ingest/key.txt.j2", "key={{ values.api_key }}\n")
+    project.write("app/ingest/shout.txt.j2", "{{ values.api_key | upper }}\n")  # not the plain text as it is
     project.commit("v1")
     loaded = service.open_project(project.root, password_file(tmp_path))
     files = {
@@ -337,6 +338,7 @@ def test_a_secret_in_the_code_bases_values_renders_for_every_plant(tmp_path: Pat
     for plant in ("p1", "p2", "p3"):
         assert files[(plant, "key.txt")].content == f"key={CANARY}\n".encode()
         assert files[(plant, "key.txt")].mode == 0o600 and files[(plant, "app.conf")].mode == 0o644
+        assert files[(plant, "shout.txt")].mode == 0o600, "it reads the secret's key"
     wrong = service.open_project(project.root, password_file(tmp_path, "wrong", "wrong.pass"))
     with pytest.raises(ConfigError) as failed:
         service.validate(wrong, None)

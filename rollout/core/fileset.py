@@ -16,12 +16,11 @@ import jinja2.nodes
 from rollout.config.codebase import Release
 from rollout.config.filenames import clash_problems, name_problems
 from rollout.config.models import LayerConfig
-from rollout.config.secrets import Vault
+from rollout.config.secrets import Vault, vaulted_in
 from rollout.core.bundle import BundleFile
 from rollout.core.sandbox import MemoryBytecodeCache, bounded, environment, template_problem
 from rollout.core.values import plain_copy
 from rollout.errors import Problem, RenderError
-from rollout.masking import holds_secret
 
 TEMPLATE_SUFFIX = ".j2"
 _CONTEXT_NAMES = ("values", "plant", "release", "layer", "hosts", "groups")
@@ -150,13 +149,20 @@ class FileSet:
         return self._names
 
 
-def _copy(context: dict[str, Any], vault: Vault | None) -> dict[str, Any]:
-    copied: dict[str, Any] = plain_copy(context)
-    return copied if vault is None else vault.reveal(copied)  # the plain texts live only in this copy
-
-
-def _holds(content: bytes) -> bool:
-    return holds_secret(content.decode("utf-8", "replace"))
+def _rendered(files: FileSet, path: str, context: dict[str, Any], vault: Vault | None) -> tuple[bytes, bool]:
+    """The template rendered, and whether it may hold a secret (it is then mode 0600): it reads a
+    value key that holds one (however it transforms it), or its text holds one as it is."""
+    names, keys = files.reads([path])
+    # Its own copy of what it reads (with its includes): what one template changes, no other sees.
+    copied: dict[str, Any] = plain_copy({k: v for k, v in context.items() if k in names})
+    if vault is None:
+        return files.render(path, copied), False
+    plains = [vault.decrypt(v) for v in vaulted_in(copied)]
+    content = files.render(path, vault.reveal(copied))  # the plain texts live only in that copy
+    values = copied.get("values", {})
+    read = values if keys is None else {k: values[k] for k in keys if k in values}
+    text = content.decode("utf-8", "replace")
+    return content, bool(vaulted_in(read)) or any(plain and plain in text for plain in plains)
 
 
 def _value_keys(ast: jinja2.nodes.Template) -> set[str] | None:
@@ -197,12 +203,10 @@ def render_files(
             if name.startswith("_"):
                 continue  # a partial, only ever included
             rel = rel[: -len(TEMPLATE_SUFFIX)]
-            names, _ = files.reads([path])
-            # Its own copy of what it reads (with its includes): what one template changes, no other sees.
-            content = files.render(path, _copy({k: v for k, v in context.items() if k in names}, vault))
+            content, secret = _rendered(files, path, context, vault)
         else:
-            content = source.content
-        mode = 0o600 if vault is not None and path.endswith(TEMPLATE_SUFFIX) and _holds(content) else source.mode
+            content, secret = source.content, False
+        mode = 0o600 if secret else source.mode
         if rel in out:
             raise RenderError(
                 [
