@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from rollout.masking import mask
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -23,7 +25,7 @@ class Problem:
         """This problem as it may be shown: names and values from the input can hold control, bidi or
         undecodable characters, which would hide or reorder text on a terminal or fail to encode."""
         texts = (self.file, self.location, self.expected, self.found, self.message)
-        file, location, expected, found, message = (printable(t) for t in texts)
+        file, location, expected, found, message = (printable(mask(t)) for t in texts)
         return replace(self, file=file, location=location, expected=expected, found=found, message=message)
 
     def render(self) -> str:

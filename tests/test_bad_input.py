@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from ansible.parsing.vault import VaultLib, VaultSecret
 
 from conftest import MiniProject, make_mini
 
@@ -26,6 +27,10 @@ class Case:
     """Must appear in the message: the file at fault."""
     place: str
     """Must appear in the message: key path, line or the offending name."""
+    password: str | None = None
+    """A vault password, written to ``vault_file``."""
+    vault_file: str | None = None
+    """What ``$ROLLOUT_VAULT_PASSWORD_FILE`` names, in the test's folder (with a password: ``vault.pass``)."""
 
 
 def edit(rel: str, old: str, new: str) -> Mutation:
@@ -78,6 +83,19 @@ def raw(rel: str, data: bytes) -> Mutation:
 
 
 CHECK_URL = 'url: "http://{{ host.address }}:{{ values.port }}/health"'
+VAULT_PASSWORD = "the vault password"
+
+
+def vault_token(text: str) -> Mutation:
+    """p1's overlay with ``sensors.token`` set to ``text`` (a ``!vault`` value, or not quite)."""
+    return write("overlays/p1/values.yaml", "port: 9000\nsensors:\n  token: " + text)
+
+
+def vaulted(plain: str) -> str:
+    ciphertext = VaultLib([("default", VaultSecret(VAULT_PASSWORD.encode()))]).encrypt(plain).decode()
+    return "!vault |\n" + "".join(f"    {line}\n" for line in ciphertext.splitlines())
+
+
 OVERLAY_TEMPLATE = "overlays/p1/files/edge/config.yaml.j2"
 BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
     f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n"
@@ -671,6 +689,47 @@ CASES = [
         "rendered names in the bundle of layer 'edge'",
     ),
     Case("template-renders-to-no-name", write("app/edge/.j2", "x\n"), "app/edge/.j2@v1", "empty component"),
+    Case("vault-without-password", vault_token(vaulted("s3cret")), "overlays/p1/values.yaml:3", "sensors.token"),
+    Case(
+        "vault-wrong-password",
+        vault_token(vaulted("s3cret")),
+        "overlays/p1/values.yaml:3",
+        "sensors.token: cannot decrypt",
+        password="not the vault password",
+    ),
+    Case(
+        "vault-password-file-missing",
+        vault_token(vaulted("s3cret")),
+        "overlays/p1/values.yaml:3",
+        "sensors.token: vault password file",
+        vault_file="absent.pass",
+    ),
+    Case(
+        "vault-password-file-unreadable",
+        vault_token(vaulted("s3cret")),
+        "overlays/p1/values.yaml:3",
+        "sensors.token: cannot read vault password file",
+        vault_file=".",
+    ),
+    Case(
+        "vault-password-empty",
+        vault_token(vaulted("s3cret")),
+        "overlays/p1/values.yaml:3",
+        "is empty or too large",
+        password="",
+    ),
+    Case("vault-not-ciphertext", vault_token("!vault hunter2\n"), "overlays/p1/values.yaml:3", "invalid !vault"),
+    Case("vault-on-a-mapping", vault_token("!vault {a: 1}\n"), "overlays/p1/values.yaml:3", "sensors.token"),
+    Case(
+        "vault-in-a-check",
+        both(
+            vault_token(vaulted("s3cret")),
+            edit("rollout.yaml", "{{ values.port }}/health", "{{ values.sensors.token }}"),
+        ),
+        "rollout.yaml",
+        "sensors.token (overlays/p1/values.yaml) is encrypted",
+        password=VAULT_PASSWORD,
+    ),
 ]
 
 
@@ -690,8 +749,15 @@ def test_pristine_project_is_valid(pristine: Path, rollout) -> None:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_bad_input(case: Case, pristine: Path, tmp_path: Path, rollout) -> None:
+def test_bad_input(case: Case, pristine: Path, tmp_path: Path, rollout, monkeypatch: pytest.MonkeyPatch) -> None:
     import shutil
+
+    monkeypatch.delenv("ROLLOUT_VAULT_PASSWORD_FILE", raising=False)
+    if case.password is not None:
+        (tmp_path / "vault.pass").write_text(case.password + "\n")
+    vault_file = case.vault_file or ("vault.pass" if case.password is not None else None)
+    if vault_file is not None:
+        monkeypatch.setenv("ROLLOUT_VAULT_PASSWORD_FILE", str(tmp_path / vault_file))
 
     root = tmp_path / "mini"
     shutil.copytree(pristine, root, symlinks=True)

@@ -26,6 +26,7 @@ from rollout.cli.views import output
 from rollout.config.project import Project
 from rollout.engine.executor import Options, default_operator
 from rollout.errors import ConfigError, Problem
+from rollout.masking import mask
 from rollout.service.options import project_options
 from rollout.state.journal import JournalError, LockedError, SchemaError
 
@@ -68,11 +69,28 @@ def _release_option(func: F) -> F:
     )(func)
 
 
+def _keep_vault_file(ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
+    ctx.meta["vault_password_file"] = value
+
+
+def vault_option(func: F) -> F:
+    """``--vault-password-file``, for the verbs that render (``_project`` passes it on)."""
+    return click.option(
+        "--vault-password-file",
+        type=click.Path(path_type=Path),  # read only if a value is encrypted: checked then, naming that value
+        default=None,
+        expose_value=False,
+        callback=_keep_vault_file,
+        help="Password of the values' !vault strings (default: $ROLLOUT_VAULT_PASSWORD_FILE).",
+    )(func)
+
+
 def _project(directory: Path | None) -> Project:
     """The project from the verb's ``-C``, else the one before the verb, else the working folder."""
+    ctx = click.get_current_context()
     if directory is None:
-        directory = click.get_current_context().find_root().params.get("directory")
-    return service.open_project(directory or Path.cwd())
+        directory = ctx.find_root().params.get("directory")
+    return service.open_project(directory or Path.cwd(), ctx.meta.get("vault_password_file"))
 
 
 class _Quiet(io.TextIOBase):
@@ -146,7 +164,7 @@ def _crash_log(exc: BaseException) -> Path:
     base.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
     path = base / f"crash-{stamp}.log"
-    path.write_text("".join(traceback.format_exception(exc)))
+    path.write_text(mask("".join(traceback.format_exception(exc))))
     return path
 
 
@@ -189,7 +207,7 @@ def run(argv: list[str]) -> int:
         return EXIT_ATTENTION
     except Exception as exc:  # the one place an unexpected error is caught: log it, never spill it
         log = _crash_log(exc)
-        err.print(f"internal error: {type(exc).__name__}: {exc}\nthe traceback is in {log}", soft_wrap=True)
+        err.print(f"internal error: {type(exc).__name__}: {mask(str(exc))}\nthe traceback is in {log}", soft_wrap=True)
         return EXIT_INTERNAL
 
 

@@ -18,6 +18,7 @@ from rollout.cli.commands import (
     _project,
     _release_option,
     cli,
+    vault_option,
 )
 from rollout.cli.views import preview, records, watching
 from rollout.config.models.common import parse_duration
@@ -26,6 +27,7 @@ from rollout.config.project import Project
 
 @cli.command()
 @_common
+@vault_option
 @_release_option
 def validate(directory: Path | None, as_json: bool, release: str | None) -> int:
     """Check the project, inventories, overlays, playbooks and templates; touches no host.
@@ -49,6 +51,7 @@ def plan(directory: Path | None, as_json: bool, release: str | None) -> int:
 
 @cli.command()
 @_common
+@vault_option
 @_release_option
 @_plants_option
 @click.option(
@@ -77,6 +80,7 @@ def render(
 
 @cli.command()
 @_common
+@vault_option
 @_release_option
 @click.option("--plant", "-p", "plant", required=True, metavar="PLANT", help="The plant to compare.")
 @click.option("--against", "-a", default=None, metavar="REF", help="The release to compare with.")

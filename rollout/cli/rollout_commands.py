@@ -27,6 +27,7 @@ from rollout.cli.commands import (
     _project,
     _release_option,
     cli,
+    vault_option,
 )
 from rollout.cli.views import output, progress
 from rollout.config.project import Project
@@ -95,6 +96,7 @@ def _finish(project: Project, result: RolloutResult, as_json: bool, junit: Path 
 
 @cli.command()
 @_common
+@vault_option
 @_release_option
 @_insecure_option
 @_plants_option
@@ -140,6 +142,7 @@ def deploy(
 
 @cli.command()
 @_common
+@vault_option
 @_insecure_option
 @click.argument("rollout_id", required=False, metavar="[ROLLOUT]")
 @click.option("--yes", "-y", is_flag=True, help="Non-interactive: no live view, plain lines (for pipelines).")
@@ -200,6 +203,7 @@ def abort(directory: Path | None, as_json: bool, rollout_id: str, reason: str) -
 
 @cli.command()
 @_common
+@vault_option
 @_insecure_option
 @click.option("--plant", "-p", "plant", required=True, metavar="PLANT", help="The plant to roll back.")
 @click.option(

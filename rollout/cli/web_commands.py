@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from rollout import service
-from rollout.cli.commands import EXIT_OK, _common, _console, _project, cli
+from rollout.cli.commands import EXIT_OK, _common, _console, _project, cli, vault_option
 from rollout.cli.views import output
 from rollout.engine.executor import default_operator
 from rollout.errors import ConfigError
@@ -44,6 +44,7 @@ def _tls(cert: Path | None, key: Path | None) -> None:
 
 @cli.command()
 @_common
+@vault_option
 @click.option("--listen", default=DEFAULT_LISTEN, show_default=True, metavar="ADDR:PORT", help="Where to listen.")
 @click.option(
     "--tls-cert", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Serve HTTPS: certificate (PEM)."

@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from types import MappingProxyType
 
@@ -20,6 +20,7 @@ from rollout.config.models import PlantConfig, PlaybookCheck, PlaybookStep, Proj
 from rollout.config.models.common import NAME_PATTERN
 from rollout.config.models.validation import validate_doc
 from rollout.config.overlays import ARCHETYPES_DIR, Overlay, read_overlay
+from rollout.config.secrets import Vault
 from rollout.config.yamlfile import YamlDoc, format_path, read_yaml
 from rollout.errors import ConfigError, Problem, ReleaseError, shorten
 
@@ -48,6 +49,8 @@ class Project:
     plants: Mapping[str, Plant]
     plant_overlays: Mapping[str, Overlay]
     archetype_overlays: Mapping[str, Overlay]
+    vault: Vault = field(default_factory=Vault, compare=False)
+    """Decrypts the ``!vault`` values of values files, with the password it was given."""
 
     def overlays_for(self, plant: Plant) -> list[Overlay]:
         """The overlays of a plant in merge order: archetype, then plant."""

@@ -5,6 +5,7 @@ Two departures from PyYAML's SafeLoader, both deliberate:
 * Implicit typing follows YAML 1.2's core schema: ``22:00`` stays a string (YAML 1.1
   reads it as the base-60 integer 1320), ``no``/``on`` stay strings, dates stay strings,
   and a number with a leading zero (``0755``) stays a string.
+* ``!vault`` (ansible-vault's tag) makes an encrypted value: a ``Vaulted``, never decrypted here.
 * Duplicate keys are an error, and the number of nodes (after expanding aliases) is
   bounded, so a hostile file cannot blow up memory.
 """
@@ -19,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from rollout.config.secrets import VAULT_TAG, Vaulted
 from rollout.errors import ConfigError, Problem, shorten
 
 Path_ = tuple[str | int, ...]
@@ -176,6 +178,8 @@ class _Builder:
             raise self.fail(node, path, f"nested too deeply (over {MAX_DEPTH} levels, aliases included)")
         self.depth += 1
         try:
+            if node.tag == VAULT_TAG:
+                return self._vaulted(node, path)
             if isinstance(node, yaml.MappingNode):
                 return self._mapping(node, path)
             if isinstance(node, yaml.SequenceNode):
@@ -196,6 +200,14 @@ class _Builder:
         if isinstance(value, int) and value.bit_length() > _MAX_INT_BITS:  # 0x...: no digit limit, but no str() either
             raise self.fail(node, path, "number too long", expected="at most 1000 digits")
         return value
+
+    def _vaulted(self, node: yaml.Node, path: Path_) -> Vaulted:
+        text = node.value if isinstance(node, yaml.ScalarNode) else ""
+        if not text.lstrip().startswith("$ANSIBLE_VAULT;"):
+            raise self.fail(
+                node, path, "invalid !vault value", expected="ansible-vault ciphertext ($ANSIBLE_VAULT;...)"
+            )
+        return Vaulted(text, self.display, format_path(path), node.start_mark.line + 1)
 
     def _mapping(self, node: yaml.MappingNode, path: Path_) -> dict[str, Any]:
         # "<<" merges are built here, not by PyYAML's flatten_mapping, whose copies escape the node budget.

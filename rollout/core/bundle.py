@@ -8,6 +8,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from rollout.config.secrets import json_default
+
 MANIFEST_FORMAT = 1
 
 
@@ -66,7 +68,7 @@ def canonical_json(value: Any, indent: int | None = None) -> bytes:
     """JSON with sorted keys and fixed separators, so equal data gives equal bytes."""
     separators = (",", ": ") if indent else (",", ":")
     return json.dumps(
-        value, sort_keys=True, indent=indent, separators=separators, ensure_ascii=False, default=str
+        value, sort_keys=True, indent=indent, separators=separators, ensure_ascii=False, default=json_default
     ).encode()
 
 

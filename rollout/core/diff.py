@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from rollout.core.bundle import Bundle, BundleFile
+from rollout.masking import mask
 
 Status = Literal["added", "removed", "modified", "mode"]
 
@@ -50,6 +51,8 @@ def _change(
         return FileChange(
             layer, path, status, f"Binary files {old_label}/{layer}/{path} and {new_label}/{layer}/{path} differ\n"
         )
+    if old_text == new_text:  # they differ only where a secret is masked
+        return FileChange(layer, path, status, f"{layer}/{path}: a secret changed (shown as ***)\n")
     lines = difflib.unified_diff(
         old_text.splitlines(keepends=True),
         new_text.splitlines(keepends=True),
@@ -65,7 +68,7 @@ def _text(f: BundleFile | None) -> str | None:
     if b"\0" in f.content:
         return None
     try:
-        return f.content.decode("utf-8")
+        return mask(f.content.decode("utf-8"))  # a line that quotes a secret shows ***
     except UnicodeDecodeError:
         return None
 

@@ -16,6 +16,7 @@ import jinja2.nodes
 from rollout.config.codebase import Release
 from rollout.config.filenames import clash_problems, name_problems
 from rollout.config.models import LayerConfig
+from rollout.config.secrets import Vault, vaulted_in
 from rollout.core.bundle import BundleFile
 from rollout.core.sandbox import MemoryBytecodeCache, bounded, environment, template_problem
 from rollout.core.values import plain_copy
@@ -148,6 +149,22 @@ class FileSet:
         return self._names
 
 
+def _rendered(files: FileSet, path: str, context: dict[str, Any], vault: Vault | None) -> tuple[bytes, bool]:
+    """The template rendered, and whether it may hold a secret (it is then mode 0600): it reads a
+    value key that holds one (however it transforms it), or its text holds one as it is."""
+    names, keys = files.reads([path])
+    # Its own copy of what it reads (with its includes): what one template changes, no other sees.
+    copied: dict[str, Any] = plain_copy({k: v for k, v in context.items() if k in names})
+    if vault is None:
+        return files.render(path, copied), False
+    plains = [vault.decrypt(v) for v in vaulted_in(copied)]
+    content = files.render(path, vault.reveal(copied))  # the plain texts live only in that copy
+    values = copied.get("values", {})
+    read = values if keys is None else {k: values[k] for k in keys if k in values}
+    text = content.decode("utf-8", "replace")
+    return content, bool(vaulted_in(read)) or any(plain and plain in text for plain in plains)
+
+
 def _value_keys(ast: jinja2.nodes.Template) -> set[str] | None:
     """Top-level keys read as ``values.key`` or ``values['key']``; None if values is used whole."""
     keys: set[str] = set()
@@ -168,9 +185,13 @@ def _value_keys(ast: jinja2.nodes.Template) -> set[str] | None:
 
 
 def render_files(
-    files: FileSet, layer: LayerConfig, paths: list[str], context: dict[str, Any]
+    files: FileSet, layer: LayerConfig, paths: list[str], context: dict[str, Any], vault: Vault | None = None
 ) -> tuple[BundleFile, ...]:
-    """The files of the bundle of ``layer``: templates rendered with ``context``, others as they are."""
+    """The files of the bundle of ``layer``: templates rendered with ``context``, others as they are.
+
+    With a ``vault`` (the context holds encrypted values), templates see the plain texts, and a
+    rendered file that holds one is mode 0600: only its owner on the host may read it.
+    """
     prefix_len = 0 if layer.source_dir == "." else len(layer.source_dir.rstrip("/")) + 1
     out: dict[str, BundleFile] = {}
     origin: dict[str, str] = {}
@@ -182,11 +203,10 @@ def render_files(
             if name.startswith("_"):
                 continue  # a partial, only ever included
             rel = rel[: -len(TEMPLATE_SUFFIX)]
-            names, _ = files.reads([path])
-            # Its own copy of what it reads (with its includes): what one template changes, no other sees.
-            content = files.render(path, plain_copy({k: v for k, v in context.items() if k in names}))
+            content, secret = _rendered(files, path, context, vault)
         else:
-            content = source.content
+            content, secret = source.content, False
+        mode = 0o600 if secret else source.mode
         if rel in out:
             raise RenderError(
                 [
@@ -197,7 +217,7 @@ def render_files(
                     )
                 ]
             )
-        out[rel] = BundleFile(rel, content, source.mode)
+        out[rel] = BundleFile(rel, content, mode)
         origin[rel] = source.display
     # A template's name loses .j2 (``.j2`` alone names nothing; ``café.j2`` may meet ``café`` in NFD).
     problems = name_problems(origin, f"rendered names in the bundle of layer {layer.name!r}")

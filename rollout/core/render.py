@@ -31,6 +31,7 @@ from rollout.config.codebase import Release
 from rollout.config.models import LayerConfig
 from rollout.config.overlays import policy_problems
 from rollout.config.project import Plant, Project
+from rollout.config.secrets import Vaulted, vaulted_in
 from rollout.config.yamlfile import YamlDoc, parse_yaml
 from rollout.core.bundle import Bundle, BundleFile, sha256_json
 from rollout.core.fileset import TEMPLATE_SUFFIX, FileSet, Shared, render_files, sha256_hex
@@ -62,6 +63,10 @@ class Renderer:
         """The plant at hand and its context per layer."""
         self.hits = 0
         """Renderings saved because another plant had equal inputs."""
+        vaulted = self._vaulted()
+        self._secrets = bool(vaulted)
+        """Whether any values file holds an encrypted value: without, no plant's values are searched for one."""
+        project.vault.decrypt_quietly(vaulted)
 
     def _base_values(self) -> YamlDoc:
         path = self.project.config.codebase.values
@@ -76,12 +81,32 @@ class Renderer:
             raise ConfigError.one(display, "not UTF-8 text") from None
         return parse_yaml(text, display)
 
+    def _vaulted(self) -> list[Vaulted]:
+        """Every encrypted value of the base and of every overlay."""
+        overlays = [*self.project.plant_overlays.values(), *self.project.archetype_overlays.values()]
+        found = vaulted_in(self.base_values.data)
+        return found + [v for o in overlays if o.values is not None for v in vaulted_in(o.values.data)]
+
     def values(self, plant: Plant) -> MergedValues:
         """The plant's merged values with the source of each."""
         if plant.name not in self._values:
             layers = [(o.label, o.values) for o in self.project.overlays_for(plant) if o.values is not None]
-            self._values[plant.name] = merge_values(self.base_values, layers)
+            merged = merge_values(self.base_values, layers)
+            if self._secrets:
+                self._decrypt_all(merged)
+            self._values[plant.name] = merged
         return self._values[plant.name]
+
+    def _decrypt_all(self, merged: MergedValues) -> None:
+        """Every encrypted value the plant sees must decrypt (each once): a wrong password fails here, at once."""
+        problems: list[Problem] = []
+        for value in vaulted_in(merged.values):
+            try:
+                self.project.vault.decrypt(value)
+            except ConfigError as exc:
+                problems += exc.problems
+        if problems:
+            raise ConfigError(problems)
 
     def check_plant(self, plant: Plant) -> None:
         """Raise every policy and value problem of the plant's overlays at this release."""
@@ -157,7 +182,8 @@ class Renderer:
             self.hits += 1
         else:
             known = reuse(head) if reuse is not None else None
-            self._memo[inputs_hash] = known if known is not None else render_files(files, layer, paths, context)
+            vault = self.project.vault if self._secrets and vaulted_in(context["values"]) else None
+            self._memo[inputs_hash] = known if known is not None else render_files(files, layer, paths, context, vault)
         return replace(head, files=self._memo[inputs_hash])
 
     def overlay_hash(self, plant: Plant) -> str:

@@ -11,6 +11,7 @@ import jinja2
 
 from rollout.config.models import CommandCheck, CommandStep, HttpCheck, LayerConfig, TcpCheck
 from rollout.config.project import PROJECT_FILE
+from rollout.config.secrets import Vaulted
 from rollout.core.sandbox import environment, template_problem
 from rollout.errors import Problem
 
@@ -18,7 +19,19 @@ from rollout.errors import Problem
 @functools.cache
 def _string_env() -> jinja2.Environment:
     """Checks and steps in rollout.yaml are small templates too, rendered sandboxed."""
-    return environment(True, jinja2.DictLoader({}))
+    env = environment(True, jinja2.DictLoader({}))
+    env.finalize = _no_secret
+    return env
+
+
+def _no_secret(value: Any) -> Any:
+    """A check's or step's text is shown and journaled: an encrypted value has no place in it."""
+    if isinstance(value, Vaulted):
+        raise jinja2.TemplateRuntimeError(
+            f"{value.location} ({value.file}) is encrypted, and checks and steps are recorded in the clear;"
+            " use it in a file of the bundle instead"
+        )
+    return value
 
 
 def _is_port(text: str) -> bool:

@@ -1,4 +1,4 @@
-"""Writing rendered bundles to a folder: atomically, and not at all when unchanged."""
+"""Writing rendered bundles to a folder: atomically, and not at all when unchanged; secrets masked."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Any
 
 from rollout.core.bundle import Bundle, BundleFile
 from rollout.errors import Problem, RenderError
+from rollout.masking import holds_secret, mask
 
 MANIFEST_NAME = "manifest.json"
 FILES_DIR = "files"
@@ -33,13 +34,20 @@ def write_bundle(bundle: Bundle, out: Path) -> bool:
             if target.parent not in folders:  # one mkdir per folder, not one per file
                 target.parent.mkdir(parents=True, exist_ok=True)
                 folders.add(target.parent)
-            _write_file(target, f.content, f.mode)
+            _write_file(target, _at_rest(f.content), f.mode)
         (staging / MANIFEST_NAME).write_bytes(manifest)
         staging.chmod(0o755)
         _swap(staging, final)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return True
+
+
+def _at_rest(content: bytes) -> bytes:
+    """What this machine keeps of a file: a decrypted secret only ever lands on the plant's host, so
+    here it is ``***`` (the manifest keeps the real hash, and such a bundle is rendered again next time)."""
+    text = content.decode("utf-8", "surrogateescape")
+    return mask(text).encode("utf-8", "surrogateescape") if holds_secret(text) else content
 
 
 def _write_file(path: Path, content: bytes, mode: int) -> None:

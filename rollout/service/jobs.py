@@ -11,6 +11,7 @@ import os
 import socket
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -20,6 +21,7 @@ from rollout.core.clock import Clock
 from rollout.core.events import Event
 from rollout.engine.executor import Options
 from rollout.errors import ConfigError, RolloutError
+from rollout.masking import mask
 from rollout.service.recorder import is_run_lease
 from rollout.service.rollbacks import locked_rollback
 from rollout.service.rollouts import abort, approve, resume_rollout
@@ -108,10 +110,12 @@ class JobRunner:
         try:
             message = self._dispatch(job)
         except RolloutError as exc:  # refused, locked, or the state went away: the person reads why
-            self.journal.update_job(job.key, "failed", time.time(), str(exc))
+            self.journal.update_job(job.key, "failed", time.time(), mask(str(exc)))
         except Exception as exc:  # never let a job's thread die silently
-            log.exception("job %s (%s) failed", job.key, job.kind)
-            self.journal.update_job(job.key, "failed", time.time(), f"internal error: {type(exc).__name__}: {exc}")
+            trace = mask("".join(traceback.format_exception(exc)))  # a decrypted secret is never logged
+            log.error("job %s (%s) failed\n%s", job.key, job.kind, trace)
+            message = mask(f"internal error: {type(exc).__name__}: {exc}")
+            self.journal.update_job(job.key, "failed", time.time(), message)
         else:
             self.journal.update_job(job.key, "done", time.time(), message)
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
 from rollout.config.codebase import Release
 from rollout.config.project import Plant, Project, find_project, load_project
+from rollout.config.secrets import Vault
 from rollout.config.yamlfile import Path_
 from rollout.core.bundle import Bundle, BundleFile
 from rollout.core.customization import Customization, customization
@@ -23,9 +24,10 @@ from rollout.service.state import state_url
 T = TypeVar("T")
 
 
-def open_project(start: Path) -> Project:
-    """Find (from ``start`` upward) and load the project."""
-    return load_project(find_project(start))
+def open_project(start: Path, vault_password_file: Path | None = None) -> Project:
+    """Find (from ``start`` upward) and load the project; ``!vault`` values decrypt with the password
+    in ``vault_password_file`` (default: ``$ROLLOUT_VAULT_PASSWORD_FILE``), read only if one is used."""
+    return replace(load_project(find_project(start)), vault=Vault.from_option(vault_password_file))
 
 
 @dataclass(frozen=True)

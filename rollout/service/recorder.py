@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from rollout.core.events import DURABLE, PLANT_DONE, ROLLOUT, Event, EventKind, EventSink
 from rollout.core.projection import RolloutState, fold
 from rollout.errors import RolloutError
+from rollout.masking import mask_data
 from rollout.state.journal import Journal, Lock, LockedError
 
 LOCK_TTL = 60.0
@@ -32,6 +33,11 @@ FOREIGN = ("abort.requested", "approval.granted", "rollout.aborted")
 """Kinds other processes write into a running rollout (``abort``, ``approve``)."""
 
 T = TypeVar("T")
+
+
+def masked(event: Event) -> Event:
+    detail = mask_data(event.detail)
+    return event if detail == event.detail else replace(event, detail=detail)  # type: ignore[arg-type]
 
 
 def run_key(rollout: str) -> str:
@@ -118,6 +124,7 @@ class Recorder:
         """Journal first, then show and fold. A plant's outcome, the release of its lease and
         ``plant.unlocked`` are one write: a run killed between two writes would otherwise leave
         the lease behind a finished plant."""
+        event = masked(event)  # a check's output may quote a rendered secret: never journaled or shown
         if event.kind in FENCED:
             self._fence(event)
         lease: Lock | None = None

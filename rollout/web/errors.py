@@ -4,6 +4,7 @@ stack trace. The one place the HTTP layer turns errors into statuses."""
 from __future__ import annotations
 
 import logging
+import traceback
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
@@ -12,6 +13,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException
 
 from rollout.errors import ConfigError
+from rollout.masking import mask
 from rollout.state.journal import JournalError, LockedError
 from rollout.web.auth import BadCsrf, Forbidden, NotSignedIn
 from rollout.web.templating import templates
@@ -74,5 +76,6 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def internal(request: Request, exc: Exception) -> Response:
-        log.exception("internal error on %s %s", request.method, request.url.path)
+        trace = mask("".join(traceback.format_exception(exc)))  # a decrypted secret is never logged
+        log.error("internal error on %s %s\n%s", request.method, request.url.path, trace)
         return answer(request, 500, "internal", f"internal error: {type(exc).__name__} (logged by the server)")
