@@ -13,6 +13,7 @@ from rollout.core.render import Renderer
 from rollout.engine.executor import Executor, Options, PlantResult, Steps, Target
 from rollout.engine.layout import Running
 from rollout.errors import ConfigError
+from rollout.service import assets
 from rollout.service.orchestrator import new_rollout_id
 from rollout.service.state import open_state
 from rollout.service.workorders import render_steps
@@ -132,6 +133,9 @@ def locked_rollback(
             record(Event("plant.attention", plant_name, detail={"reason": why}))
             record(Event("rollout.halted", ROLLOUT, detail={"reason": why}))
             raise
+        warning = assets.keep(journal, result.assets)
+        if warning:
+            record(Event("warning", ROLLOUT, detail={"reason": f"{plant_name}: {warning}"}))
         record(Event("rollout.finished", ROLLOUT, detail={"plants": {plant_name: result.outcome}}))
         return result
     finally:
