@@ -9,6 +9,7 @@ host and can be checked exactly; the OS, kernel and architecture are the machine
 from __future__ import annotations
 
 import platform
+import re
 import sqlite3
 import subprocess
 from collections.abc import Callable, Iterator
@@ -17,12 +18,14 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
 from conftest import Result
 from deploykit import DeployProject, build, events_of
 from fleet import Fleet
 from rollout.core.assets import compare_versions, parse_probe
 from rollout.service import open_state
+from rollout.web.app import create_app
 
 Run = Callable[..., Result]
 
@@ -177,7 +180,7 @@ def test_a_deploy_whose_asset_records_cannot_be_kept_still_succeeds_with_a_warni
     assert open_state(dp.project()).assets() == [], "a refused write left records behind"
 
 
-def test_the_local_transport_reads_this_machines_packages(
+def test_the_local_transport_reads_this_machines_packages_and_the_console_shows_them(
     rollout: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     dp = build(tmp_path, "local", None, light=True)
@@ -190,6 +193,35 @@ def test_the_local_transport_reads_this_machines_packages(
     found = _assets(rollout, dp)
     assert sorted(found) == ["p1-gw1", "p1-in"]
     assert all(r["packages"] == installed(0) and r["kernel"] == platform.release() for r in found.values())
+    journal = open_state(dp.project())
+    [gw, inn] = journal.assets("p1")
+    journal.put_assets([replace(gw, collected=gw.collected - 25 * 3600)])
+    added = rollout("user", "add", "vic", "--role", "viewer", "-C", dp.root, "--json")
+    token = str(events_of(added.out)[0]["token"])
+    _console_shows(dp, token)
+
+
+def _console_shows(dp: DeployProject, token: str) -> None:
+    """The API lists every package; the plant page shows each host in a line, stale in words."""
+    project = dp.project()
+    app = create_app(project, open_state(project))
+    with TestClient(app, follow_redirects=False) as client:
+        api = client.get("/api/v1/plants/p1", headers={"Authorization": f"Bearer {token}"})
+        assert api.status_code == 200, api.text[:300]
+        by_host = {a["host"]: a for a in api.json()["assets"]}
+        assert by_host["p1-in"]["packages"] == installed(0) and by_host["p1-in"]["stale"] is False, by_host
+        assert by_host["p1-gw1"]["stale"] is True and by_host["p1-gw1"]["releases"] == {"edge": "v1"}
+        form = client.get("/signin")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+        assert csrf, "the sign-in form has no CSRF token"
+        client.post("/signin", data={"token": token, "csrf": csrf.group(1), "next": "/"})
+        page = client.get("/plants/p1")
+        assert page.status_code == 200, page.text[:300]
+        section = page.text.split("<h2>Assets</h2>", 1)[1].split("<h2>", 1)[0]
+        rows = {host: next(r for r in section.split("<tr>") if f">{host}<" in r) for host in ("p1-gw1", "p1-in")}
+        assert "stale" in rows["p1-gw1"] and "stale" not in rows["p1-in"], section
+        assert f"<td>{platform.release()}</td>" in rows["p1-in"] and f"<td>{len(installed(0))}</td>" in rows["p1-in"]
+        app.state.console.runner.join(60)
 
 
 # -- the pure core ---------------------------------------------------------------------

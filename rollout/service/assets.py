@@ -7,9 +7,10 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from rollout.config.project import Project
-from rollout.core.assets import HostAssets, older_than, stale
+from rollout.core.assets import HostAssets, older_than, stale, to_json
 from rollout.core.clock import Clock, SystemClock
 from rollout.core.events import discard
 from rollout.engine.executor import Executor, Options
@@ -27,6 +28,21 @@ class AssetRow:
     stale: bool
     package: str | None = None
     """With ``--package``: the version of that package on the host."""
+
+    @property
+    def collected_at(self) -> str:
+        return dt.datetime.fromtimestamp(self.record.collected, dt.UTC).isoformat(timespec="seconds")
+
+    def as_dict(self, packages: bool = True) -> dict[str, Any]:
+        """The host as JSON (the CLI's --json and the API); ``packages``: with its whole list."""
+        data = to_json(self.record)
+        data["package_count"] = len(self.record.probe.packages)
+        if not packages:
+            del data["packages"]
+        data.update(type="assets", collected=self.collected_at, stale=self.stale)
+        if self.package is not None:
+            data["version"] = self.package
+        return data
 
 
 @dataclass(frozen=True)

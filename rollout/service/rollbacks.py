@@ -133,14 +133,19 @@ def locked_rollback(
             record(Event("plant.attention", plant_name, detail={"reason": why}))
             record(Event("rollout.halted", ROLLOUT, detail={"reason": why}))
             raise
-        warning = assets.keep(journal, result.assets)
-        if warning:
-            record(Event("warning", ROLLOUT, detail={"reason": f"{plant_name}: {warning}"}))
+        _keep_assets(journal, record, result)
         record(Event("rollout.finished", ROLLOUT, detail={"plants": {plant_name: result.outcome}}))
         return result
     finally:
         if record.holding:
             journal.release(plant_name, rid)
+
+
+def _keep_assets(journal: Journal, record: EventSink, result: PlantResult) -> None:
+    """What the rollback found on the hosts; failing to keep it is a warning, not a failed rollback."""
+    warning = assets.keep(journal, result.assets)
+    if warning:
+        record(Event("warning", ROLLOUT, detail={"reason": f"{result.plant}: {warning}"}))
 
 
 class _RollbackRecorder:

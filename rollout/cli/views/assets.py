@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from rollout.cli.views.output import emit_json
-from rollout.core.assets import to_json
 from rollout.service.assets import AssetRow, Collected
 
 CSV_COLUMNS = ("plant", "host", "os", "os_version", "kernel", "arch", "package", "version", "collected", "stale")
@@ -21,21 +19,9 @@ def _iso(seconds: float) -> str:
     return dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat(timespec="seconds")
 
 
-def record(row: AssetRow, packages: bool = True) -> dict[str, Any]:
-    """One host as JSON; ``packages``: with its whole package list (else only their count)."""
-    data = to_json(row.record)
-    data["package_count"] = len(row.record.probe.packages)
-    if not packages:
-        del data["packages"]
-    data.update(type="assets", collected=_iso(row.record.collected), stale=row.stale)
-    if row.package is not None:
-        data["version"] = row.package
-    return data
-
-
 def show(console: Console, rows: list[AssetRow], package: str | None, as_json: bool, as_csv: bool) -> None:
     if as_json:
-        emit_json(console, (record(r) for r in rows))
+        emit_json(console, (r.as_dict() for r in rows))
     elif as_csv:
         _csv(console, rows, package)
     else:
@@ -74,7 +60,7 @@ def _table(console: Console, rows: list[AssetRow], package: str | None) -> None:
 def collected(console: Console, result: Collected, as_json: bool) -> None:
     if as_json:
         emit_json(
-            console, ({**record(AssetRow(r, False), packages=False), "type": "collected"} for r in result.records)
+            console, ({**AssetRow(r, False).as_dict(packages=False), "type": "collected"} for r in result.records)
         )
         emit_json(console, ({"type": "unreachable", "host": h, "error": e} for h, e in result.unreachable.items()))
         return

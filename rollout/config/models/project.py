@@ -102,6 +102,8 @@ class PreflightConfig(Model):
 class AssetsConfig(Model):
     max_age: Duration = 86400.0
     """A host's asset record older than this is shown as stale (``24h`` by default)."""
+    collect: bool = True
+    """Collect assets as deploys and rollbacks read the hosts (``rollout assets collect`` always does)."""
 
 
 class StateConfig(Model):
