@@ -14,6 +14,7 @@ The hosts are this machine's sshd servers, so each reports this machine's packag
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 from pathlib import Path
 
@@ -63,7 +64,12 @@ def main() -> None:
     title = f"Deploy with and without the asset probe: {count} plants x {per} host(s), medians of {args.runs} (s)"
     print(table(title, [on, off], off))
     ratio = on.median / off.median
-    print(f"  with / without <= {TARGET:.2f}   {ratio:6.3f}  {'met' if ratio <= TARGET else 'NOT MET'}", flush=True)
+    # Rounds pair the two deploys back to back: the median of each round's ratio is the least
+    # moved by a machine whose load drifts during the run.
+    paired = statistics.median(a / b for a, b in zip(on.times, off.times, strict=True))
+    for name, value in (("medians", ratio), ("paired rounds", paired)):
+        verdict = "met" if value <= TARGET else "NOT MET"
+        print(f"  with / without <= {TARGET:.2f} ({name}) {value:6.3f}  {verdict}", flush=True)
 
 
 if __name__ == "__main__":

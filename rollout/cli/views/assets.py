@@ -44,6 +44,10 @@ def _csv(console: Console, rows: list[AssetRow], package: str | None) -> None:
 
 
 def _table(console: Console, rows: list[AssetRow], package: str | None) -> None:
+    if not rows:
+        kept = "deploys, rollbacks and 'rollout assets collect' keep them"
+        console.print(f"no host has {package} as asked" if package else f"no asset records yet: {kept}")
+        return
     title = f"Hosts with {package}" if package else "What every host is and runs"
     table = Table("plant", "host", "os", "kernel", "arch", package or "packages", "releases", "collected", title=title)
     for row in rows:
@@ -53,8 +57,6 @@ def _table(console: Console, rows: list[AssetRow], package: str | None) -> None:
         count = row.package if package else str(len(p.packages))
         table.add_row(r.plant, r.host, f"{p.os_name} {p.os_version}".strip(), p.kernel, p.arch, count, releases, when)
     console.print(table)
-    if not rows:
-        console.print("no asset records: they are kept by deploys, rollbacks and 'rollout assets collect'")
 
 
 def collected(console: Console, result: Collected, as_json: bool) -> None:
