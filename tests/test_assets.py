@@ -24,6 +24,7 @@ from conftest import Result
 from deploykit import DeployProject, build, events_of
 from fleet import Fleet
 from rollout.core.assets import compare_versions, parse_probe
+from rollout.engine import layout
 from rollout.service import open_state
 from rollout.web.app import create_app
 
@@ -263,3 +264,20 @@ def test_a_probe_without_a_package_manager_still_says_the_os() -> None:
     assert probe.packager == "" and dict(probe.packages) == {}
     rpm = parse_probe({"os": "", "rpm": "openssl\t3.0.7-27.el9\nbroken line\n"})
     assert rpm.packager == "rpm" and dict(rpm.packages) == {"openssl": "3.0.7-27.el9"}
+
+
+def test_the_probe_reads_the_real_dpkg_database_of_this_machine(tmp_path: Path) -> None:
+    """The probe's own dpkg-query command, unshadowed: every installed package, none other."""
+    step = layout.read_running(str(tmp_path / "none"), 30, assets=True)
+    done = subprocess.run(["sh", "-c", step.script], capture_output=True, text=True, timeout=30, check=True)
+    probe = layout.parse_running(done.stdout).assets
+    assert probe is not None and probe.packager == "dpkg"
+    listed = subprocess.run(
+        ["dpkg-query", "-W", "-f", "${db:Status-Status}\t${Package}\t${Version}\n"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout.splitlines()
+    expected = {p: v for s, p, v in (line.split("\t") for line in listed) if s == "installed"}
+    assert dict(probe.packages) == expected and len(expected) > 10, len(probe.packages)
