@@ -202,6 +202,18 @@ def test_the_local_transport_reads_this_machines_packages_and_the_console_shows_
     _console_shows(dp, token)
 
 
+def test_a_host_in_every_layer_has_one_record_with_each_layers_release(rollout: Run, tmp_path: Path) -> None:
+    dp = build(tmp_path, "local", None, light=True, single_host=True)
+    try:
+        assert rollout("deploy", "-C", dp.root, "--release", "v1", "--yes").code == 0
+    finally:
+        dp.stop_services()
+    found = _assets(rollout, dp)
+    assert list(found) == ["p1-box"] and found["p1-box"]["releases"] == {"edge": "v1", "ingest": "v1"}, found
+    steps = [layout.read_running("/x", 5, assets=a).script for a in (True, False)]
+    assert "dpkg-query" in steps[0] and "dpkg-query" not in steps[1]
+
+
 def _console_shows(dp: DeployProject, token: str) -> None:
     """The API lists every package; the plant page shows each host in a line, stale in words."""
     project = dp.project()
