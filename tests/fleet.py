@@ -13,7 +13,7 @@ import signal
 import socket
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from netplan import fleet_address
@@ -29,6 +29,8 @@ class SshHost:
     home: Path
     config: Path
     process: subprocess.Popen[bytes] | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    """Set in every session (sshd's SetEnv), e.g. a PATH that shadows a command; set before ``start``."""
 
     @property
     def name(self) -> str:
@@ -117,7 +119,7 @@ Subsystem sftp internal-sftp
 UseDNS no
 MaxStartups 100:30:200
 MaxSessions 50
-SetEnv HOME={host.home}
+SetEnv HOME={host.home}{"".join(f" {k}={v}" for k, v in host.env.items())}
 """
 
 

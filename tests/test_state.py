@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from access_contract import AccessContract
+from assets_contract import AssetContract, host
 from lease_contract import LeaseContract
 from state_contract import SPAWN, WAIT, Backend, StateContract, reap, record, spawn
 
@@ -67,7 +68,7 @@ class SqliteBackend(Backend):
             subprocess.run(["chattr", "-i", *files], check=True, capture_output=True, timeout=30)
 
 
-class TestSqliteState(StateContract, LeaseContract, AccessContract):
+class TestSqliteState(StateContract, LeaseContract, AccessContract, AssetContract):
     @pytest.fixture
     def backend(self, tmp_path: Path) -> SqliteBackend:
         return SqliteBackend(tmp_path / "state" / "state.db")
@@ -130,7 +131,7 @@ def test_a_version_3_journal_gets_the_access_tables_and_keeps_its_events(tmp_pat
         )
         assert sqlite_schema.stored_version(db) == 3 and "users" not in _tables(db)
     journal = SqliteJournal(path)
-    assert journal.schema() == sqlite_schema.LATEST == 4, f"upgraded to {journal.schema()}"
+    assert journal.schema() == sqlite_schema.LATEST, f"upgraded to {journal.schema()}"
     assert journal.rollout("r1") == record("r1"), "the upgrade lost the rollout"
     assert [(e.seq, e.event.kind) for e in journal.events()] == [(1, "plant.started")], "the upgrade lost the events"
     ann = User("ann", "admin", (), "h-ann", 1.0)
@@ -141,6 +142,22 @@ def test_a_version_3_journal_gets_the_access_tables_and_keeps_its_events(tmp_pat
     assert journal.append("r1", Event("plant.done", "p1")) == 2
     with closing(sqlite3.connect(path)) as db:
         assert {"users", "sessions", "jobs", "deliveries"} <= _tables(db)
+
+
+def test_a_version_4_journal_gets_the_asset_table_and_keeps_its_users(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    ann = User("ann", "admin", (), "h-ann", 1.0)
+    with closing(sqlite3.connect(path, isolation_level=None)) as db:  # as a rollout of schema 4 left it
+        for migrate in sqlite_schema.MIGRATIONS[:4]:
+            migrate(db)
+        db.execute("INSERT INTO schema_version (version) VALUES (4)")
+        db.execute("INSERT INTO users VALUES ('ann', 'admin', '[]', 'h-ann', 1.0, '', NULL)")
+        assert sqlite_schema.stored_version(db) == 4 and "assets" not in _tables(db)
+    journal = SqliteJournal(path)
+    assert journal.schema() == sqlite_schema.LATEST == 5, f"upgraded to {journal.schema()}"
+    assert journal.user("ann") == ann, "the upgrade lost the users"
+    journal.put_assets([host("p1", "a", 1.0)])
+    assert journal.assets() == [host("p1", "a", 1.0)]
 
 
 def _tables(db: sqlite3.Connection) -> set[str]:

@@ -10,6 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from access_contract import AccessContract
+from assets_contract import AssetContract, host
 from lease_contract import LeaseContract
 from psycopg import sql
 from state_contract import SEEN_WITHIN, Backend, StateContract, record
@@ -103,7 +104,7 @@ def bare(pg_server: PgServer) -> Iterator[PostgresBackend]:
     store.close()
 
 
-class TestPostgresState(StateContract, LeaseContract, AccessContract):
+class TestPostgresState(StateContract, LeaseContract, AccessContract, AssetContract):
     """The contract suite, unchanged, the lease and the access tests, on a real server."""
 
 
@@ -139,9 +140,10 @@ def test_a_version_1_state_is_refused_until_migrate_adds_the_access_tables_keepi
         )
     with pytest.raises(SchemaError) as refused:
         bare.open()
-    assert "has schema 1, this rollout needs schema 2: run 'rollout state migrate'" in str(refused.value), refused.value
+    expected = f"has schema 1, this rollout needs schema {postgres_schema.LATEST}: run 'rollout state migrate'"
+    assert expected in str(refused.value), refused.value
     url = parse_state_url(bare.url, Path("/"))
-    assert migrate(url) == (1, postgres_schema.LATEST) and postgres_schema.LATEST == 2
+    assert migrate(url) == (1, postgres_schema.LATEST) and postgres_schema.LATEST == 3
     journal = bare.open()
     assert journal.rollout("r1") == record("r1"), "the migration lost the rollout"
     assert [e.event.kind for e in journal.events()] == ["plant.started"], "the migration lost the events"
@@ -152,6 +154,8 @@ def test_a_version_1_state_is_refused_until_migrate_adds_the_access_tables_keepi
     assert [d.id for d in journal.claim_deliveries(3.0, "x", 60.0, 10)] == ["a:1"]
     assert migrate(url) == (postgres_schema.LATEST, postgres_schema.LATEST), "a second migrate changed something"
     assert journal.users() == [ann] and journal.rollouts() == [record("r1")]
+    journal.put_assets([host("p1", "a", 1.0)])
+    assert journal.assets() == [host("p1", "a", 1.0)], "migrate did not add the asset table"
 
 
 def test_a_newer_schema_is_refused_by_migrate_and_left_alone(backend: PostgresBackend) -> None:

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
+from rollout.core.assets import HostAssets
 from rollout.core.bundle import Bundle
 
 Outcome = Literal["updated", "unchanged", "rolled_back", "preflight_failed", "attention"]
@@ -101,6 +102,8 @@ class PlantResult:
     release: str | None
     reason: str = ""
     checks: list[CheckResult] = field(default_factory=list)
+    assets: tuple[HostAssets, ...] = ()
+    """What each host that answered is and runs afterwards (when the executor asked)."""
 
     @property
     def ok(self) -> bool:

@@ -27,6 +27,8 @@ class Options:
     connect_timeout: float
     command_timeout: float
     operator: str
+    assets: bool = True
+    """Ask each host what it is and runs (OS, packages) when deploys and rollbacks read it."""
 
 
 def default_operator() -> str:

@@ -14,10 +14,12 @@ If that fails too, the touched layers are marked as needing attention.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from rollout.config.inventory import Host
 from rollout.config.models import LayerConfig
 from rollout.config.project import Plant, Project
+from rollout.core.assets import HostAssets
 from rollout.core.clock import Clock, SystemClock
 from rollout.core.events import EventSink
 from rollout.core.steps import CheckResult, Key, PlantResult, Steps, Target, Targets, targets_from_json, targets_to_json
@@ -29,6 +31,7 @@ from rollout.engine.converge import already, converge
 from rollout.engine.fanout import HostResults, StepFailed, fan_out, reason_of
 from rollout.engine.layout import Running
 from rollout.engine.records import Records
+from rollout.engine.seen import Seen
 from rollout.transports.base import TransportError
 
 __all__ = [
@@ -65,6 +68,7 @@ class Executor:
         self.clock = clock or SystemClock()
         self.records = Records(options.operator, self.clock)
         """Records this executor wrote: newer than what it read at a plant's start."""
+        self.seen = Seen()
 
     def _run(self, plant: Plant) -> PlantRun:
         conns = Connections(self.project, plant, self.options)
@@ -87,23 +91,34 @@ class Executor:
         """Like ``running``, with the error in place of each host that did not answer."""
         return dict(self.read(plant, conns, probe).items())
 
-    def read(self, plant: Plant, conns: Connections | None = None, probe: bool = False) -> HostResults[Key, Running]:
-        """Every (layer, host)'s state or the error that stood in its way, in one fan-out."""
+    def read(
+        self, plant: Plant, conns: Connections | None = None, probe: bool = False, assets: bool = False
+    ) -> HostResults[Key, Running]:
+        """Every (layer, host)'s state or the error that stood in its way, in one fan-out.
+
+        ``assets``: each host's first layer also says what the host is and runs (``assets_of``)."""
         own = conns is None
         conns = conns or Connections(self.project, plant, self.options)
         try:
             where = {(lay.name, host.name): (lay, host) for lay in self.layers() for host in self.hosts(plant, lay)}
             timeout = self.options.command_timeout
+            asked = {key[1]: key for key in reversed(where)} if assets else {}
 
             def read_one(key: Key) -> Running:
                 layer, host = where[key]
-                step = layout.read_running(conns.dir(host, layer), timeout, probe)
-                return layout.parse_running(conns.run(host, step).stdout, probe)
+                step = layout.read_running(conns.dir(host, layer), timeout, probe, asked.get(host.name) == key)
+                state = layout.parse_running(conns.run(host, step).stdout, probe)
+                self.seen.note(plant.name, layer.name, host.name, state)
+                return state
 
             return fan_out(list(where), read_one)
         finally:
             if own:
                 conns.close()
+
+    def assets_of(self, plant: Plant) -> tuple[HostAssets, ...]:
+        """What each host of the plant that answered an asset read is and runs now."""
+        return self.seen.assets(plant, self.layers(), self.hosts, self.records, self.clock.now().timestamp())
 
     def layers(self) -> list[LayerConfig]:
         return list(self.project.config.layers)
@@ -125,11 +140,22 @@ class Executor:
         ``before`` is what the plant ran before this rollout began, when a resumed run already
         knows it (its hosts may be half way by now). ``render`` renders the checks of an older
         release the order lacks, at preflight, before any host changes (None: refuse instead);
-        ``keep`` is handed the order so completed, for the plant's later put-back."""
+        ``keep`` is handed the order so completed, for the plant's later put-back. The result
+        carries what each host is and runs (``assets_of``) when the options ask for assets."""
+        result = self._deploy(order, before, render, keep)
+        return replace(result, assets=self.assets_of(self.project.plants[order.plant]))
+
+    def _deploy(
+        self,
+        order: WorkOrder,
+        before: Targets | None,
+        render: RenderSteps | None,
+        keep: Callable[[WorkOrder], None] | None,
+    ) -> PlantResult:
         run = self._run(self.project.plants[order.plant])
         run.emit("plant.started", release=order.release)
         try:
-            found = self.read(run.plant, run.conns, probe=True)
+            found = self.read(run.plant, run.conns, probe=True, assets=self.options.assets)
             if found.failed:
                 return self._unreachable(run, found, order.release)
             now = found.succeeded
@@ -264,11 +290,15 @@ class Executor:
         from what they run, then converge the layers top first; a failure needs a person.
 
         A host that does not answer stops it before anything changes (``preflight_failed``);
-        ``choose`` may raise ConfigError (nothing to go back to), also before anything changes."""
+        ``choose`` may raise ConfigError (nothing to go back to), also before anything changes.
+        The result carries what each host is and runs, as ``deploy``'s does."""
+        return replace(self._rollback(plant, layers, choose), assets=self.assets_of(plant))
+
+    def _rollback(self, plant: Plant, layers: list[LayerConfig], choose: Choose) -> PlantResult:
         run = self._run(plant)
         try:
             names = {layer.name for layer in layers}
-            found = self.read(plant, run.conns)
+            found = self.read(plant, run.conns, assets=self.options.assets)
             found.raise_bugs()
             down = {key: str(error) for key, error in found.failed.items() if key[0] in names}
             if down:

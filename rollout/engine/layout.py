@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
+from rollout.core.assets import Probe, parse_probe
 from rollout.core.bundle import Bundle, canonical_json
 from rollout.core.steps import release_dir
 
@@ -81,6 +82,8 @@ class Running:
     """Release folder -> sha256 of its manifest: what staging may skip."""
     room: Room | None = None
     """The preflight probe's answer, when it was asked for."""
+    assets: Probe | None = None
+    """What the host is and runs (OS, kernel, packages), when it was asked for."""
 
     @property
     def whole(self) -> bool:
@@ -130,11 +133,13 @@ exit $rc
 """
 
 
-def read_running(directory: str, timeout: float, probe: bool = False) -> HostStep:
+def read_running(directory: str, timeout: float, probe: bool = False, assets: bool = False) -> HostStep:
     """One round trip: the link, the record, the manifest in use, attention, staged folders,
-    and with ``probe`` the preflight's answer (see ``PROBE_SCRIPT``); read by ``parse_running``."""
+    with ``probe`` the preflight's answer (see ``PROBE_SCRIPT``) and with ``assets`` what the
+    host is and runs (``ASSET_SCRIPT``); read by ``parse_running``."""
     script = (
-        (PROBE_SCRIPT.format(directory=_q(directory), mark=_MARK) if probe else "")
+        (ASSET_SCRIPT.replace("{mark}", _MARK) if assets else "")
+        + (PROBE_SCRIPT.format(directory=_q(directory), mark=_MARK) if probe else "")
         + f"""
 cd {_q(directory)} 2>/dev/null || exit 0
 printf '{_MARK}current\\n'; readlink current 2>/dev/null || true
@@ -166,6 +171,7 @@ def parse_running(stdout: str, probe: bool = False) -> Running:
         staged=tuple(line for line in parts.get("staged", "").splitlines() if line),
         staged_manifests=_digests(parts.get("digests", "")),
         room=_room(parts.get("probe", "")) if probe else None,
+        assets=parse_probe(parts) if "os" in parts else None,
     )
 
 
@@ -194,6 +200,27 @@ def _json(text: str) -> dict[str, Any]:
     except ValueError:
         return {"unreadable": text[:200]}
     return value if isinstance(value, dict) else {}
+
+
+ASSET_SCRIPT = r"""
+printf '{mark}os
+'; cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release 2>/dev/null || true
+printf '{mark}kernel
+'; uname -r
+printf '{mark}arch
+'; uname -m
+if command -v dpkg-query >/dev/null 2>&1; then
+    printf '{mark}dpkg
+'; dpkg-query -W -f '${db:Status-Abbrev}	${Package}	${Version}
+' 2>/dev/null || true
+elif command -v rpm >/dev/null 2>&1; then
+    printf '{mark}rpm
+'; rpm -qa --qf '%{NAME}	%{VERSION}-%{RELEASE}
+' 2>/dev/null || true
+fi
+"""
+"""What the host is and runs, read by ``rollout.core.assets.parse_probe``: printed before the
+layer's own sections, so a host without the layer's folder still answers."""
 
 
 PROBE_SCRIPT = """

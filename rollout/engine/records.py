@@ -48,6 +48,11 @@ class Records:
             self._written[key] = record
         return record
 
+    def written(self, plant: str, layer: str, host: str) -> dict[str, object] | None:
+        """The last record this executor wrote for that host's layer."""
+        with self._guard:
+            return self._written.get((plant, layer, host))
+
 
 def _history(current: Mapping[str, object] | None, target: Target) -> list[dict[str, object]]:
     """What the host ran before ``target``, latest first. A switch pushes the release it leaves;

@@ -11,6 +11,7 @@ from rollout.core.access import Principal
 from rollout.core.events import ROLLOUT, Event
 from rollout.core.projection import ENDED, PlantState, RolloutState, WaveState, fold
 from rollout.errors import ConfigError
+from rollout.service.assets import AssetRow, query
 from rollout.service.console import Filters, PlantRow, history_for, network
 from rollout.service.history import HistoryEntry
 from rollout.state.journal import Journal, Lock, RolloutRecord
@@ -31,6 +32,8 @@ class PlantPage:
     locks: list[Lock]
     releases: list[str]
     """Releases it ran, newest first: what plant IT may roll back to."""
+    assets: list[AssetRow] = field(default_factory=list)
+    """What each of its hosts is and runs, as last collected."""
 
 
 def plant_page(project: Project, journal: Journal, who: Principal, name: str) -> PlantPage:
@@ -50,7 +53,7 @@ def plant_page(project: Project, journal: Journal, who: Principal, name: str) ->
         release = stored.event.release
         if release and release not in releases and "," not in release:
             releases.append(release)
-    return PlantPage(row, hosts, entries, locks, releases)
+    return PlantPage(row, hosts, entries, locks, releases, query(project, [name], journal=journal))
 
 
 @dataclass(frozen=True)

@@ -13,4 +13,5 @@ def project_options(project: Project, operator: str, insecure: bool = False) -> 
     ssh = project.config.ssh
     configured = Path(ssh.known_hosts).expanduser()
     known_hosts: Path | None = configured if configured.is_absolute() else project.root / configured
-    return Options(None if insecure else known_hosts, ssh.connect_timeout, ssh.command_timeout, operator)
+    hosts = None if insecure else known_hosts
+    return Options(hosts, ssh.connect_timeout, ssh.command_timeout, operator, project.config.assets.collect)

@@ -47,6 +47,7 @@ from rollout.core.spec import RolloutSpec, spec_of
 from rollout.engine.executor import targets_from_json
 from rollout.engine.runner import PlantRunner, WorkOrder
 from rollout.errors import RolloutError
+from rollout.service import assets
 from rollout.service.recorder import Recorder
 from rollout.state.journal import Journal, LockedError, RolloutRecord
 
@@ -256,7 +257,10 @@ class _Loop:
             if rolling_back and before is not None:
                 self.o.runner.restore(order, before, "resumed an interrupted rollback", True, self.rec.sink())
             else:
-                self.o.runner.deploy(order, before, self.rec.sink())
+                result = self.o.runner.deploy(order, before, self.rec.sink())
+                warning = assets.keep(self.rec.journal, result.assets)
+                if warning:
+                    self.rec.emit("warning", detail={"reason": f"{plant}: {warning}"})
 
     def _reap(self, running: dict[Future[None], str]) -> None:
         """Plants whose work ended: a plant locked by someone else is recorded as blocked;

@@ -13,6 +13,7 @@ from rollout.core.render import Renderer
 from rollout.engine.executor import Executor, Options, PlantResult, Steps, Target
 from rollout.engine.layout import Running
 from rollout.errors import ConfigError
+from rollout.service import assets
 from rollout.service.orchestrator import new_rollout_id
 from rollout.service.state import open_state
 from rollout.service.workorders import render_steps
@@ -132,11 +133,19 @@ def locked_rollback(
             record(Event("plant.attention", plant_name, detail={"reason": why}))
             record(Event("rollout.halted", ROLLOUT, detail={"reason": why}))
             raise
+        _keep_assets(journal, record, result)
         record(Event("rollout.finished", ROLLOUT, detail={"plants": {plant_name: result.outcome}}))
         return result
     finally:
         if record.holding:
             journal.release(plant_name, rid)
+
+
+def _keep_assets(journal: Journal, record: EventSink, result: PlantResult) -> None:
+    """What the rollback found on the hosts; failing to keep it is a warning, not a failed rollback."""
+    warning = assets.keep(journal, result.assets)
+    if warning:
+        record(Event("warning", ROLLOUT, detail={"reason": f"{result.plant}: {warning}"}))
 
 
 class _RollbackRecorder:

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 from rollout.core.events import Event
 from rollout.errors import RolloutError
 from rollout.state.access import AccessStore
+from rollout.state.assets import AssetStore
 
 
 class JournalError(RolloutError):
@@ -104,9 +105,10 @@ class JournalEvent:
     event: Event
 
 
-class Journal(AccessStore, ABC):
+class Journal(AccessStore, AssetStore, ABC):
     """What rollout needs of its state, whatever holds it: the events and leases below, and
-    the access part it inherits (``AccessStore``: users, sessions, jobs, deliveries).
+    the access part it inherits (``AccessStore``: users, sessions, jobs, deliveries), and the
+    hosts' asset records (``AssetStore``).
 
     The contract every backend keeps (and ``tests/state_contract.py``, ``tests/lease_contract.py``
     and ``tests/access_contract.py`` check):

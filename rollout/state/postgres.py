@@ -31,6 +31,7 @@ from rollout.core.events import DURABLE, Event
 from rollout.state import postgres_schema
 from rollout.state.journal import Journal, JournalError, JournalEvent, Lock, LockedError, RolloutRecord, SchemaError
 from rollout.state.postgres_access import PostgresAccess
+from rollout.state.postgres_assets import PostgresAssets
 from rollout.state.postgres_listen import CHANNEL, Listener, announce
 from rollout.state.postgres_pool import POOLS, lend, reason, with_defaults
 from rollout.state.rows import EVENT_COLUMNS, event_filter, event_row, rollout_row, to_events, to_record
@@ -64,7 +65,7 @@ _NOW = "coalesce(%(now)s::float8, extract(epoch FROM clock_timestamp())::float8)
 """The injected clock's time if there is one, else the database's."""
 
 
-class PostgresJournal(PostgresAccess, Journal):
+class PostgresJournal(PostgresAccess, PostgresAssets, Journal):
     """The state in a PostgreSQL database at ``conninfo`` (a libpq URL), shown as ``shown``.
 
     Users, sessions, jobs and deliveries are ``PostgresAccess``'s, on the same pool."""

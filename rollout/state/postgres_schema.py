@@ -6,7 +6,7 @@ database is upgraded by ``rollout state migrate`` alone: several rollout version
 it at once, and an older one must not find tables changed under it. Every other verb
 refuses a missing or older schema (``SchemaError``) and says to migrate. Version 1 holds
 rollouts, events and leases; version 2 adds what the console keeps (users, sessions, jobs,
-the notifications' outbox).
+the notifications' outbox); version 3 each host's asset record.
 """
 
 from __future__ import annotations
@@ -129,7 +129,15 @@ def _to_2(db: Connection[Any]) -> None:
         db.execute(statement)
 
 
-MIGRATIONS: tuple[Callable[[Connection[Any]], None], ...] = (_to_1, _to_2)
+def _to_3(db: Connection[Any]) -> None:
+    """Each host's latest asset record (what it is and runs), as JSON text."""
+    db.execute(
+        "CREATE TABLE rollout.assets (plant text NOT NULL, host text NOT NULL, collected double precision NOT NULL, "
+        "record text NOT NULL, PRIMARY KEY (plant, host))"
+    )
+
+
+MIGRATIONS: tuple[Callable[[Connection[Any]], None], ...] = (_to_1, _to_2, _to_3)
 """``MIGRATIONS[n]`` takes a state at version ``n`` to ``n + 1``."""
 LATEST = len(MIGRATIONS)
 

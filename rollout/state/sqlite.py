@@ -21,6 +21,7 @@ from rollout.state import sqlite_schema
 from rollout.state.journal import Journal, JournalError, JournalEvent, Lock, LockedError, RolloutRecord, SchemaError
 from rollout.state.rows import EVENT_COLUMNS, event_filter, event_row, rollout_row, to_events, to_record
 from rollout.state.sqlite_access import SqliteAccess
+from rollout.state.sqlite_assets import SqliteAssets
 
 LOCK_COLUMNS = "plant, owner, purpose, acquired, expires, hostname, pid, operator, fence"
 ROLLOUT_COLUMNS = "id, kind, release, commit_id, created, operator, spec"
@@ -35,7 +36,7 @@ _INSERT_EVENT = (
 )
 
 
-class SqliteJournal(SqliteAccess, Journal):
+class SqliteJournal(SqliteAccess, SqliteAssets, Journal):
     """The embedded state: one SQLite file in WAL mode, one short transaction per write.
 
     Commits reach the operating system at once (a killed rollout loses nothing) and the

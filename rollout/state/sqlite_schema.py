@@ -3,7 +3,8 @@
 A state records its version in ``schema_version``. States made before that table existed
 are version 1 (some with, some without the ``operator`` column of ``locks``, which a
 later release added on the fly); version 3 gave leases their fencing numbers; version 4
-added what the console keeps (users, sessions, jobs, the notifications' outbox). Each
+added what the console keeps (users, sessions, jobs, the notifications' outbox); version 5
+each host's asset record. Each
 migration takes a state from one version to the next inside the caller's transaction, so
 a state is at one version or the next, never half-way, and two processes opening an old
 state at once upgrade it once.
@@ -131,7 +132,15 @@ def _to_4(db: sqlite3.Connection) -> None:
         db.execute(statement)
 
 
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_to_1, _to_2, _to_3, _to_4)
+def _to_5(db: sqlite3.Connection) -> None:
+    """Each host's latest asset record (what it is and runs), as JSON text."""
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS assets (plant TEXT NOT NULL, host TEXT NOT NULL, collected REAL NOT NULL, "
+        "record TEXT NOT NULL, PRIMARY KEY (plant, host))"
+    )
+
+
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_to_1, _to_2, _to_3, _to_4, _to_5)
 """``MIGRATIONS[n]`` takes a state at version ``n`` to ``n + 1``."""
 LATEST = len(MIGRATIONS)
 

@@ -82,7 +82,7 @@ def plants(ctx: Ctx, who: Who, archetype: str = "", tag: str = "", wave: str = "
 
 @router.get("/plants/{plant}")
 def plant(ctx: Ctx, who: Who, plant: str) -> dict[str, Any]:
-    """One plant: its hosts, layers, history and locks."""
+    """One plant: its hosts, layers, history, locks and assets (every package of every host)."""
     require(who, "read", plant)
     if plant not in ctx.project.plants:
         raise Forbidden("no such plant in your reach") if who.scoped else HTTPException(404, f"no plant {plant!r}")
@@ -92,6 +92,7 @@ def plant(ctx: Ctx, who: Who, plant: str) -> dict[str, Any]:
     record["history"] = [e.as_dict() for e in page.history]
     record["locks"] = [_lock(lock) for lock in page.locks]
     record["releases"] = page.releases
+    record["assets"] = [row.as_dict() for row in page.assets]
     return record
 
 

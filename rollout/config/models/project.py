@@ -99,6 +99,13 @@ class PreflightConfig(Model):
     """Room that must stay free on a target beyond twice the bundle's size."""
 
 
+class AssetsConfig(Model):
+    max_age: Duration = 86400.0
+    """A host's asset record older than this is shown as stale (``24h`` by default)."""
+    collect: bool = True
+    """Collect assets as deploys and rollbacks read the hosts (``rollout assets collect`` always does)."""
+
+
 class StateConfig(Model):
     """Where rollout keeps its state (events and plant locks); ``ROLLOUT_STATE`` overrides it."""
 
@@ -118,6 +125,7 @@ class ProjectConfig(Model):
     ssh: SshConfig = SshConfig()
     preflight: PreflightConfig = PreflightConfig()
     state: StateConfig = StateConfig()
+    assets: AssetsConfig = AssetsConfig()
     hosts_dir: RelPath = ".rollout/hosts"
     """Where the local transport keeps each host's folder: ``<hosts_dir>/<plant>/<host>``."""
     notify: Annotated[list[Webhook], Field(max_length=50)] = []
