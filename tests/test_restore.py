@@ -52,6 +52,10 @@ def test_restore_brings_a_wiped_host_back_to_the_same_release(dp: DeployProject,
     before = _bundles(dp)
     _wipe(dp, "p1-in")
     assert _bundles(dp)[("ingest", "p1-in")] == (None, None)
+    wiped = rollout("status", "-C", dp.root, "--verify", "--json")
+    assert wiped.code == 1, wiped.out + wiped.err
+    row = next(r for r in events_of(wiped.out) if r["host"] == "p1-in")
+    assert row["release"] == "v2" and "nothing installed" in str(row["unreadable"])
 
     done = rollout("restore", "-C", dp.root, "--plant", "p1", "--host", "p1-in", "--reason", "disk replaced", "--json")
     assert done.code == 0, done.out + done.err

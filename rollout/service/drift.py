@@ -5,16 +5,18 @@ so the console marks drifted layers. Nothing here prints or exits."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from rollout.config.project import Plant, Project
 from rollout.core.clock import Clock
+from rollout.core.drift import Drift
 from rollout.core.events import ROLLOUT, Event
 from rollout.engine.connections import Connections, Options
 from rollout.engine.fanout import fan_out
 from rollout.engine.verify import Verified, parse_verify, verify
 from rollout.service.orchestrator import new_rollout_id
+from rollout.service.restore import Ran, recorded
 from rollout.service.state import open_state
 from rollout.state.journal import Journal, RolloutRecord
 
@@ -46,9 +48,24 @@ def verify_plants(
 ) -> list[HostDrift]:
     """Hash every host's current release of the chosen plants (all when none) and record the result."""
     chosen = [project.plant(n) for n in plants] if plants else list(project.plants.values())
-    rows = [row for plant in chosen for row in _verify_plant(project, plant, options)]
-    _record(journal or open_state(project), [p.name for p in chosen], rows, options.operator, clock)
+    journal = journal or open_state(project)
+    names = [layer.name for layer in project.config.layers]
+    rows = []
+    for plant in chosen:
+        ran = recorded(journal, plant.name, names)
+        rows += [_expected(row, ran) for row in _verify_plant(project, plant, options)]
+    _record(journal, [p.name for p in chosen], rows, options.operator, clock)
     return rows
+
+
+def _expected(row: HostDrift, ran: dict[str, Ran]) -> HostDrift:
+    """A host with nothing installed where the state says its layer runs a release was wiped or
+    replaced: all of that release is missing."""
+    was = ran.get(row.layer)
+    if row.verified is None or row.verified.release_dir is not None or was is None:
+        return row
+    why = f"nothing installed, but the state says it runs {was.release} (rollout restore brings it back)"
+    return replace(row, verified=replace(row.verified, release=was.release, drift=Drift(unreadable=why)))
 
 
 def _verify_plant(project: Project, plant: Plant, options: Options) -> list[HostDrift]:

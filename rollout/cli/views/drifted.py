@@ -27,8 +27,9 @@ def _cells(row: HostDrift) -> tuple[str, Text]:
     state = row.verified
     if state is None:
         return "-", Text(f"unreachable: {row.error}", style="red")
+    if state.drift.drifted:
+        what = state.release or state.release_dir or "-"
+        return what, Text(f"drifted: {state.drift.summary(limit=10)}", style="bold red")
     if state.release_dir is None:
         return "nothing", Text("nothing installed")
-    if state.drift.drifted:
-        return state.release or state.release_dir, Text(f"drifted: {state.drift.summary(limit=10)}", style="bold red")
     return state.release or state.release_dir, Text("as released", style="green")
