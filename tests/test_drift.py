@@ -6,16 +6,20 @@ The pure comparison is table-tested; the rest runs on real folders (the local tr
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
 from deploykit import DeployProject, build, events_of
 from rollout.core.drift import Drift, compare, parse_sums
 from rollout.core.events import Event
 from rollout.core.fleet import fleet
-from rollout.service import open_state
+from rollout.service import open_project, open_state
+from rollout.web.app import create_app
 
 A, B, C = "a" * 64, "b" * 64, "c" * 64
 MANIFEST = {"files": [{"path": "x.txt", "sha256": A}, {"path": "d/y.txt", "sha256": B}]}
@@ -145,3 +149,36 @@ def test_a_staged_older_release_that_drifted_is_not_trusted_by_a_rollback(dp: De
     assert any("p1-gw1" in str(e.get("detail")) for e in events_of(back.out) if e.get("kind") == "warning")
     assert (_layer_dir(dp, "p1-gw1", "edge") / "current/status.txt").read_text() == "ok\n"
     dp.assert_whole("p1", "v1")
+
+
+def test_the_console_marks_a_drifted_layer_until_it_is_deployed_again(dp: DeployProject, rollout) -> None:
+    assert rollout("deploy", "-C", dp.root, "--release", "v1", "--yes").code == 0
+    added = rollout("user", "add", "ada", "--role", "admin", "-C", dp.root, "--json")
+    token = str(events_of(added.out)[0]["token"])
+    (_layer_dir(dp, "p1-gw1", "edge") / "current/status.txt").write_text("tuned\n")
+    assert rollout("status", "-C", dp.root, "--verify").code == 1
+    project = open_project(dp.root)
+    app = create_app(project, open_state(project))
+    with TestClient(app, follow_redirects=False) as client:
+        layers = {lay["layer"]: lay for lay in _plant(client, token)["layers"]}
+        assert layers["edge"]["state"] == "drifted"
+        assert layers["edge"]["drift"] == {"p1-gw1": "modified status.txt"}
+        assert layers["ingest"]["state"] == "healthy"
+        form = client.get("/signin")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+        assert csrf
+        signed = client.post("/signin", data={"token": token, "csrf": csrf.group(1), "next": "/"})
+        assert signed.status_code == 303
+        page = client.get("/plants/p1").text
+        assert 'class="state c-drifted">drifted</span>' in page and "p1-gw1: modified status.txt" in page
+        assert "c-drifted" in client.get("/").text
+        assert rollout("deploy", "-C", dp.root, "--release", "v1", "--yes").code == 0
+        assert {lay["state"] for lay in _plant(client, token)["layers"]} == {"healthy"}
+        app.state.console.runner.join(60)
+
+
+def _plant(client: TestClient, token: str) -> dict[str, Any]:
+    response = client.get("/api/v1/plants/p1", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200, response.text
+    found: dict[str, Any] = response.json()
+    return found
