@@ -15,6 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from deploykit import DeployProject, build, events_of
+from fleet import Fleet
 from rollout.core.drift import Drift, compare, parse_sums
 from rollout.core.events import Event
 from rollout.core.fleet import fleet
@@ -182,3 +183,31 @@ def _plant(client: TestClient, token: str) -> dict[str, Any]:
     assert response.status_code == 200, response.text
     found: dict[str, Any] = response.json()
     return found
+
+
+@pytest.fixture(scope="session")
+def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    made = Fleet(tmp_path_factory.mktemp("fleet"), 2, first=95).start()
+    yield made
+    made.stop()
+
+
+def test_verify_and_a_clean_copy_over_ssh(hosts: Fleet, tmp_path: Path, rollout) -> None:
+    hosts.ensure_running()
+    dp = build(tmp_path, "ssh", hosts, light=True)
+    try:
+        assert rollout("deploy", "-C", dp.root, "--release", "v1", "--yes").code == 0
+        current = _layer_dir(dp, "p1-gw1", "edge") / "current"
+        (current / "status.txt").unlink()
+        (current / "rogue.sh").write_text("echo hi\n")
+        found = rollout("status", "-C", dp.root, "--verify", "--json")
+        assert found.code == 1, found.out + found.err
+        edge = next(r for r in events_of(found.out) if r["host"] == "p1-gw1")
+        assert (edge["modified"], edge["missing"], edge["added"]) == ([], ["status.txt"], ["rogue.sh"])
+        again = rollout("deploy", "-C", dp.root, "--release", "v1", "--yes", "--json")
+        assert again.code == 0, again.out + again.err
+        assert [e for e in events_of(again.out) if e.get("kind") == "warning" and e.get("host") == "p1-gw1"]
+        assert (current / "status.txt").read_text() == "ok\n" and not (current / "rogue.sh").exists()
+        assert rollout("status", "-C", dp.root, "--verify").code == 0
+    finally:
+        dp.stop_services()
