@@ -9,6 +9,8 @@ from rich.console import Console
 
 from rollout import service
 from rollout.cli.commands import (
+    EXIT_ATTENTION,
+    EXIT_FAILED,
     EXIT_OK,
     _common,
     _console,
@@ -20,7 +22,8 @@ from rollout.cli.commands import (
     cli,
     vault_option,
 )
-from rollout.cli.views import preview, records, watching
+from rollout.cli.rollout_commands import _clock
+from rollout.cli.views import drifted, preview, records, watching
 from rollout.config.models.common import parse_duration
 from rollout.config.project import Project
 
@@ -123,6 +126,7 @@ class _Duration(click.ParamType[float]):
     "--watch-for", type=_Duration(), default=None, metavar="DURATION", help="With --watch: stop after this (30s, 5m)."
 )
 @click.option("--until-idle", is_flag=True, help="With --watch: stop once no rollout or rollback runs.")
+@click.option("--verify", is_flag=True, help="Hash every host's current release against its manifest (drift: exit 1).")
 def status(
     directory: Path | None,
     as_json: bool,
@@ -131,13 +135,22 @@ def status(
     watch: bool,
     watch_for: float | None,
     until_idle: bool,
+    verify: bool,
 ) -> int:
     """What runs on every host of every layer, as the hosts themselves record it.
 
     With --watch it then shows rollouts progressing as they happen, until Ctrl-C (exit 0),
     --watch-for or --until-idle: one line per new event, or with --json the objects that
     deploy --json writes (with their rollout and seq).
+
+    With --verify every file of each host's current release is hashed and compared with its
+    manifest: files modified, missing and added, per host, recorded in the state for the
+    console. Exit 1 when anything drifted, 3 when a host could not be checked.
     """
+    if verify and watch:
+        raise click.UsageError("--verify and --watch do not go together")
+    if verify:
+        return _verify(directory, as_json, insecure, plants)
     if (watch_for is not None or until_idle) and not watch:
         raise click.UsageError("--watch-for and --until-idle go with --watch")
     project = _project(directory)
@@ -150,6 +163,16 @@ def status(
     if watch:
         _watch(console, project, start, watch_for, until_idle, as_json)
     return EXIT_OK
+
+
+def _verify(directory: Path | None, as_json: bool, insecure: bool, plants: tuple[str, ...]) -> int:
+    project = _project(directory)
+    options = _options(project, insecure, _console(stderr=True))
+    rows = service.verify_plants(project, list(plants), options, _clock())
+    drifted.verified(_console(), rows, as_json)
+    if any(r.drifted for r in rows):
+        return EXIT_FAILED
+    return EXIT_ATTENTION if any(r.verified is None for r in rows) else EXIT_OK
 
 
 def _watch(

@@ -49,6 +49,7 @@ EventKind = Literal[
     "plant.done",
     "plant.rolled_back",
     "plant.attention",
+    "host.verified",
     "warning",
 ]
 

@@ -3,7 +3,8 @@
 The console's network and plant pages read this: the state's own account, no host asked.
 A layer's release is the one its last ``layer.activated`` switched it to (a rollback's
 switch back included); its condition is the plant's last outcome, or "in progress" while
-work on the plant has begun and not ended.
+work on the plant has begun and not ended. A layer whose last ``rollout status --verify`` found
+files changed on a host is "drifted" until that host is verified clean or the layer is switched.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from rollout.core.drift import Drift
 from rollout.core.events import Event
 
-CONDITIONS = ("healthy", "in progress", "rolled back", "failed", "needs attention", "never deployed")
+CONDITIONS = ("healthy", "in progress", "rolled back", "drifted", "failed", "needs attention", "never deployed")
 """Each in words; the console gives each a colour too, never the colour alone."""
 
 _OUTCOME = {
@@ -31,11 +33,19 @@ class LayerView:
     release: str | None = None
     since: float | None = None
     """When it was switched to ``release``."""
-    condition: str = "never deployed"
+    outcome: str = "never deployed"
+    """What the last work on it came to."""
     changed: float | None = None
     """When ``condition`` began."""
     rollout: str | None = None
     """The rollout or rollback that last touched it."""
+    drift: dict[str, str] = field(default_factory=dict)
+    """Host -> its drift in words, as its last verification found (hosts found clean absent)."""
+
+    @property
+    def condition(self) -> str:
+        """Its outcome, or "drifted" when a host's files changed since (work under way comes first)."""
+        return "drifted" if self.drift and self.outcome != "in progress" else self.outcome
 
 
 @dataclass
@@ -62,7 +72,7 @@ class PlantView:
 
 
 def _severity(condition: str) -> int:
-    order = ("healthy", "never deployed", "in progress", "rolled back", "failed", "needs attention")
+    order = ("healthy", "never deployed", "in progress", "rolled back", "drifted", "failed", "needs attention")
     return order.index(condition) if condition in order else len(order)
 
 
@@ -81,8 +91,11 @@ def _apply(view: PlantView, event: Event) -> None:
         layer = view.layers[event.layer]
         if layer.release != event.release:
             layer.release, layer.since = event.release, event.time
+        layer.drift.clear()  # the switch replaced the folder that drifted, or left it
         view.working.add(layer.name)
         _mark(layer, "in progress", event)
+    elif event.kind == "host.verified" and event.layer in view.layers and event.host:
+        _verified(view.layers[event.layer], event.host, event)
     elif event.kind in _WORK:
         named = event.detail.get("layers") if event.kind == "rollback.started" else None
         for layer in view.layers.values():
@@ -101,7 +114,23 @@ def _apply(view: PlantView, event: Event) -> None:
         view.working = set()
 
 
+def _verified(layer: LayerView, host: str, event: Event) -> None:
+    if "error" in event.detail:
+        return  # not reached: what it held is not known, so the last word stands
+    was = layer.condition
+    drift = Drift.from_dict(event.detail)
+    if drift.drifted:
+        layer.drift[host] = drift.summary()
+    else:
+        layer.drift.pop(host, None)
+    if layer.condition != was:
+        layer.changed = event.time
+
+
 def _mark(layer: LayerView, condition: str, event: Event) -> None:
-    if layer.condition != condition:
-        layer.condition, layer.changed = condition, event.time
+    if layer.outcome != condition:
+        was = layer.condition
+        layer.outcome = condition
+        if layer.condition != was:
+            layer.changed = event.time
     layer.rollout = event.rollout or layer.rollout

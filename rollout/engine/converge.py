@@ -6,6 +6,7 @@ left alone, so every step can be repeated.
 
 from __future__ import annotations
 
+import hashlib
 import shlex
 import sys
 from collections.abc import Callable, Iterable
@@ -20,6 +21,7 @@ from rollout.engine.checks import host_probe, with_retries
 from rollout.engine.context import LayerRun, PlantRun
 from rollout.engine.fanout import StepFailed, fan_out
 from rollout.engine.layout import HostStep, Running
+from rollout.engine.verify import parse_verify, verify
 from rollout.transports.ansible import run_playbook
 from rollout.transports.base import TransportError
 
@@ -45,19 +47,20 @@ def converge(
         return []
     target_of = {h.name: targets[(layer.name, h.name)] for h in hosts}
     lr = LayerRun(run, layer, hosts, target_of, before or {}, steps, action)
-    moving = [h for h in hosts if not already(lr.running(h), lr.target_of[h.name])]
+    drifted = _drifted(lr, hosts)
+    moving = [h for h in hosts if h.name in drifted or not already(lr.running(h), lr.target_of[h.name])]
     release = lr.release()
     if any(lr.target_of[h.name].release_dir for h in moving):
         lr.emit("layer.staging", release, {"hosts": [h.name for h in moving]})
         payloads = _payloads(lr.target_of[h.name] for h in moving)
-        lr.each(moving, lambda h: _stage(lr, h, payloads))
+        lr.each(moving, lambda h: _stage(lr, h, payloads, h.name in drifted))
         lr.emit("layer.staged", release)
     if moving:
         if touched is not None:
             touched.update((layer.name, h.name) for h in moving)
         lr.emit("layer.activating", release, {"action": action})
         _switch(lr, moving)
-        lr.emit("layer.activated", release)
+        lr.emit("layer.activated", release, _provenance(lr, moving))
     settle = unsettled or set()
     live = [h for h in hosts if lr.target_of[h.name].release_dir and (h in moving or (layer.name, h.name) in settle)]
     if layer.restart is not None and live:
@@ -70,13 +73,51 @@ def converge(
     return run_checks(lr, checked)
 
 
-def _stage(lr: LayerRun, host: Host, payloads: dict[str, bytes]) -> None:
+def _provenance(lr: LayerRun, hosts: list[Host]) -> dict[str, object]:
+    """The commit and overlay hash the switched hosts now run, when they share one: what a restore
+    of a replaced host renders again (``rollout restore``)."""
+    targets = [lr.target_of[h.name] for h in hosts]
+    commits = {t.commit for t in targets}
+    overlays = {t.bundle.overlay_hash if t.bundle else None for t in targets}
+    found: dict[str, object] = {}
+    if len(commits) == 1 and None not in commits:
+        found["commit"] = commits.pop()
+    if len(overlays) == 1 and None not in overlays:
+        found["overlay_hash"] = overlays.pop()
+    return found
+
+
+def _drifted(lr: LayerRun, hosts: list[Host]) -> set[str]:
+    """Hosts whose staged copy of their target no longer matches its manifest: staging would
+    trust it, so each is named in a warning and gets a clean copy in its place."""
+    timeout = lr.run.options.command_timeout
+
+    def check(host: Host) -> str:
+        target, running = lr.target_of[host.name], lr.running(host)
+        if target.bundle is None or target.release_dir is None or running is None:
+            return ""
+        digest = hashlib.sha256(target.bundle.manifest_bytes()).hexdigest()
+        if running.staged_manifests.get(target.release_dir) != digest:
+            return ""  # not staged yet: staging brings a fresh copy anyway
+        found = parse_verify(lr.exec(host, verify(lr.dir(host), target.release_dir, timeout)).stdout)
+        return found.drift.summary() if found.drift.drifted else ""
+
+    found = {name: what for name, what in lr.each(hosts, check).items() if what}
+    for name, what in sorted(found.items()):
+        folder = lr.target_of[name].release_dir
+        reason = f"{name}: release folder {folder} drifted from its manifest ({what}); staging a clean copy"
+        lr.run.emit("warning", layer=lr.name, host=name, release=lr.target_of[name].label(), detail={"reason": reason})
+    return set(found)
+
+
+def _stage(lr: LayerRun, host: Host, payloads: dict[str, bytes], drifted: bool = False) -> None:
     target = lr.target_of[host.name]
     if target.release_dir is None:
         return
     timeout = lr.run.options.command_timeout
     if target.bundle is not None:
-        step = layout.stage(lr.dir(host), target.bundle, timeout, lr.running(host), payloads.get(target.release_dir))
+        running = None if drifted else lr.running(host)  # None: stage whatever is there
+        step = layout.stage(lr.dir(host), target.bundle, timeout, running, payloads.get(target.release_dir))
         if step is not None:
             lr.exec(host, step)
         return

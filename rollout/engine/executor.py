@@ -312,6 +312,34 @@ class Executor:
         finally:
             run.conns.close()
 
+    def rebuild(self, plant: Plant, targets: Targets, steps: Steps) -> PlantResult:
+        """Disaster recovery: bring the hosts of ``targets`` (a replaced host, a rebuilt plant) to
+        them, bottom layer first, staging what is missing, and check them; a failure needs a person."""
+        run = self._run(plant)
+        label = common(t.label() for t in targets.values())
+        try:
+            found = self.read(plant, run.conns)
+            found.raise_bugs()
+            down = sorted({host for layer, host in found.failed if (layer, host) in targets})
+            if down:
+                reason = f"not restored, nothing changed: {'; '.join(sorted(set(found.reasons())))}"
+                run.emit("plant.preflight_failed", host=down[0], detail={"reason": reason, "hosts": down})
+                return PlantResult(plant.name, "preflight_failed", label, reason)
+            layers = [layer for layer in run.layers() if any(key[0] == layer.name for key in targets)]
+            run.emit(
+                "rollback.started", release=label, detail={"reason": "restore", "layers": [x.name for x in layers]}
+            )
+            results: list[CheckResult] = []
+            errors = self._converge_all(run, layers, targets, found.succeeded, lambda _: steps, results, set(targets))
+            if errors:
+                reason = f"restore failed: {'; '.join(errors)}"
+                self._mark_attention(run, set(targets), reason)
+                return PlantResult(plant.name, "attention", label, reason, results)
+        finally:
+            run.conns.close()
+        run.emit("plant.done", release=label, detail={"changed": True, "reason": "restored"})
+        return PlantResult(plant.name, "updated", label, "restored", results)
+
     def _roll_back_to(
         self, run: PlantRun, layers: list[LayerConfig], targets: Targets, before: dict[Key, Running], steps: Steps
     ) -> PlantResult:

@@ -4,6 +4,7 @@ Nothing here prints or exits: results are data, failures are errors of ``rollout
 """
 
 from rollout.service import notify
+from rollout.service.drift import HostDrift, verify_plants
 from rollout.service.history import HistoryEntry, history, plant_locks, rollout_state, under_way
 from rollout.service.queries import Diff, Rendered, Validation, diff, explain, open_project, plan, render, validate
 from rollout.service.rehearsal import rehearse
@@ -17,6 +18,7 @@ from rollout.service.workorders import render_work
 __all__ = [
     "Diff",
     "HistoryEntry",
+    "HostDrift",
     "HostStatus",
     "JOURNAL_FILE",
     "REHEARSAL_DIR",
@@ -49,4 +51,5 @@ __all__ = [
     "status",
     "under_way",
     "validate",
+    "verify_plants",
 ]

@@ -44,6 +44,7 @@ def plant_record(row: PlantRow) -> dict[str, Any]:
                 "since": _iso(lay.since),
                 "state_since": _iso(lay.changed),
                 "rollout": lay.rollout,
+                "drift": dict(lay.drift),
             }
             for lay in row.view.layers.values()
         ],

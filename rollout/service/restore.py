@@ -1,0 +1,162 @@
+"""Disaster recovery: a replaced host, or a rebuilt plant, brought back to the release the state
+says it ran, rendered again from the recorded commit with the plant's overlays, and checked.
+
+What each layer ran is the last ``layer.activated`` of the plant's layer, whose detail carries
+the commit and the overlay hash of what it switched to. Nothing here prints or exits.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+
+from rollout.config.project import Plant, Project
+from rollout.core.clock import Clock
+from rollout.core.events import ROLLOUT, Event, EventSink
+from rollout.core.render import Renderer
+from rollout.core.steps import Steps, Target, Targets
+from rollout.engine.executor import Executor, Options, PlantResult
+from rollout.errors import ConfigError
+from rollout.service.orchestrator import new_rollout_id
+from rollout.service.rollbacks import _RollbackRecorder
+from rollout.service.state import open_state
+from rollout.state.journal import Journal, RolloutRecord
+
+
+@dataclass(frozen=True)
+class Ran:
+    """What the state says one layer of the plant last switched to."""
+
+    layer: str
+    release: str
+    commit: str | None
+    overlay_hash: str | None
+
+
+def recorded(journal: Journal, plant: str, layers: list[str]) -> dict[str, Ran]:
+    """Each layer's last switch to a release (a layer last switched to nothing is left out)."""
+    found: dict[str, Ran] = {}
+    seen: dict[tuple[str, str, object], str] = {}
+    """(layer, release, commit) -> its overlay hash when deployed: a switch back to it by a
+    plant-IT rollback (which renders nothing) records none of its own."""
+    for stored in journal.events(plant=plant, kinds=("layer.activated",)):
+        event = stored.event
+        if event.layer not in layers:
+            continue
+        commit, overlays = event.detail.get("commit"), event.detail.get("overlay_hash")
+        if event.release in (None, "nothing") and commit is None:
+            found.pop(event.layer, None)
+            continue
+        key = (event.layer, str(event.release), commit)
+        if overlays is not None:
+            seen[key] = str(overlays)
+        found[event.layer] = Ran(event.layer, str(event.release), _text(commit), seen.get(key))
+    return found
+
+
+def plan_restore(
+    project: Project, plant: Plant, ran: dict[str, Ran], host: str | None, current_overlays: bool
+) -> tuple[Targets, Steps, str]:
+    """The targets and checks of the hosts to restore, rendered from the recorded commits, and
+    the commit (the first layer's); ConfigError, before any host is touched, when the state lacks
+    a commit or the plant's overlays changed since (unless ``current_overlays``)."""
+    if not ran:
+        raise ConfigError.one(
+            "--plant", f"the state records no release deployed on {plant.name}", expected="a plant deployed before"
+        )
+    targets: Targets = {}
+    fields: dict[tuple[str, str], dict[str, dict[str, str]]] = {}
+    renderers: dict[tuple[str, str], Renderer] = {}
+    for layer in project.config.layers:
+        was = ran.get(layer.name)
+        hosts = [h for h in plant.inventory.group_hosts(layer.inventory_group) if host in (None, h.name)]
+        if was is None or not hosts:
+            continue
+        if was.commit is None:
+            raise ConfigError.one(
+                "--plant",
+                f"the state does not record the commit of {was.release} on layer {layer.name}",
+                expected="a layer switched by a deploy or a rollback --to",
+            )
+        renderer = _renderer(project, was, renderers)
+        _same_overlays(renderer.overlay_hash(plant), was, current_overlays)
+        bundle = next(b for b in renderer.render_plant(plant) if b.layer == layer.name)
+        steps = renderer.render_steps(plant)
+        for h in hosts:
+            targets[(layer.name, h.name)] = Target.of(bundle)
+            fields[(layer.name, h.name)] = steps.get((layer.name, h.name), {})
+    if not targets:
+        raise ConfigError.one(
+            "--host",
+            f"{host} runs no layer of {plant.name} that the state records",
+            expected="a host of the plant's inventory",
+        )
+    first = next(iter(ran.values()))
+    return targets, Steps(fields), str(first.commit)
+
+
+def _renderer(project: Project, was: Ran, renderers: dict[tuple[str, str], Renderer]) -> Renderer:
+    """The code base at the recorded commit, under the release's own name (same folder, same manifest)."""
+    key = (str(was.commit), was.release)
+    if key not in renderers:
+        release = project.release(str(was.commit), f"the commit recorded for {was.release}")
+        renderers[key] = Renderer(project, replace(release, id=was.release))
+    return renderers[key]
+
+
+def _same_overlays(now: str, was: Ran, current_overlays: bool) -> None:
+    if current_overlays or was.overlay_hash == now:
+        return
+    said = "were not recorded" if was.overlay_hash is None else "changed since"
+    raise ConfigError.one(
+        "--current-overlays",
+        f"the overlays layer {was.layer} ran with at {was.release} {said} (recorded "
+        f"{(was.overlay_hash or 'nothing')[:12]}, now {now[:12]}): not restored",
+        expected="--current-overlays to restore with the plant's overlays as they are now",
+    )
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def locked_restore(
+    project: Project,
+    plant_name: str,
+    host: str | None,
+    current_overlays: bool,
+    options: Options,
+    display: EventSink,
+    clock: Clock,
+    reason: str = "",
+    journal: Journal | None = None,
+) -> PlantResult:
+    """``rollout restore``: holding the plant's lock and journaled like a plant-IT rollback (a
+    record of kind "restore"); everything is rendered before a host is touched."""
+    plant = project.plant(plant_name)
+    if host is not None and host not in plant.inventory.hosts:
+        raise ConfigError.one("--host", f"no host {host!r} in plant {plant_name}", expected="a host of its inventory")
+    journal = journal or open_state(project)
+    names = [layer.name for layer in project.config.layers]
+    targets, steps, commit = plan_restore(project, plant, recorded(journal, plant_name, names), host, current_overlays)
+    release = ", ".join(sorted({t.label() for t in targets.values()}))
+    rid = "restore-" + new_rollout_id(clock.now())
+    spec: dict[str, object] = {"kind": "restore", "plant": plant_name, "host": host, "reason": reason, "waves": []}
+    spec["current_overlays"] = current_overlays
+    journal.acquire(plant_name, rid, f"restore by {options.operator}", 3600.0, options.operator)
+    record = _RollbackRecorder(journal, rid, plant_name, display)
+    try:
+        journal.create(RolloutRecord(rid, "restore", release, commit, time.time(), options.operator, spec))
+        record(Event("rollout.created", ROLLOUT, detail={"release": release, "by": options.operator, "reason": reason}))
+        try:
+            result = Executor(project, options, record).rebuild(plant, targets, steps)
+        except Exception as exc:
+            why = f"internal error, the plant's state is unknown: {type(exc).__name__}: {exc}"
+            record(Event("plant.attention", plant_name, detail={"reason": why}))
+            record(Event("rollout.halted", ROLLOUT, detail={"reason": why}))
+            raise
+        record(Event("rollout.finished", ROLLOUT, detail={"plants": {plant_name: result.outcome}}))
+        return result
+    finally:
+        if record.holding:
+            journal.release(plant_name, rid)
