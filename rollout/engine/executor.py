@@ -32,6 +32,7 @@ from rollout.engine.fanout import HostResults, StepFailed, fan_out, reason_of
 from rollout.engine.layout import Running
 from rollout.engine.records import Records
 from rollout.engine.seen import Seen
+from rollout.engine.upkeep import commit_of, mark_attention, prune
 from rollout.transports.base import TransportError
 
 __all__ = [
@@ -202,7 +203,7 @@ class Executor:
             except StepFailed as failure:
                 run.emit("layer.failed", layer=layer.name, release=order.release, detail={"reason": failure.reason})
                 return self._roll_back(run, order, before, touched, failure, results)
-        self._prune(run, order, before)
+        prune(run, order, before, self.options.command_timeout)
         run.emit("plant.done", release=order.release, detail={"changed": changed})
         return PlantResult(order.plant, "updated" if changed else "unchanged", order.release, checks=results)
 
@@ -220,11 +221,11 @@ class Executor:
         run.emit("rollback.started", release=release, detail=detail)
         targets = {key: before[key] for key in touched}
         layers = [layer for layer in reversed(run.layers()) if any(key[0] == layer.name for key in touched)]
-        steps_for = lambda name: order.steps_of(_commit_of(targets, name))  # noqa: E731
+        steps_for = lambda name: order.steps_of(commit_of(targets, name))  # noqa: E731
         errors = self._converge_all(run, layers, targets, None, steps_for, results, only=touched)
         if errors:
             reason = f"deploy failed ({failure.reason}); rollback failed too ({'; '.join(errors)})"
-            self._mark_attention(run, touched, reason)
+            mark_attention(self.options.command_timeout, run, touched, reason)
             return PlantResult(order.plant, "attention", release, reason, results)
         run.emit("plant.rolled_back", release=release, detail={"reason": failure.reason})
         return PlantResult(order.plant, "rolled_back", release, failure.reason, results)
@@ -258,13 +259,13 @@ class Executor:
                 keep(order)
             if unrenderable:
                 reason = f"{why}; not put back: {unrenderable}"
-                self._mark_attention(run, scope, reason)
+                mark_attention(self.options.command_timeout, run, scope, reason)
                 return PlantResult(order.plant, "attention", label, reason, results)
-            steps_for = lambda name: order.steps_of(_commit_of(before, name))  # noqa: E731
+            steps_for = lambda name: order.steps_of(commit_of(before, name))  # noqa: E731
             errors = self._converge_all(run, layers, before, now, steps_for, results, only=scope, unsettled=scope)
             if errors:
                 reason = f"{why}; putting it back failed ({'; '.join(errors)})"
-                self._mark_attention(run, differ, reason)
+                mark_attention(self.options.command_timeout, run, differ, reason)
                 return PlantResult(order.plant, "attention", label, reason, results)
         finally:
             run.conns.close()
@@ -333,7 +334,7 @@ class Executor:
             errors = self._converge_all(run, layers, targets, found.succeeded, lambda _: steps, results, set(targets))
             if errors:
                 reason = f"restore failed: {'; '.join(errors)}"
-                self._mark_attention(run, set(targets), reason)
+                mark_attention(self.options.command_timeout, run, set(targets), reason)
                 return PlantResult(plant.name, "attention", label, reason, results)
         finally:
             run.conns.close()
@@ -350,7 +351,7 @@ class Executor:
         errors = self._converge_all(run, ordered, targets, before, lambda _: steps, results)
         if errors:
             reason = f"rollback failed: {'; '.join(errors)}"
-            self._mark_attention(run, set(targets), reason)
+            mark_attention(self.options.command_timeout, run, set(targets), reason)
             return PlantResult(run.plant.name, "attention", label, reason, results)
         run.emit("plant.rolled_back", release=label, detail={"reason": "requested"})
         return PlantResult(run.plant.name, "rolled_back", label, "requested", results)
@@ -377,42 +378,3 @@ class Executor:
             except (StepFailed, TransportError) as exc:
                 errors.append(f"{layer.name}: {reason_of(exc)}")
         return errors
-
-    # -- around the pipeline -----------------------------------------------------------
-
-    def _prune(self, run: PlantRun, order: WorkOrder, before: Targets) -> None:
-        dirs = {lay.layer: lay.release_dir for lay in order.layers}
-        timeout = self.options.command_timeout
-        for layer in run.layers():
-            hosts = {h.name: h for h in run.hosts(layer)}
-
-            def prune(name: str, layer: LayerConfig = layer, hosts: dict[str, Host] = hosts) -> list[str]:
-                host = hosts[name]
-                previous = before[(layer.name, name)].release_dir
-                protect = {dirs[layer.name]} | ({previous} if previous else set())
-                step = layout.prune(run.conns.dir(host, layer), layer.keep_releases, protect, timeout)
-                return layout.parse_pruned(run.conns.run(host, step).stdout)
-
-            fan_out(list(hosts), prune).or_fail(layer.name)
-
-    def _mark_attention(self, run: PlantRun, keys: set[Key], reason: str) -> None:
-        run.emit("plant.attention", detail={"reason": reason})
-        timeout = self.options.command_timeout
-        where = {
-            (layer.name, host.name): (layer, host)
-            for layer in run.layers()
-            for host in run.hosts(layer)
-            if (layer.name, host.name) in keys
-        }
-
-        def mark(key: Key) -> None:
-            layer, host = where[key]
-            run.conns.run(host, layout.set_attention(run.conns.dir(host, layer), reason, timeout))
-
-        # A host that fails here may be the very reason; the event and the result still say it.
-        fan_out(list(where), mark).raise_bugs()
-
-
-def _commit_of(targets: Targets, layer: str) -> str | None:
-    commits = [t.commit for (name, _), t in targets.items() if name == layer and t.commit]
-    return max(set(commits), key=commits.count) if commits else None
