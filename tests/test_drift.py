@@ -139,6 +139,17 @@ def test_a_deploy_onto_a_drifted_release_says_so_and_stages_a_clean_copy(dp: Dep
     assert views["p1"].condition == "healthy"
 
 
+def test_a_deploy_says_so_when_the_release_it_leaves_drifted(dp: DeployProject, rollout) -> None:
+    assert rollout("deploy", "-C", dp.root, "--release", "v1", "--yes").code == 0
+    (_layer_dir(dp, "p1-gw1", "edge") / "current/status.txt").write_text("ok\n# tuned\n")
+    done = rollout("deploy", "-C", dp.root, "--release", "v2", "--yes", "--json")
+    assert done.code == 0, done.out + done.err
+    warnings = [str(e["detail"]) for e in events_of(done.out) if e.get("kind") == "warning"]
+    assert len(warnings) == 1 and "p1-gw1" in warnings[0] and "v1" in warnings[0], warnings
+    assert "modified status.txt" in warnings[0]
+    dp.assert_whole("p1", "v2")
+
+
 def test_a_staged_older_release_that_drifted_is_not_trusted_by_a_rollback(dp: DeployProject, rollout) -> None:
     assert rollout("deploy", "-C", dp.root, "--release", "v1", "--yes").code == 0
     assert rollout("deploy", "-C", dp.root, "--release", "v2", "--yes").code == 0

@@ -58,7 +58,7 @@ def plan_restore(
     project: Project, plant: Plant, ran: dict[str, Ran], host: str | None, current_overlays: bool
 ) -> tuple[Targets, Steps, str]:
     """The targets and checks of the hosts to restore, rendered from the recorded commits, and
-    the commit (the first layer's); ConfigError, before any host is touched, when the state lacks
+    the commit (of the lowest layer restored); ConfigError, before any host is touched, when the state lacks
     a commit or the plant's overlays changed since (unless ``current_overlays``)."""
     if not ran:
         raise ConfigError.one(
@@ -91,8 +91,7 @@ def plan_restore(
             f"{host} runs no layer of {plant.name} that the state records",
             expected="a host of the plant's inventory",
         )
-    first = next(iter(ran.values()))
-    return targets, Steps(fields), str(first.commit)
+    return targets, Steps(fields), str(next(iter(targets.values())).commit)
 
 
 def _renderer(project: Project, was: Ran, renderers: dict[tuple[str, str], Renderer]) -> Renderer:
