@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 from pathlib import Path
 from typing import Any
 
+from stopkit import held_between_writes
 from test_faults import ROLLOUT, Run
 
 from deploykit import DeployProject, PlantSpec, build
@@ -72,11 +72,8 @@ def test_abort_of_a_running_rollout_from_a_second_process(tmp_path: Path, rollou
         rollout_id = str(run.events[0]["rollout"])
         # Held still while the abort is recorded, so the test never depends on how fast plants go;
         # the run goes on afterwards and must find the request at its next safe point.
-        run.proc.send_signal(signal.SIGSTOP)
-        try:
+        with held_between_writes(run.proc, dp.root / ".rollout/state.db"):
             asked = abort(dp, rollout_id, "sensor data looks wrong")
-        finally:
-            run.proc.send_signal(signal.SIGCONT)
         assert asked.returncode == 0, asked.stdout + asked.stderr
         assert json.loads(asked.stdout.splitlines()[0])["state"] == "aborting", asked.stdout
         code, err = run.finish()
