@@ -65,6 +65,7 @@ def history_of(dp: DeployProject, rollout_id: str) -> dict[str, Any]:
 
 def test_abort_of_a_running_rollout_from_a_second_process(tmp_path: Path, rollout) -> None:
     dp = build(tmp_path, "local", None, 6, light=True, strategy=SIX_BY_TWO)
+    run: Run | None = None
     try:
         assert rollout("deploy", "-C", dp.root, "--release", "v1", "--yes").code == 0
         run = Run(dp, "v2")
@@ -98,6 +99,8 @@ def test_abort_of_a_running_rollout_from_a_second_process(tmp_path: Path, rollou
         resumed = rollout("resume", "-C", dp.root, rollout_id, "--yes")
         assert resumed.code == 2 and "aborted" in resumed.text, resumed.text
     finally:
+        if run is not None:
+            run.stop()  # before the services: a run left going would start more of them
         dp.stop_services()
 
 

@@ -104,6 +104,13 @@ class Run:
                 return True
         return False
 
+    def stop(self) -> None:
+        """Make sure it no longer runs (a test that failed half way): let go if held, kill, reap."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.kill()
+        self.proc.wait(timeout=RUN_LIMIT)
+
     def finish(self) -> tuple[int, str]:
         """Read to the end; the exit code, and stderr with the error lines of the JSON output."""
         self.until(lambda _: False)
