@@ -12,13 +12,13 @@ from dataclasses import dataclass, replace
 
 from rollout.config.project import Plant, Project
 from rollout.core.clock import Clock
-from rollout.core.events import ROLLOUT, Event, EventSink
+from rollout.core.events import EventSink
 from rollout.core.render import Renderer
 from rollout.core.steps import Steps, Target, Targets
 from rollout.engine.executor import Executor, Options, PlantResult
 from rollout.errors import ConfigError
 from rollout.service.orchestrator import new_rollout_id
-from rollout.service.rollbacks import _RollbackRecorder
+from rollout.service.rollbacks import journaled
 from rollout.service.state import open_state
 from rollout.state.journal import Journal, RolloutRecord
 
@@ -142,20 +142,11 @@ def locked_restore(
     rid = "restore-" + new_rollout_id(clock.now())
     spec: dict[str, object] = {"kind": "restore", "plant": plant_name, "host": host, "reason": reason, "waves": []}
     spec["current_overlays"] = current_overlays
-    journal.acquire(plant_name, rid, f"restore by {options.operator}", 3600.0, options.operator)
-    record = _RollbackRecorder(journal, rid, plant_name, display)
-    try:
-        journal.create(RolloutRecord(rid, "restore", release, commit, time.time(), options.operator, spec))
-        record(Event("rollout.created", ROLLOUT, detail={"release": release, "by": options.operator, "reason": reason}))
-        try:
-            result = Executor(project, options, record).rebuild(plant, targets, steps)
-        except Exception as exc:
-            why = f"internal error, the plant's state is unknown: {type(exc).__name__}: {exc}"
-            record(Event("plant.attention", plant_name, detail={"reason": why}))
-            record(Event("rollout.halted", ROLLOUT, detail={"reason": why}))
-            raise
-        record(Event("rollout.finished", ROLLOUT, detail={"plants": {plant_name: result.outcome}}))
-        return result
-    finally:
-        if record.holding:
-            journal.release(plant_name, rid)
+    record = RolloutRecord(rid, "restore", release, commit, time.time(), options.operator, spec)
+    return journaled(
+        journal,
+        plant_name,
+        record,
+        display,
+        lambda sink: Executor(project, options, sink).rebuild(plant, targets, steps),
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import replace
 
 from rollout.config.models import LayerConfig
@@ -118,27 +119,43 @@ def locked_rollback(
         "reason": reason,
         "waves": [],
     }
-    journal.acquire(plant_name, rid, f"rollback by {options.operator}", 3600.0, options.operator)
-    record = _RollbackRecorder(journal, rid, plant_name, display)
+    record = RolloutRecord(rid, "rollback", to, None, time.time(), options.operator, spec)
+    return journaled(
+        journal, plant_name, record, display, lambda sink: rollback(project, plant_name, to, layer, options, sink)
+    )
+
+
+def journaled(
+    journal: Journal, plant: str, record: RolloutRecord, display: EventSink, work: Callable[[EventSink], PlantResult]
+) -> PlantResult:
+    """A person's work on one plant (a rollback, a restore), holding the plant's lock and recorded
+    as ``record``: whatever happens, the record ends with a terminal event. Refused input
+    (nothing changed) or an internal error halts it, with the reason; the outcome releases the
+    lock in the same write."""
+    operator = record.operator
+    journal.acquire(plant, record.id, f"{record.kind} by {operator}", 3600.0, operator)
+    sink = _RollbackRecorder(journal, record.id, plant, display)
     try:
-        journal.create(RolloutRecord(rid, "rollback", to, None, time.time(), options.operator, spec))
-        record(Event("rollout.created", ROLLOUT, detail={"release": to, "by": options.operator, "reason": reason}))
+        journal.create(record)
+        reason = record.spec.get("reason", "")
+        sink(Event("rollout.created", ROLLOUT, detail={"release": record.release, "by": operator, "reason": reason}))
         try:
-            result = rollback(project, plant_name, to, layer, options, record)
+            result = work(sink)
         except ConfigError as exc:
-            record(Event("rollout.halted", ROLLOUT, detail={"reason": f"refused, nothing changed: {exc}"}))
+            sink(Event("rollout.halted", ROLLOUT, detail={"reason": f"refused, nothing changed: {exc}"}))
             raise
         except Exception as exc:
             why = f"internal error, the plant's state is unknown: {type(exc).__name__}: {exc}"
-            record(Event("plant.attention", plant_name, detail={"reason": why}))
-            record(Event("rollout.halted", ROLLOUT, detail={"reason": why}))
+            sink(Event("plant.attention", plant, detail={"reason": why}))
+            sink(Event("rollout.halted", ROLLOUT, detail={"reason": why}))
             raise
-        _keep_assets(journal, record, result)
-        record(Event("rollout.finished", ROLLOUT, detail={"plants": {plant_name: result.outcome}}))
+        if result.assets:
+            _keep_assets(journal, sink, result)
+        sink(Event("rollout.finished", ROLLOUT, detail={"plants": {plant: result.outcome}}))
         return result
     finally:
-        if record.holding:
-            journal.release(plant_name, rid)
+        if sink.holding:
+            journal.release(plant, record.id)
 
 
 def _keep_assets(journal: Journal, record: EventSink, result: PlantResult) -> None:
