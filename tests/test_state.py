@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from access_contract import AccessContract
+from agents_contract import AgentContract
 from assets_contract import AssetContract, host
 from lease_contract import LeaseContract
 from state_contract import SPAWN, WAIT, Backend, StateContract, reap, record, spawn
@@ -68,7 +69,7 @@ class SqliteBackend(Backend):
             subprocess.run(["chattr", "-i", *files], check=True, capture_output=True, timeout=30)
 
 
-class TestSqliteState(StateContract, LeaseContract, AccessContract, AssetContract):
+class TestSqliteState(StateContract, LeaseContract, AccessContract, AssetContract, AgentContract):
     @pytest.fixture
     def backend(self, tmp_path: Path) -> SqliteBackend:
         return SqliteBackend(tmp_path / "state" / "state.db")
@@ -154,10 +155,27 @@ def test_a_version_4_journal_gets_the_asset_table_and_keeps_its_users(tmp_path: 
         db.execute("INSERT INTO users VALUES ('ann', 'admin', '[]', 'h-ann', 1.0, '', NULL)")
         assert sqlite_schema.stored_version(db) == 4 and "assets" not in _tables(db)
     journal = SqliteJournal(path)
-    assert journal.schema() == sqlite_schema.LATEST == 5, f"upgraded to {journal.schema()}"
+    assert journal.schema() == sqlite_schema.LATEST, f"upgraded to {journal.schema()}"
     assert journal.user("ann") == ann, "the upgrade lost the users"
     journal.put_assets([host("p1", "a", 1.0)])
     assert journal.assets() == [host("p1", "a", 1.0)]
+
+
+def test_a_version_5_journal_gets_the_agent_tables_and_keeps_its_assets(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    with closing(sqlite3.connect(path, isolation_level=None)) as db:  # as a rollout of schema 5 left it
+        for migrate in sqlite_schema.MIGRATIONS[:5]:
+            migrate(db)
+        db.execute("INSERT INTO schema_version (version) VALUES (5)")
+        db.execute("INSERT INTO assets VALUES ('p1', 'a', 1.0, '{}')")
+        assert sqlite_schema.stored_version(db) == 5 and "agent_orders" not in _tables(db)
+    journal = SqliteJournal(path)
+    assert journal.schema() == sqlite_schema.LATEST == 6, f"upgraded to {journal.schema()}"
+    with closing(sqlite3.connect(path)) as db:
+        assert {"blobs", "agent_orders", "order_blobs", "order_events", "heartbeats"} <= _tables(db)
+        assert db.execute("SELECT count(*) FROM assets").fetchone() == (1,), "the upgrade lost the asset records"
+    journal.put_blobs({"h": b"x"})
+    assert journal.blob("h") == b"x"
 
 
 def _tables(db: sqlite3.Connection) -> set[str]:

@@ -10,6 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from access_contract import AccessContract
+from agents_contract import AgentContract
 from assets_contract import AssetContract, host
 from lease_contract import LeaseContract
 from psycopg import sql
@@ -104,7 +105,7 @@ def bare(pg_server: PgServer) -> Iterator[PostgresBackend]:
     store.close()
 
 
-class TestPostgresState(StateContract, LeaseContract, AccessContract, AssetContract):
+class TestPostgresState(StateContract, LeaseContract, AccessContract, AssetContract, AgentContract):
     """The contract suite, unchanged, the lease and the access tests, on a real server."""
 
 
@@ -143,7 +144,7 @@ def test_a_version_1_state_is_refused_until_migrate_adds_the_access_tables_keepi
     expected = f"has schema 1, this rollout needs schema {postgres_schema.LATEST}: run 'rollout state migrate'"
     assert expected in str(refused.value), refused.value
     url = parse_state_url(bare.url, Path("/"))
-    assert migrate(url) == (1, postgres_schema.LATEST) and postgres_schema.LATEST == 3
+    assert migrate(url) == (1, postgres_schema.LATEST) and postgres_schema.LATEST == 4
     journal = bare.open()
     assert journal.rollout("r1") == record("r1"), "the migration lost the rollout"
     assert [e.event.kind for e in journal.events()] == ["plant.started"], "the migration lost the events"

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 from rollout.core.events import Event
 from rollout.errors import RolloutError
 from rollout.state.access import AccessStore
+from rollout.state.agents import AgentStore
 from rollout.state.assets import AssetStore
 
 
@@ -105,10 +106,10 @@ class JournalEvent:
     event: Event
 
 
-class Journal(AccessStore, AssetStore, ABC):
+class Journal(AccessStore, AssetStore, AgentStore, ABC):
     """What rollout needs of its state, whatever holds it: the events and leases below, and
     the access part it inherits (``AccessStore``: users, sessions, jobs, deliveries), and the
-    hosts' asset records (``AssetStore``).
+    hosts' asset records (``AssetStore``), and what agent plants need (``AgentStore``).
 
     The contract every backend keeps (and ``tests/state_contract.py``, ``tests/lease_contract.py``
     and ``tests/access_contract.py`` check):

@@ -29,6 +29,7 @@ from psycopg import Connection
 from rollout.core.clock import Clock
 from rollout.core.events import DURABLE, Event
 from rollout.state import postgres_schema
+from rollout.state.agent_sql import Run, SqlAgents
 from rollout.state.journal import Journal, JournalError, JournalEvent, Lock, LockedError, RolloutRecord, SchemaError
 from rollout.state.postgres_access import PostgresAccess
 from rollout.state.postgres_assets import PostgresAssets
@@ -65,7 +66,7 @@ _NOW = "coalesce(%(now)s::float8, extract(epoch FROM clock_timestamp())::float8)
 """The injected clock's time if there is one, else the database's."""
 
 
-class PostgresJournal(PostgresAccess, PostgresAssets, Journal):
+class PostgresJournal(PostgresAccess, PostgresAssets, SqlAgents, Journal):
     """The state in a PostgreSQL database at ``conninfo`` (a libpq URL), shown as ``shown``.
 
     Users, sessions, jobs and deliveries are ``PostgresAccess``'s, on the same pool."""
@@ -137,6 +138,16 @@ class PostgresJournal(PostgresAccess, PostgresAssets, Journal):
     def _rows(self, sql: str, args: Any = ()) -> list[tuple[Any, ...]]:
         with self._connection("read") as db:
             return db.execute(sql, args).fetchall()
+
+    _agent_mark, _agent_schema = "%s", "rollout."
+
+    @contextmanager
+    def _agent_write(self) -> Iterator[Run]:
+        with self._tx("write") as db:
+            yield lambda sql, args: db.execute(sql, args).fetchall() if _returns(sql) else _none(db.execute(sql, args))
+
+    def _agent_read(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        return self._rows(sql, args)
 
     def schema(self) -> int:
         with self._connection("read") as db:
@@ -334,3 +345,12 @@ def _lock(row: tuple[Any, ...] | None) -> Lock | None:
 
 def _lock_args(lock: Lock) -> dict[str, Any]:
     return {"plant": lock.plant, "owner": lock.owner, "fence": lock.fence, "hostname": lock.hostname, "pid": lock.pid}
+
+
+def _returns(sql: str) -> bool:
+    """Whether a statement gives rows (psycopg refuses ``fetchall`` on one that does not)."""
+    return sql.lstrip().upper().startswith("SELECT") or " RETURNING " in sql.upper()
+
+
+def _none(_: object) -> list[tuple[Any, ...]]:
+    return []

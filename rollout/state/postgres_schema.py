@@ -6,7 +6,7 @@ database is upgraded by ``rollout state migrate`` alone: several rollout version
 it at once, and an older one must not find tables changed under it. Every other verb
 refuses a missing or older schema (``SchemaError``) and says to migrate. Version 1 holds
 rollouts, events and leases; version 2 adds what the console keeps (users, sessions, jobs,
-the notifications' outbox); version 3 each host's asset record.
+the notifications' outbox); version 3 each host's asset record; version 4 what agent plants need.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from collections.abc import Callable
 from typing import Any
 
 from psycopg import Connection
+
+from rollout.state.agent_sql import agent_tables
 
 NAMESPACE = "rollout"
 _MIGRATE_KEY = 0x726F6C6C6F7574  # "rollout": the advisory lock that makes concurrent migrations one after another
@@ -137,7 +139,13 @@ def _to_3(db: Connection[Any]) -> None:
     )
 
 
-MIGRATIONS: tuple[Callable[[Connection[Any]], None], ...] = (_to_1, _to_2, _to_3)
+def _to_4(db: Connection[Any]) -> None:
+    """What agent plants need: work orders, the agents' events and heartbeats, blobs by hash."""
+    for statement in agent_tables("rollout.", "bytea", "double precision"):
+        db.execute(statement)
+
+
+MIGRATIONS: tuple[Callable[[Connection[Any]], None], ...] = (_to_1, _to_2, _to_3, _to_4)
 """``MIGRATIONS[n]`` takes a state at version ``n`` to ``n + 1``."""
 LATEST = len(MIGRATIONS)
 

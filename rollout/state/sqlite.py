@@ -18,6 +18,7 @@ from typing import Any
 from rollout.core.clock import Clock, SystemClock
 from rollout.core.events import Event
 from rollout.state import sqlite_schema
+from rollout.state.agent_sql import Run, SqlAgents
 from rollout.state.journal import Journal, JournalError, JournalEvent, Lock, LockedError, RolloutRecord, SchemaError
 from rollout.state.rows import EVENT_COLUMNS, event_filter, event_row, rollout_row, to_events, to_record
 from rollout.state.sqlite_access import SqliteAccess
@@ -36,7 +37,7 @@ _INSERT_EVENT = (
 )
 
 
-class SqliteJournal(SqliteAccess, SqliteAssets, Journal):
+class SqliteJournal(SqliteAccess, SqliteAssets, SqlAgents, Journal):
     """The embedded state: one SQLite file in WAL mode, one short transaction per write.
 
     Commits reach the operating system at once (a killed rollout loses nothing) and the
@@ -147,6 +148,14 @@ class SqliteJournal(SqliteAccess, SqliteAssets, Journal):
             return list(self._db().execute(sql, args).fetchall())
         except sqlite3.Error as exc:
             raise JournalError(f"cannot read the journal {self.path}: {exc}") from None
+
+    @contextmanager
+    def _agent_write(self) -> Iterator[Run]:
+        with self._writing() as db:
+            yield lambda sql, args: list(db.execute(sql, args).fetchall())
+
+    def _agent_read(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        return self._read(sql, args)
 
     def create(self, record: RolloutRecord) -> None:
         self._write(f"INSERT INTO rollouts ({ROLLOUT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)", rollout_row(record))

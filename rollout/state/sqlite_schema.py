@@ -4,7 +4,7 @@ A state records its version in ``schema_version``. States made before that table
 are version 1 (some with, some without the ``operator`` column of ``locks``, which a
 later release added on the fly); version 3 gave leases their fencing numbers; version 4
 added what the console keeps (users, sessions, jobs, the notifications' outbox); version 5
-each host's asset record. Each
+each host's asset record; version 6 what agent plants need. Each
 migration takes a state from one version to the next inside the caller's transaction, so
 a state is at one version or the next, never half-way, and two processes opening an old
 state at once upgrade it once.
@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+
+from rollout.state.agent_sql import agent_tables
 
 _V1 = (
     """CREATE TABLE IF NOT EXISTS rollouts (
@@ -140,7 +142,13 @@ def _to_5(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_to_1, _to_2, _to_3, _to_4, _to_5)
+def _to_6(db: sqlite3.Connection) -> None:
+    """What agent plants need: work orders, the agents' events and heartbeats, blobs by hash."""
+    for statement in agent_tables("", "BLOB", "REAL"):
+        db.execute(statement)
+
+
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_to_1, _to_2, _to_3, _to_4, _to_5, _to_6)
 """``MIGRATIONS[n]`` takes a state at version ``n`` to ``n + 1``."""
 LATEST = len(MIGRATIONS)
 
