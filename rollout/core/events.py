@@ -50,6 +50,8 @@ EventKind = Literal[
     "plant.rolled_back",
     "plant.attention",
     "host.verified",
+    "agent.unreachable",
+    "agent.reachable",
     "warning",
 ]
 

@@ -44,14 +44,14 @@ def rollback(
         return executor.rollback(plant, layers, lambda _: (targets, steps))
 
     def choose(running: dict[tuple[str, str], Running]) -> tuple[dict[tuple[str, str], Target], Steps]:
-        targets = _previous_targets(executor, plant, layers, running)
-        commit = _previous_commit(running, targets)  # read before any host changes
+        targets = previous_targets(executor, plant, layers, running)
+        commit = previous_commit(running, targets)  # read before any host changes
         return targets, render_steps(project, plant, commit) if commit else Steps({})
 
     return executor.rollback(plant, layers, choose)
 
 
-def _previous_targets(
+def previous_targets(
     executor: Executor, plant: Plant, layers: list[LayerConfig], running: dict[tuple[str, str], Running]
 ) -> dict[tuple[str, str], Target]:
     """What each host's own record says it ran before its current release."""
@@ -71,7 +71,7 @@ def _previous_targets(
     return targets
 
 
-def _previous_commit(running: dict[tuple[str, str], Running], targets: dict[tuple[str, str], Target]) -> str | None:
+def previous_commit(running: dict[tuple[str, str], Running], targets: dict[tuple[str, str], Target]) -> str | None:
     """The commit of the release being returned to, from the staged manifest's record history."""
     for key, target in targets.items():
         previous = running[key].record.get("previous") or {}
@@ -120,9 +120,19 @@ def locked_rollback(
         "waves": [],
     }
     record = RolloutRecord(rid, "rollback", to, None, time.time(), options.operator, spec)
-    return journaled(
-        journal, plant_name, record, display, lambda sink: rollback(project, plant_name, to, layer, options, sink)
-    )
+    return journaled(journal, plant_name, record, display, _work(project, journal, rid, plant_name, to, layer, options))
+
+
+def _work(
+    project: Project, journal: Journal, rid: str, plant: str, to: str | None, layer: str | None, options: Options
+) -> Callable[[EventSink], PlantResult]:
+    """The rollback itself: here, or by the plant's agent for an agent plant."""
+    if project.plants[plant].config.execution == "agent":
+        from rollout.service.agent_actions import agent_rollback  # the agent's orders need this only for agent plants
+
+        names = [lay.name for lay in _layers_from(project, layer)]
+        return lambda sink: agent_rollback(project, journal, rid, options.operator, plant, to, names, sink)
+    return lambda sink: rollback(project, plant, to, layer, options, sink)
 
 
 def journaled(

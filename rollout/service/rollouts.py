@@ -11,11 +11,11 @@ from rollout.core.events import ROLLOUT, Event, EventSink
 from rollout.core.plan import Plan, WavePlan, make_plan
 from rollout.core.projection import ENDED, fold
 from rollout.engine.executor import Options
-from rollout.engine.runner import InProcessRunner
 from rollout.errors import ConfigError
 from rollout.service.history import rollout_state
 from rollout.service.orchestrator import Orchestrator, RolloutResult, new_rollout_id, plan_spec
 from rollout.service.recorder import LOCK_TTL, run_key
+from rollout.service.runners import runner_for
 from rollout.service.state import existing_state, open_state
 from rollout.service.workorders import known_commits, render_work
 from rollout.state.journal import Journal, LockedError, RolloutRecord
@@ -68,7 +68,7 @@ def start_rollout(
     record = RolloutRecord(
         new_rollout_id(clock.now()), "deploy", release.id, release.commit, time.time(), options.operator, spec
     )
-    runner = InProcessRunner(project, options, clock)
+    runner = runner_for(project, journal, record.id, options, clock)
     orchestrator = Orchestrator(project, journal, runner, works.__getitem__, display, clock)
     insecure = options.known_hosts is None
     warnings = ["SSH host keys are NOT verified (--insecure-skip-host-key-check)"] if insecure else []
@@ -98,7 +98,7 @@ def resume_rollout(
         project, replace(release, id=record.release or release.id), members, known_commits(journal, members)
     )
     resumed = replace(record, operator=options.operator)
-    runner = InProcessRunner(project, options, clock)
+    runner = runner_for(project, journal, record.id, options, clock)
     orchestrator = Orchestrator(project, journal, runner, works.__getitem__, display, clock)
     return orchestrator.resume(resumed)
 

@@ -16,7 +16,7 @@ from rollout.service.jobs import JobRunner
 from rollout.service.notify import Notifier
 from rollout.service.options import project_options
 from rollout.state.journal import Journal
-from rollout.web import actions, api, errors, live, pages, signin, users_api
+from rollout.web import actions, agent_api, api, errors, live, pages, signin, users_api
 from rollout.web.context import Console
 from rollout.web.templating import HERE
 
@@ -59,7 +59,8 @@ def create_app(
     app.state.console = Console(project, journal, runner, secure)
     errors.install(app)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    for router in (signin.router, pages.router, actions.router, actions.api, api.router, users_api.router, live.router):
+    routers = (signin.router, pages.router, actions.router, actions.api, api.router, users_api.router, live.router)
+    for router in (*routers, agent_api.router):
         app.include_router(router)
 
     @app.middleware("http")

@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException
 from rollout.errors import ConfigError
 from rollout.masking import mask
 from rollout.state.journal import JournalError, LockedError
+from rollout.web.agent_api import BadEvent, Incomplete
 from rollout.web.auth import BadCsrf, Forbidden, NotSignedIn
 from rollout.web.templating import templates
 
@@ -56,6 +57,14 @@ def install(app: FastAPI) -> None:
     async def bad_input(request: Request, exc: ConfigError) -> Response:
         shown = [p.render() for p in exc.problems]
         return answer(request, 400, "bad_input", "; ".join(shown), [p.as_dict() for p in exc.problems])
+
+    @app.exception_handler(BadEvent)
+    async def bad_event(request: Request, exc: BadEvent) -> Response:
+        return answer(request, 422, "bad_input", str(exc))
+
+    @app.exception_handler(Incomplete)
+    async def incomplete(request: Request, exc: Incomplete) -> Response:
+        return answer(request, 409, "incomplete", str(exc))
 
     @app.exception_handler(LockedError)
     async def locked(request: Request, exc: LockedError) -> Response:

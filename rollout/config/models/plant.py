@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from rollout.config.models.common import Model, Name, RelPath
+from rollout.config.models.common import Duration, Model, Name, RelPath
 
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 DAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -76,6 +76,10 @@ class PlantConfig(Model):
     inventory: RelPath | None = None
     """Its inventory file, relative to the project (default ``inventories/<plant>.yml``)."""
     description: Annotated[str, Field(max_length=500)] = ""
+    execution: Literal["direct", "agent"] = "direct"
+    """``direct``: the orchestrator reaches the hosts; ``agent``: the plant's agent does, inside the plant."""
+    agent_timeout: Annotated[Duration, Field(gt=0)] = 600.0
+    """An agent plant whose agent is silent this long needs attention (its outcome is unknown)."""
 
     @field_validator("timezone")
     @classmethod
