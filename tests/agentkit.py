@@ -71,10 +71,11 @@ class AgentProc:
 
         return [(str(o), str(json.loads(b)["kind"])) for o, b in rows]
 
-    def wait_for(self, kind: str, layer: str | None = None, seconds: float = 60.0) -> None:
+    def wait_for(self, kind: str, skip: int = 0, seconds: float = 60.0) -> None:
+        """Until the outbox holds ``kind`` among its events after the first ``skip``."""
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            if any(k == kind for _, k in self.outbox_kinds()):
+            if any(k == kind for _, k in self.outbox_kinds()[skip:]):
                 return
             time.sleep(0.01)
         raise AssertionError(f"agent of {self.plant} never announced {kind}: {self.log.read_text()[-2000:]}")

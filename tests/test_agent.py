@@ -5,15 +5,18 @@ agent token kept to its plant, and the agent's own settings refused with exit 2.
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from agentkit import Centre, agent_token, make_agent_plants
 from consolekit import run_cli
-from servekit import Server
+from servekit import ROLLOUT, Server
 
-from deploykit import DeployProject, PlantSpec, build, journal_complete
+from conftest import commit_all
+from deploykit import RELEASES, DeployProject, PlantSpec, build, journal_complete, write_values
 from netplan import console_address
 from rollout.service import open_state
 
@@ -88,3 +91,115 @@ def test_a_failing_agent_plant_is_rolled_back_by_its_agent(centre: Centre) -> No
     failed = [line for line in lines if line.get("kind") == "check.result" and line.get("plant") == "p2"]
     assert failed, "the agent's failed check was not passed on to the rollout's output"
     journal_complete(dp)
+
+
+def test_plant_its_rollback_of_an_agent_plant_is_run_by_its_agent(centre: Centre) -> None:
+    dp = centre.dp
+    assert deploy(dp, "v1")[0] == 0 and deploy(dp, "v2")[0] == 0
+    code, lines = run_cli("rollback", "-C", dp.root, "--plant", "p3", "--json", "--reason", "line 2 stopped")
+    assert code == 0, lines[-5:]
+    dp.assert_whole("p3", "v1")
+    assert dp.health("p3") == "healthy 1"
+    orders = open_state(dp.project()).orders(plant="p3")
+    assert [o.action for o in orders] == ["deploy", "deploy", "rollback"] and orders[-1].state == "done", orders
+    journal_complete(dp)
+
+
+def test_an_agent_killed_mid_plant_and_restarted_brings_the_plant_to_one_whole_release(centre: Centre) -> None:
+    dp = centre.dp
+    assert deploy(dp, "v1")[0] == 0
+    slow = dp.root / "app/ingest/svc.sh.j2"  # a release whose restart takes seconds: the kill lands inside it
+    slow.write_text(slow.read_text().replace("    restart)\n", "    restart)\n        sleep 3\n", 1))
+    write_values(dp.root, {**RELEASES["v2"], "version": 5})
+    commit_all(dp.root, "release slow", "slow")
+    agent = centre.agents["p2"]
+    earlier = len(agent.outbox_kinds())
+    run = subprocess.Popen(
+        [ROLLOUT, "deploy", "-C", str(dp.root), "--release", "slow", "--yes", "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        agent.wait_for("layer.restarting", skip=earlier)
+        agent.kill()
+        killed = [kind for _, kind in agent.outbox_kinds()[earlier:]]
+        assert "plant.done" not in killed and "plant.rolled_back" not in killed, f"killed too late: {killed}"
+        agent.start()
+        out, _ = run.communicate(timeout=240)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait(timeout=10)
+    failed = [line for line in out.decode().splitlines() if "preflight_failed" in line or "attention" in line]
+    assert run.returncode == 0, "\n".join(failed[-3:]) + agent.log.read_text()[-1500:]
+    for plant in PLANTS:
+        dp.assert_whole(plant, "slow")
+        assert dp.health(plant) == "healthy 5", plant
+    journal_complete(dp)
+
+
+def test_an_agent_token_reaches_only_its_own_plants_orders_blobs_and_events(centre: Centre, tmp_path: Path) -> None:
+    dp = centre.dp
+    assert deploy(dp, "v1")[0] == 0
+    journal = open_state(dp.project())
+    p3_order = journal.orders(plant="p3")[0]
+    token = (tmp_path / "p2.token").read_text().strip()
+    api = httpx.Client(base_url=f"{centre.server.url}/api/v1", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    with api:
+        assert api.get("/agent/me").json() == {"name": "agent-p2", "plant": "p2"}
+        p3_blob = next(iter(p3_order.body.split('"kit":"')[1].split('"')[:1]))
+        refused = {
+            "another plant's blob": api.get(f"/agent/blobs/{p3_blob}"),
+            "another plant's order": api.post(f"/agent/orders/{p3_order.id}/take"),
+            "events into another plant's order": api.post(
+                f"/agent/orders/{p3_order.id}/events",
+                json={"events": [{"seq": 99, "event": {"kind": "warning", "plant": "p3"}}]},
+            ),
+            "the console's data": api.get("/plants"),
+        }
+        for what, response in refused.items():
+            assert response.status_code == 403 and "error" in response.json(), (
+                what,
+                response.status_code,
+                response.text,
+            )
+        own = journal.orders(plant="p2")[0]
+        lie = api.post(
+            f"/agent/orders/{own.id}/events",
+            json={"events": [{"seq": 99, "event": {"kind": "warning", "plant": "p3"}}]},
+        )
+        assert lie.status_code == 403, lie.text
+    assert journal.order_events(p3_order.id, after=98) == [] and journal.order_events(own.id, after=98) == []
+    rita = run_cli("user", "add", "rita", "--role", "release-engineer", "-C", dp.root, "--json")[1][0]["token"]
+    other = httpx.get(
+        f"{centre.server.url}/api/v1/agent/orders/next", headers={"Authorization": f"Bearer {rita}"}, timeout=10
+    )
+    assert other.status_code == 403, "a release engineer's token took an agent's work"
+    wrong = agent_once(
+        tmp_path, {"--plant": "p3", "--server": centre.server.url, "--token-file": str(tmp_path / "p2.token")}
+    )
+    assert wrong.returncode == 2 and "not 'p3'" in wrong.stderr and "Traceback" not in wrong.stderr, wrong.stderr
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"--server": "ftp://example"}, "--server"),
+        ({"--server": "http://user:pw@127.0.0.1:1"}, "--server"),
+        ({"--token-file": "/nonexistent/token"}, "cannot read the token file"),
+        ({"--plant": "Bad Plant"}, "invalid plant name"),
+    ],
+)
+def test_bad_agent_settings_exit_2_naming_what_is_wrong(tmp_path: Path, change: dict[str, str], expected: str) -> None:
+    token = tmp_path / "token"
+    token.write_text("rol_x\n")
+    args = {"--plant": "p2", "--server": "http://127.0.0.1:1", "--token-file": str(token), **change}
+    done = agent_once(tmp_path, args)
+    assert done.returncode == 2, (done.returncode, done.stdout, done.stderr)
+    assert expected in done.stderr + done.stdout and "Traceback" not in done.stderr, done.stderr
+
+
+def agent_once(tmp_path: Path, args: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    argv = [ROLLOUT, "agent", "--work-dir", str(tmp_path / "elsewhere"), "--poll", "1"]
+    for key, value in args.items():
+        argv += [key, value]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60)

@@ -86,6 +86,15 @@ class Outbox:
             for r in self._rows("SELECT body FROM events WHERE order_id = ? ORDER BY seq", (order_id,))
         ]
 
+    def last_detail(self, order_id: str, kind: str) -> dict[str, Any] | None:
+        """The detail of the order's latest event of ``kind`` (what the plant ran before: ``plant.before``)."""
+        found = None
+        for (body,) in self._rows("SELECT body FROM events WHERE order_id = ? ORDER BY seq", (order_id,)):
+            event = json.loads(body)
+            if event.get("kind") == kind:
+                found = dict(event.get("detail") or {})
+        return found
+
     def finish(self, order_id: str, result: str) -> None:
         self._write("UPDATE orders SET state = 'finished', result = ? WHERE id = ?", (result, order_id))
 

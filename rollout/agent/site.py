@@ -47,23 +47,29 @@ def load_kit(folder: Path, kit: str, fetch: Callable[[str], bytes]) -> Project:
 
 
 class NodeRunner(InProcessRunner):
-    """The in-process runner on the plant's node: a release whose steps the order lacks cannot be
-    rendered here, so the plant is refused before any host changes."""
+    """The in-process runner on the plant's node, for one order. The node has no code base: a
+    release's steps come from the order (its own release's, or an older one it carries); a host
+    on any other release makes the plant refused before any host changes."""
 
-    def __init__(self, project: Project, settings: AgentSettings, operator: str) -> None:
+    def __init__(self, project: Project, settings: AgentSettings, order: WorkOrder, operator: str) -> None:
         options = project_options(project, operator, settings.insecure)
         if settings.known_hosts is not None and not settings.insecure:
             options = replace(options, known_hosts=settings.known_hosts)
         super().__init__(project, options)
+        self.order = order
 
     def render(self, plant: str) -> RenderSteps:
-        def refuse(commit: str) -> Steps:
+        def from_order(commit: str) -> Steps:
+            if commit == self.order.commit:
+                return self.order.new_steps()
+            if commit in self.order.old_steps:
+                return self.order.steps_of(commit)
             raise ConfigError.one(
                 "(work order)", f"the centre did not send the checks of commit {commit[:12]}, which a host runs",
                 expected="an order rendered with every release the state knows the plant ran",
             )  # fmt: skip
 
-        return refuse
+        return from_order
 
 
 def node_rollback(runner: NodeRunner, order: WorkOrder, a: Assignment, sink: EventSink) -> PlantResult:

@@ -111,9 +111,13 @@ class Agent:
             lay.bundle_hash: unpack_bundle(a.indexes[lay.layer], lay.bundle_hash, self.blobs.get) for lay in work.layers
         }
         order = a.work(bundles)
-        runner = NodeRunner(project, self.s, a.operator)
+        runner = NodeRunner(project, self.s, order, a.operator)
         sink = self._sink(order_id)
         before = None if a.before is None else targets_from_json(a.before)
+        recorded = self.outbox.last_detail(order_id, "plant.before") if resumed else None
+        if before is None and recorded and isinstance(recorded.get("before"), dict):
+            # a killed run had recorded what the plant ran: the hosts it moved since are this run's to settle
+            before = targets_from_json(recorded["before"])
         begun_rollback = "rollback.started" in self.outbox.kinds(order_id)
         if a.action == "recheck":
             return result_to_json(runner.recheck(order, sink))

@@ -53,6 +53,7 @@ def agent(
     found = settings(plant, server, token_file, work_dir or _default_work_dir(plant), ca_file, known_hosts, insecure)
     found = replace(found, poll_s=poll)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s rollout-agent %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per long poll says nothing
     stop = threading.Event()
 
     def stopping(signum: int, _frame: FrameType | None) -> None:
