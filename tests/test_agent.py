@@ -5,6 +5,7 @@ agent token kept to its plant, and the agent's own settings refused with exit 2.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -203,3 +204,37 @@ def agent_once(tmp_path: Path, args: dict[str, str]) -> subprocess.CompletedProc
     for key, value in args.items():
         argv += [key, value]
     return subprocess.run(argv, capture_output=True, text=True, timeout=60)
+
+
+def test_an_agent_plant_whose_agent_stays_silent_needs_attention_and_leaves_no_lock(tmp_path: Path) -> None:
+    """No agent ever comes: the plant is "agent unreachable" first, then needs attention once
+    its agent_timeout passes (exit 3); the order is abandoned and the other plants go on."""
+    dp = build(tmp_path, "local", None, [PlantSpec(p) for p in PLANTS], light=True, strategy=STRATEGY)
+    try:
+        make_agent_plants(dp, ["p2"], timeout="4s")
+        code, lines = deploy(dp, "v1")
+        assert code == 3, lines[-5:]
+        assert outcomes(lines) == {"p1": "updated", "p2": "attention", "p3": "updated"}, outcomes(lines)
+        kinds = [line["kind"] for line in lines if line.get("plant") == "p2" and line.get("type") == "event"]
+        assert "agent.unreachable" in kinds and kinds.index("agent.unreachable") < kinds.index("plant.attention"), kinds
+        reason = next(str(line["detail"]["reason"]) for line in lines if line.get("kind") == "plant.attention")  # type: ignore[index]
+        assert "agent_timeout of 4 s" in reason, reason
+        journal = open_state(dp.project())
+        assert [o.state for o in journal.orders(plant="p2")] == ["abandoned"]
+        journal_complete(dp)
+    finally:
+        dp.stop_services()
+
+
+def test_a_wiped_host_of_an_agent_plant_is_restored_by_its_agent(centre: Centre) -> None:
+    dp = centre.dp
+    assert deploy(dp, "v1")[0] == 0
+    wiped = dp.host_roots["p2-gw1"]
+    shutil.rmtree(wiped)
+    code, lines = run_cli(
+        "restore", "-C", dp.root, "--plant", "p2", "--host", "p2-gw1", "--json", "--reason", "new box"
+    )
+    assert code == 0, lines[-5:]
+    dp.assert_whole("p2", "v1")
+    assert [o.action for o in open_state(dp.project()).orders(plant="p2")] == ["deploy", "rebuild"]
+    journal_complete(dp)

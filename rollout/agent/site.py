@@ -93,3 +93,14 @@ def node_rollback(runner: NodeRunner, order: WorkOrder, a: Assignment, sink: Eve
             raise ConfigError.one("(work order)", str(exc), expected="the checks of the release gone back to") from None
 
     return executor.rollback(plant, layers, choose)
+
+
+def node_rebuild(runner: NodeRunner, order: WorkOrder, a: Assignment, sink: EventSink) -> PlantResult:
+    """``rollout restore`` on the node: each host of the order's keys brought to its layer's bundle."""
+    bundles = order.bundles
+    targets = {}
+    for key in a.keys:
+        layer, host = key.split("/", 1)
+        targets[(layer, host)] = Target.of(bundles[layer])
+    plant = runner.project.plants[a.plant]
+    return runner._executor(sink).rebuild(plant, targets, order.new_steps())

@@ -17,7 +17,7 @@ from rollout.agent.blobs import BlobCache
 from rollout.agent.client import Centre, LinkDown, Refused
 from rollout.agent.outbox import Outbox
 from rollout.agent.settings import AgentSettings
-from rollout.agent.site import NodeRunner, load_kit, node_rollback
+from rollout.agent.site import NodeRunner, load_kit, node_rebuild, node_rollback
 from rollout.core.agentwork import Assignment, BlobError, result_to_json, unpack_bundle
 from rollout.core.events import Event
 from rollout.core.steps import PlantResult, targets_from_json
@@ -123,6 +123,8 @@ class Agent:
             return result_to_json(runner.recheck(order, sink))
         if a.action == "rollback":
             return result_to_json(node_rollback(runner, order, a, sink))
+        if a.action == "rebuild":
+            return result_to_json(node_rebuild(runner, order, a, sink))
         if a.action == "restore" or (resumed and begun_rollback and before is not None):
             why = a.why or "resumed after the agent restarted"
             return result_to_json(runner.restore(order, before or {}, why, a.interrupted or resumed, sink))

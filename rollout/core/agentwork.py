@@ -24,7 +24,7 @@ from rollout.core.steps import Attempt, CheckResult, PlantResult
 from rollout.core.workorder import WorkOrder
 from rollout.errors import RolloutError
 
-Action = Literal["deploy", "restore", "recheck", "rollback"]
+Action = Literal["deploy", "restore", "recheck", "rollback", "rebuild"]
 KIT_FORMAT = 1
 
 
@@ -60,6 +60,8 @@ class Assignment(BaseModel):
     """rollback: the layers rolled back."""
     to_order: bool = False
     """rollback: to the order's release (else each host back to what it ran before)."""
+    keys: list[str] = []
+    """rebuild: the "layer/host" of every host brought back to the order's bundle of its layer."""
 
     def work(self, bundles: Mapping[str, Bundle] | None = None) -> WorkOrder:
         return WorkOrder.from_json(json.dumps(self.order), bundles)

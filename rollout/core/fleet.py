@@ -57,6 +57,8 @@ class PlantView:
     last_rollout: str | None = None
     working: set[str] = field(default_factory=set)
     """Layers the work under way touched (cleared by its outcome)."""
+    agent_silent_since: float | None = None
+    """The plant's agent has not been heard from since then, while work on the plant is under way."""
 
     @property
     def condition(self) -> str:
@@ -87,6 +89,10 @@ def fleet(plants: dict[str, list[str]], events: Iterable[Event]) -> dict[str, Pl
 
 
 def _apply(view: PlantView, event: Event) -> None:
+    if event.kind == "agent.unreachable":
+        view.agent_silent_since = float(event.detail.get("since") or event.time)
+    elif event.kind == "agent.reachable" or event.kind in _OUTCOME:
+        view.agent_silent_since = None
     if event.kind == "layer.activated" and event.layer in view.layers:
         layer = view.layers[event.layer]
         if layer.release != event.release:

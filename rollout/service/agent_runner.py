@@ -46,6 +46,7 @@ class Request:
     interrupted: bool = False
     layers: tuple[str, ...] = ()
     to_order: bool = False
+    keys: tuple[str, ...] = ()
 
 
 class AgentRunner(PlantRunner):
@@ -110,6 +111,7 @@ class AgentRunner(PlantRunner):
             order=json.loads(order.to_json()), indexes=indexes, kit=kit,
             before=None if request.before is None else targets_to_json(request.before),
             why=request.why, interrupted=request.interrupted, layers=list(request.layers), to_order=request.to_order,
+            keys=list(request.keys),
         )  # fmt: skip
         row = AgentOrder(
             oid, order.plant, self.rollout, request.action, assignment.model_dump_json(), "pending", time.time()

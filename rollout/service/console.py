@@ -47,6 +47,14 @@ class PlantRow:
     def condition(self) -> str:
         return "locked" if self.lock is not None and self.view.condition != "in progress" else self.view.condition
 
+    @property
+    def note(self) -> str:
+        """What the condition alone does not say: an agent plant whose agent the centre cannot hear."""
+        since = self.view.agent_silent_since
+        if since is None or self.view.condition != "in progress":
+            return ""
+        return f"agent unreachable since {local_and_utc(since, self.timezone)}"
+
 
 @dataclass
 class Network:

@@ -8,6 +8,7 @@ the commit and the overlay hash of what it switched to. Nothing here prints or e
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from rollout.config.project import Plant, Project
@@ -17,6 +18,7 @@ from rollout.core.render import Renderer
 from rollout.core.steps import Steps, Target, Targets
 from rollout.engine.executor import Executor, Options, PlantResult
 from rollout.errors import ConfigError
+from rollout.service.agent_actions import agent_rebuild, person_runner
 from rollout.service.orchestrator import new_rollout_id
 from rollout.service.rollbacks import journaled
 from rollout.service.state import open_state
@@ -143,10 +145,14 @@ def locked_restore(
     spec: dict[str, object] = {"kind": "restore", "plant": plant_name, "host": host, "reason": reason, "waves": []}
     spec["current_overlays"] = current_overlays
     record = RolloutRecord(rid, "restore", release, commit, time.time(), options.operator, spec)
-    return journaled(
-        journal,
-        plant_name,
-        record,
-        display,
-        lambda sink: Executor(project, options, sink).rebuild(plant, targets, steps),
-    )
+    return journaled(journal, plant_name, record, display, _work(project, journal, rid, plant, targets, steps, options))
+
+
+def _work(
+    project: Project, journal: Journal, rid: str, plant: Plant, targets: Targets, steps: Steps, options: Options
+) -> Callable[[EventSink], PlantResult]:
+    """The rebuild itself: here, or by the plant's agent for an agent plant."""
+    if plant.config.execution == "agent":
+        runner = person_runner(project, journal, rid, options.operator)
+        return lambda sink: agent_rebuild(runner, plant.name, targets, steps, sink)
+    return lambda sink: Executor(project, options, sink).rebuild(plant, targets, steps)

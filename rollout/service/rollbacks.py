@@ -15,6 +15,7 @@ from rollout.engine.executor import Executor, Options, PlantResult, Steps, Targe
 from rollout.engine.layout import Running
 from rollout.errors import ConfigError
 from rollout.service import assets
+from rollout.service.agent_actions import agent_rollback, person_runner
 from rollout.service.orchestrator import new_rollout_id
 from rollout.service.state import open_state
 from rollout.service.workorders import render_steps
@@ -128,10 +129,9 @@ def _work(
 ) -> Callable[[EventSink], PlantResult]:
     """The rollback itself: here, or by the plant's agent for an agent plant."""
     if project.plants[plant].config.execution == "agent":
-        from rollout.service.agent_actions import agent_rollback  # the agent's orders need this only for agent plants
-
         names = [lay.name for lay in _layers_from(project, layer)]
-        return lambda sink: agent_rollback(project, journal, rid, options.operator, plant, to, names, sink)
+        runner = person_runner(project, journal, rid, options.operator)
+        return lambda sink: agent_rollback(runner, plant, to, names, sink)
     return lambda sink: rollback(project, plant, to, layer, options, sink)
 
 

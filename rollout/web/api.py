@@ -36,6 +36,7 @@ def plant_record(row: PlantRow) -> dict[str, Any]:
         "release": row.view.release,
         "reason": row.view.reason,
         "locked_by": row.lock.describe() if row.lock else None,
+        "agent_unreachable_since": _iso(row.view.agent_silent_since) if row.note else None,
         "layers": [
             {
                 "layer": lay.name,

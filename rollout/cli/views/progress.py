@@ -14,6 +14,7 @@ from rollout.core.events import Event
 from rollout.core.projection import PlantState, RolloutState
 from rollout.engine.executor import PlantResult
 from rollout.service.orchestrator import RolloutResult
+from rollout.state.journal import local_time
 
 _EVENT_TEXT = {
     "plant.started": "deploying {release}",
@@ -29,6 +30,8 @@ _EVENT_TEXT = {
     "plant.rolled_back": "[yellow]rolled back[/]: {reason}",
     "plant.attention": "[bold red]NEEDS ATTENTION[/]: {reason}",
     "warning": "[bold red]warning[/]: {reason}",
+    "agent.unreachable": "[yellow]in progress, agent unreachable[/] (silent since {silent})",
+    "agent.reachable": "agent reachable again",
 }
 
 
@@ -49,6 +52,8 @@ def event_text(event: Event) -> str | None:
         text = f"check {event.detail.get('check')} on {where}: [{colour}]{outcome}[/] after {attempts} attempt(s)"
     elif event.kind in _EVENT_TEXT:
         fields = {"release": event.release or "", **{k: _short(v) for k, v in event.detail.items()}}
+        if event.kind == "agent.unreachable":
+            fields["silent"] = local_time(float(event.detail.get("since") or event.time))
         try:
             text = _EVENT_TEXT[event.kind].format_map(fields)
         except KeyError:
