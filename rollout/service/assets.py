@@ -15,6 +15,7 @@ from rollout.core.clock import Clock, SystemClock
 from rollout.core.events import discard
 from rollout.engine.executor import Executor, Options
 from rollout.errors import ConfigError
+from rollout.service.runners import reachable_plants
 from rollout.service.state import open_state
 from rollout.state.journal import Journal, JournalError
 from rollout.transports.base import TransportError
@@ -64,7 +65,7 @@ def keep(journal: Journal, records: Sequence[HostAssets]) -> str | None:
 
 def collect(project: Project, plants: list[str], options: Options, journal: Journal | None = None) -> Collected:
     """Ask every host of the chosen plants (all by default) what it is and runs, and keep it."""
-    chosen = [project.plant(n) for n in plants] if plants else list(project.plants.values())
+    chosen = reachable_plants(project, plants, "collect its assets")
     executor = Executor(project, options, discard)
     unreachable: dict[str, str] = {}
     for plant in chosen:

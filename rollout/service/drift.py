@@ -17,6 +17,7 @@ from rollout.engine.fanout import fan_out
 from rollout.engine.verify import Verified, parse_verify, verify
 from rollout.service.orchestrator import new_rollout_id
 from rollout.service.restore import Ran, recorded
+from rollout.service.runners import reachable_plants
 from rollout.service.state import open_state
 from rollout.state.journal import Journal, RolloutRecord
 
@@ -47,7 +48,7 @@ def verify_plants(
     project: Project, plants: list[str], options: Options, clock: Clock, journal: Journal | None = None
 ) -> list[HostDrift]:
     """Hash every host's current release of the chosen plants (all when none) and record the result."""
-    chosen = [project.plant(n) for n in plants] if plants else list(project.plants.values())
+    chosen = reachable_plants(project, plants, "verify its hosts' files")
     journal = journal or open_state(project)
     names = [layer.name for layer in project.config.layers]
     rows = []
