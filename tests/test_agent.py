@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -109,14 +110,11 @@ def test_plant_its_rollback_of_an_agent_plant_is_run_by_its_agent(centre: Centre
 def test_an_agent_killed_mid_plant_and_restarted_brings_the_plant_to_one_whole_release(centre: Centre) -> None:
     dp = centre.dp
     assert deploy(dp, "v1")[0] == 0
-    slow = dp.root / "app/ingest/svc.sh.j2"  # a release whose restart takes seconds: the kill lands inside it
-    slow.write_text(slow.read_text().replace("    restart)\n", "    restart)\n        sleep 3\n", 1))
-    write_values(dp.root, {**RELEASES["v2"], "version": 5})
-    commit_all(dp.root, "release slow", "slow")
+    release = slow_release(dp, 5)
     agent = centre.agents["p2"]
     earlier = len(agent.outbox_kinds())
     run = subprocess.Popen(
-        [ROLLOUT, "deploy", "-C", str(dp.root), "--release", "slow", "--yes", "--json"],
+        [ROLLOUT, "deploy", "-C", str(dp.root), "--release", release, "--yes", "--json"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
@@ -133,7 +131,7 @@ def test_an_agent_killed_mid_plant_and_restarted_brings_the_plant_to_one_whole_r
     failed = [line for line in out.decode().splitlines() if "preflight_failed" in line or "attention" in line]
     assert run.returncode == 0, "\n".join(failed[-3:]) + agent.log.read_text()[-1500:]
     for plant in PLANTS:
-        dp.assert_whole(plant, "slow")
+        dp.assert_whole(plant, release)
         assert dp.health(plant) == "healthy 5", plant
     journal_complete(dp)
 
@@ -237,4 +235,52 @@ def test_a_wiped_host_of_an_agent_plant_is_restored_by_its_agent(centre: Centre)
     assert code == 0, lines[-5:]
     dp.assert_whole("p2", "v1")
     assert [o.action for o in open_state(dp.project()).orders(plant="p2")] == ["deploy", "rebuild"]
+    journal_complete(dp)
+
+
+def slow_release(dp: DeployProject, version: int) -> str:
+    """A release whose ingest restart takes seconds: a kill lands inside it."""
+    slow = dp.root / "app/ingest/svc.sh.j2"
+    slow.write_text(slow.read_text().replace("    restart)\n", "    restart)\n        sleep 3\n", 1))
+    write_values(dp.root, {**RELEASES["v2"], "version": version})
+    commit_all(dp.root, f"release slow{version}", f"slow{version}")
+    return f"slow{version}"
+
+
+def test_the_orchestrator_killed_while_an_agent_works_resumes_onto_the_same_order(centre: Centre) -> None:
+    """kill -9 of `rollout deploy` while p2's agent restarts its ingest: the agent finishes on its
+    own; `rollout resume` attaches to that order (no second one), passes on the rest of its
+    events and records p2 as updated."""
+    dp = centre.dp
+    assert deploy(dp, "v1")[0] == 0
+    release = slow_release(dp, 6)
+    agent = centre.agents["p2"]
+    earlier = len(agent.outbox_kinds())
+    run = subprocess.Popen(
+        [ROLLOUT, "deploy", "-C", str(dp.root), "--release", release, "--yes", "--json"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        agent.wait_for("layer.restarting", skip=earlier)
+        run.kill()
+    finally:
+        run.wait(timeout=30)
+    journal = open_state(dp.project())
+    rid = journal.rollouts()[-1].id
+    order = journal.orders(plant="p2", rollout=rid)[0]
+    deadline = time.monotonic() + 60
+    while journal.order(order.id).state != "done" and time.monotonic() < deadline:  # type: ignore[union-attr]
+        time.sleep(0.1)
+    assert journal.order(order.id).state == "done", "the agent did not finish on its own"  # type: ignore[union-attr]
+    code, lines = run_cli("resume", rid, "-C", dp.root, "--json")
+    assert code == 0, lines[-5:]
+    assert outcomes(lines)["p2"] == "updated", outcomes(lines)
+    assert [o.id for o in journal.orders(plant="p2", rollout=rid)] == [order.id], "resume published a second order"
+    passed = [
+        e.event.detail["agent"]["seq"] for e in journal.events(rollout=rid, plant="p2") if "agent" in e.event.detail
+    ]
+    assert passed == sorted(set(passed)) and passed == list(range(1, len(passed) + 1)), (
+        f"events passed on twice or lost: {passed}"
+    )
+    dp.assert_whole("p2", release)
     journal_complete(dp)

@@ -88,12 +88,17 @@ class AgentRunner(PlantRunner):
         return order.with_old(found) if found else order
 
     def _attach(self, plant: str, action: str) -> AgentOrder | None:
-        """The open order a killed run of this rollout published for the same work, if any."""
+        """The order a killed run of this rollout published for the same work: still open, or done
+        with events it never passed on (the agent finished while no run of the rollout ran)."""
         prefix = f"{self.rollout}/{plant}/{action}/"
-        return next(
-            (o for o in self.journal.orders(plant=plant, rollout=self.rollout) if o.id.startswith(prefix) and o.open),
-            None,
-        )
+        mine = [o for o in self.journal.orders(plant=plant, rollout=self.rollout) if o.id.startswith(prefix)]
+        last = mine[-1] if mine else None
+        if last is None or last.state == "abandoned":
+            return None
+        if last.open:
+            return last
+        sent = self.journal.order_events(last.id, after=passed_before(self.journal, self.rollout, last))
+        return last if sent else None
 
     def _publish(self, order: WorkOrder, request: Request) -> AgentOrder:
         blobs, indexes = {}, {}
@@ -132,19 +137,10 @@ class _Follower:
         self.r, self.order, self.sink = runner, order, sink
         self.plant = order.plant
         self.timeout = runner.project.plants[order.plant].config.agent_timeout
-        self.passed = self._passed_before()
+        self.passed = passed_before(runner.journal, runner.rollout, order)
         self.heard = max(order.created, order.taken or 0.0)
         self.unreachable_since: float | None = None
         self._looked = 0.0
-
-    def _passed_before(self) -> int:
-        """The last of the order's events a killed run of this rollout passed on already."""
-        seqs = [
-            int(e.event.detail.get("agent", {}).get("seq", 0))
-            for e in self.r.journal.events(rollout=self.r.rollout, plant=self.plant)
-            if isinstance(e.event.detail.get("agent"), dict) and e.event.detail["agent"].get("order") == self.order.id
-        ]
-        return max(seqs, default=0)
 
     def follow(self) -> str:
         try:
@@ -210,6 +206,16 @@ class _Follower:
         if self.order.action != "recheck":  # a bake's recheck only fails; the put-back that follows decides
             self.sink(Event("plant.attention", self.plant, detail={"reason": reason}))
         return _attention(self.plant, self.order.action, reason)
+
+
+def passed_before(journal: Journal, rollout: str, order: AgentOrder) -> int:
+    """The last of the order's events a run of ``rollout`` passed on already (0: none)."""
+    seqs = [
+        int(e.event.detail["agent"].get("seq", 0))
+        for e in journal.events(rollout=rollout, plant=order.plant)
+        if isinstance(e.event.detail.get("agent"), dict) and e.event.detail["agent"].get("order") == order.id
+    ]
+    return max(seqs, default=0)
 
 
 class _Silent(Exception):
