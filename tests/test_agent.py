@@ -15,7 +15,7 @@ import httpx
 import pytest
 from agentkit import Centre, agent_token, make_agent_plants
 from consolekit import run_cli
-from servekit import ROLLOUT, Server
+from servekit import ROLLOUT, Server, self_signed
 
 from conftest import commit_all
 from deploykit import RELEASES, DeployProject, PlantSpec, build, journal_complete, write_values
@@ -284,3 +284,22 @@ def test_the_orchestrator_killed_while_an_agent_works_resumes_onto_the_same_orde
     )
     dp.assert_whole("p2", release)
     journal_complete(dp)
+
+
+def test_an_agent_reaches_the_centre_over_https_with_its_ca_file_and_refuses_an_untrusted_one(tmp_path: Path) -> None:
+    dp = build(tmp_path, "local", None, [PlantSpec(p) for p in PLANTS], light=True, strategy=STRATEGY)
+    make_agent_plants(dp, ["p2"])
+    address = console_address(31)
+    cert, key = self_signed(tmp_path, address)
+    found = Centre(dp, Server(dp.root, address, tls=(cert, key)))
+    try:
+        token = agent_token(dp, "p2", tmp_path)
+        untrusted = agent_once(tmp_path, {"--plant": "p2", "--server": found.server.url, "--token-file": str(token)})
+        assert untrusted.returncode == 2 and "not trusted" in untrusted.stderr, untrusted.stderr
+        found.agent("p2", token, ("--ca-file", str(cert)))
+        code, lines = deploy(dp, "v1")
+        assert code == 0 and outcomes(lines)["p2"] == "updated", lines[-5:]
+        dp.assert_whole("p2", "v1")
+    finally:
+        found.stop()
+        dp.stop_services()

@@ -25,6 +25,10 @@ class Refused(RolloutError):
     """The centre refuses this agent's token for what it asked."""
 
 
+class Untrusted(RolloutError):
+    """The centre's TLS certificate is not one this agent trusts (``--ca-file``): no retry mends it."""
+
+
 class Centre:
     def __init__(self, settings: AgentSettings, timeout: float = 10.0) -> None:
         self.settings = settings
@@ -46,6 +50,8 @@ class Centre:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
+            if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+                raise Untrusted(f"{self.settings.server}: its certificate is not trusted: {exc}") from None
             raise LinkDown(f"{self.settings.server}: {type(exc).__name__}: {exc}") from None
         if response.status_code in (401, 403):
             raise Refused(f"{self.settings.server} refused {path}: {_message(response)}")

@@ -46,7 +46,7 @@ def agent(
     """Run this plant's work orders here, connecting out to the centre (the plant needs no inbound route)."""
     from dataclasses import replace
 
-    from rollout.agent.client import Refused
+    from rollout.agent.client import Refused, Untrusted
     from rollout.agent.settings import settings
     from rollout.agent.worker import Agent
 
@@ -70,5 +70,10 @@ def agent(
         raise ConfigError.one(
             str(token_file), f"the centre refuses this token: {exc}", location="--token-file",
             expected="an active token of role agent for this plant",
+        ) from None  # fmt: skip
+    except Untrusted as exc:
+        raise ConfigError.one(
+            str(ca_file or "(system CAs)"), str(exc), location="--ca-file",
+            expected="the CA certificate (PEM) that signed the console's certificate",
         ) from None  # fmt: skip
     return EXIT_OK if stop.is_set() else EXIT_BAD_INPUT
