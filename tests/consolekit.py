@@ -8,6 +8,7 @@ import contextlib
 import io
 import json
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,3 +82,17 @@ def _prepared(dp: DeployProject) -> ConsoleProject:
         assert code == 0, f"user add {name}: {lines}"
         made.tokens[name] = str(lines[0]["token"])
     return made
+
+
+JOB_S = 120.0
+
+
+def wait_job(get, key: str) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    """The job once it ended (bounded)."""
+    deadline = time.monotonic() + JOB_S
+    while time.monotonic() < deadline:
+        job = get(f"/api/v1/jobs/{key}").json()
+        if job["state"] in ("done", "failed"):
+            return dict(job)
+        time.sleep(0.1)
+    raise AssertionError(f"job {key} did not end within {JOB_S} s: {job}")

@@ -16,6 +16,7 @@ import pytest
 from agentkit import Centre, agent_token, make_agent_plants
 from consolekit import run_cli
 from servekit import ROLLOUT, Server, self_signed
+from test_console_jobs import wait_job
 
 from conftest import commit_all
 from deploykit import RELEASES, DeployProject, PlantSpec, build, journal_complete, write_values
@@ -95,15 +96,22 @@ def test_a_failing_agent_plant_is_rolled_back_by_its_agent(centre: Centre) -> No
     journal_complete(dp)
 
 
-def test_plant_its_rollback_of_an_agent_plant_is_run_by_its_agent(centre: Centre) -> None:
+def test_plant_its_rollback_clicked_in_the_console_is_run_by_the_plants_agent(centre: Centre) -> None:
     dp = centre.dp
     assert deploy(dp, "v1")[0] == 0 and deploy(dp, "v2")[0] == 0
-    code, lines = run_cli("rollback", "-C", dp.root, "--plant", "p3", "--json", "--reason", "line 2 stopped")
-    assert code == 0, lines[-5:]
+    code, lines = run_cli("user", "add", "ivo", "--role", "plant-it", "--plant", "p3", "-C", dp.root, "--json")
+    assert code == 0, lines
+    headers = {"Authorization": f"Bearer {lines[0]['token']}"}
+    body = {"key": "p3-rollback-0001", "reason": "line 2 stopped"}
+    with httpx.Client(base_url=centre.server.url, headers=headers, timeout=10) as api:
+        assert api.post("/api/v1/plants/p3/rollback", json=body).status_code == 202
+        job = wait_job(lambda url: api.get(url), body["key"])
+    assert job["state"] == "done" and "rolled back" in str(job["message"]), job
     dp.assert_whole("p3", "v1")
     assert dp.health("p3") == "healthy 1"
     orders = open_state(dp.project()).orders(plant="p3")
     assert [o.action for o in orders] == ["deploy", "deploy", "rollback"] and orders[-1].state == "done", orders
+    assert orders[-1].rollout.startswith("rollback-"), "the order is not the console's rollback's"
     journal_complete(dp)
 
 

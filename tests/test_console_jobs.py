@@ -5,12 +5,11 @@ a locked plant names its holder, and a release engineer approves and the next wa
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-from consolekit import ConsoleProject, console_project
+from consolekit import ConsoleProject, console_project, wait_job
 from fastapi.testclient import TestClient
 from pgkit import PgState
 from servekit import Server
@@ -18,19 +17,6 @@ from servekit import Server
 from netplan import console_address
 from rollout.service import history, open_project, open_state
 from rollout.web.app import create_app
-
-JOB_S = 120.0
-
-
-def wait_job(get, key: str) -> dict[str, object]:  # type: ignore[no-untyped-def]
-    """The job once it ended (bounded)."""
-    deadline = time.monotonic() + JOB_S
-    while time.monotonic() < deadline:
-        job = get(f"/api/v1/jobs/{key}").json()
-        if job["state"] in ("done", "failed"):
-            return dict(job)
-        time.sleep(0.1)
-    raise AssertionError(f"job {key} did not end within {JOB_S} s: {job}")
 
 
 @pytest.fixture
