@@ -181,6 +181,9 @@ def test_an_agent_token_reaches_only_its_own_plants_orders_blobs_and_events(cent
         f"{centre.server.url}/api/v1/agent/orders/next", headers={"Authorization": f"Bearer {rita}"}, timeout=10
     )
     assert other.status_code == 403, "a release engineer's token took an agent's work"
+    page = httpx.get(f"{centre.server.url}/api/v1/plants/p2", headers={"Authorization": f"Bearer {rita}"}, timeout=10)
+    assert "run by its agent (agent-p2 on " in str(page.json()["agent"]), page.json().get("agent")
+    assert page.json()["agent_unreachable_since"] is None and page.json()["state"] == "healthy", page.json()
     wrong = agent_once(
         tmp_path, {"--plant": "p3", "--server": centre.server.url, "--token-file": str(tmp_path / "p2.token")}
     )

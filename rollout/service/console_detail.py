@@ -4,6 +4,7 @@ state; cut to what the asker may see. Nothing here prints or exits."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 from rollout.config.project import Project
@@ -12,7 +13,7 @@ from rollout.core.events import ROLLOUT, Event
 from rollout.core.projection import ENDED, PlantState, RolloutState, WaveState, fold
 from rollout.errors import ConfigError
 from rollout.service.assets import AssetRow, query
-from rollout.service.console import Filters, PlantRow, history_for, network
+from rollout.service.console import Filters, PlantRow, history_for, local_and_utc, network
 from rollout.service.history import HistoryEntry
 from rollout.state.journal import Journal, Lock, RolloutRecord
 
@@ -34,6 +35,8 @@ class PlantPage:
     """Releases it ran, newest first: what plant IT may roll back to."""
     assets: list[AssetRow] = field(default_factory=list)
     """What each of its hosts is and runs, as last collected."""
+    agent: str = ""
+    """For an agent plant: when its agent was last heard from, and on which node."""
 
 
 def plant_page(project: Project, journal: Journal, who: Principal, name: str) -> PlantPage:
@@ -53,7 +56,21 @@ def plant_page(project: Project, journal: Journal, who: Principal, name: str) ->
         release = stored.event.release
         if release and release not in releases and "," not in release:
             releases.append(release)
-    return PlantPage(row, hosts, entries, locks, releases, query(project, [name], journal=journal))
+    page = PlantPage(row, hosts, entries, locks, releases, query(project, [name], journal=journal))
+    if plant.config.execution == "agent":
+        page.agent = _agent_line(journal, name, row.timezone)
+    return page
+
+
+def _agent_line(journal: Journal, plant: str, zone: str) -> str:
+    beat = journal.heartbeats().get(plant)
+    if beat is None:
+        return "run by its agent, which has never been heard from"
+    try:
+        node = str(json.loads(beat.detail).get("node") or "?")
+    except ValueError:
+        node = "?"
+    return f"run by its agent ({beat.agent} on {node}), last heard {local_and_utc(beat.at, zone)}"
 
 
 @dataclass(frozen=True)

@@ -95,6 +95,7 @@ def plant(ctx: Ctx, who: Who, plant: str) -> dict[str, Any]:
     record["locks"] = [_lock(lock) for lock in page.locks]
     record["releases"] = page.releases
     record["assets"] = [row.as_dict() for row in page.assets]
+    record["agent"] = page.agent or None
     return record
 
 
