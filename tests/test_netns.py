@@ -5,6 +5,8 @@ teardown leaves no namespace, link, route or process behind, even after a crash.
 
 from __future__ import annotations
 
+import json
+import select
 import socket
 import subprocess
 import sys
@@ -22,6 +24,18 @@ from netnskit import PlantNet, connects_inside, link_exists, namespaces
 # This module's plant indexes: 1 for the shared plant, 2 and 3 for the teardown cases.
 SHARED, TORN, CRASHED = 1, 2, 3
 
+TESTS = Path(__file__).resolve().parent
+# A test process that builds a plant, starts processes in it, says which, and is then killed.
+CRASHING_RUN = """
+import json, sys, time
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from netnskit import PlantNet
+from test_netns import _session_pids
+plant = PlantNet(Path(sys.argv[2]), int(sys.argv[3])).start()
+print(json.dumps({"name": plant.name, "pids": sorted(_session_pids(plant))}), flush=True)
+time.sleep(300)
+"""
 GET = """
 import sys, urllib.request
 with urllib.request.urlopen(sys.argv[1], timeout=float(sys.argv[2])) as response:
@@ -165,20 +179,34 @@ def test_teardown_leaves_nothing_behind_even_when_the_test_fails(tmp_path: Path)
 
 
 def test_start_clears_what_a_crashed_run_left(tmp_path: Path) -> None:
-    crashed = PlantNet(tmp_path / "crashed", CRASHED).start()
-    pids = _session_pids(crashed)
-    # The crashed run's test process is gone: nobody calls crashed.stop(); its children linger.
+    log = tmp_path / "crashed.log"
+    with open(log, "w") as err:
+        run = subprocess.Popen(
+            [sys.executable, "-c", CRASHING_RUN, str(TESTS), str(tmp_path / "crashed"), str(CRASHED)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+        )
     again = PlantNet(tmp_path / "again", CRASHED)
     try:
+        assert run.stdout is not None
+        ready, _, _ = select.select([run.stdout], [], [], 60)
+        assert ready, "the run never got its plant up"
+        left = json.loads(run.stdout.readline() or "null")
+        assert left is not None, log.read_text()
+        assert left["name"] == again.name
+        pids = set(left["pids"])
+        run.kill()  # the run crashes: none of its teardown runs
+        run.wait(timeout=10)
+        assert all(alive(pid) for pid in pids), "the crashed run's plant should outlive it"
+        assert again.name in namespaces()
         again.start()
         assert not [pid for pid in pids if alive(pid)], "the crashed run's processes outlived the new start"
         done = again.run_inside(again.ssh_argv(again.hosts[0], "true"))
         assert done.returncode == 0, done.stderr
     finally:
+        run.kill()
+        run.wait(timeout=10)
         again.stop()
-    for process in crashed._processes:  # reaped here only so that no zombie of this test stays
-        process.wait(timeout=10)
-    for host in crashed.hosts:
-        assert host.process is not None
-        host.process.wait(timeout=10)
     _assert_gone(again, pids | again.started)
