@@ -241,13 +241,20 @@ class PlantNet:
         _ip("link", "set", self.centre_link, "down")
 
     def mend(self, seconds: float = 10.0) -> None:
-        """The WAN is back: the link goes up; returns once both ends say so, raises after ``seconds``."""
+        """The WAN is back: the link goes up; returns once both ends say so, raises after ``seconds``.
+
+        The neighbour (ARP) entries of both ends are flushed: an address lookup begun during the cut
+        would otherwise go on at its own pace (a probe a second) after the mend, so the first
+        connections then would wait up to a second, or fail with 'No route to host' when its
+        probes run out just after the mend."""
         _ip("link", "set", self.centre_link, "up")
         deadline = time.monotonic() + seconds
         while not (self._link_up(None, self.centre_link) and self._link_up(self.name, self.plant_link)):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{self.centre_link} did not come back up in {seconds} s")
             time.sleep(0.05)
+        _ip("neigh", "flush", "dev", self.centre_link)
+        _ip("-n", self.name, "neigh", "flush", "dev", self.plant_link)
 
     def pids(self) -> set[int]:
         """Every process in the namespace now, and those the kit started that still run."""

@@ -133,6 +133,7 @@ def test_a_process_started_inside_lives_in_the_namespace(plant: PlantNet) -> Non
 
 
 def test_a_centre_server_on_center_address_is_reached_from_inside_until_the_cut(plant: PlantNet, centre: str) -> None:
+    port = int(centre.rsplit(":", 1)[1].strip("/"))
     assert _get_inside(plant, centre).stdout == "centre says hello\n"
     plant.cut()
     try:
@@ -142,8 +143,12 @@ def test_a_centre_server_on_center_address_is_reached_from_inside_until_the_cut(
         assert time.monotonic() - began < 10
         # A WAN cut leaves the plant working on its own.
         assert plant.run_inside(plant.ssh_argv(plant.hosts[0], "true")).returncode == 0
+        # A connection tried just before the mend leaves an address lookup under way across it.
+        assert not connects_inside(plant.name, plant.center_address, port, 0.2)
     finally:
         plant.mend()
+    # The link works at once: the first connection after the mend gets through within 0.2 s.
+    assert connects_inside(plant.name, plant.center_address, port, 0.0)
     back = _get_inside(plant, centre)
     assert back.returncode == 0 and back.stdout == "centre says hello\n", back.stderr
 
