@@ -4,6 +4,11 @@ Each host has its own address (127.<net>.1.N, port 2222; see netplan), host key,
 log; clients authenticate with one ed25519 key and verify host keys against a
 known_hosts file the fleet writes. Servers are children of the test process and are
 stopped by pid (with every session process they forked).
+
+Where a host lives (its address, how its server is started and how to tell it listens) is
+three methods a subclass changes: netnskit's plant hosts run the same servers inside a
+network namespace. The process-tree helpers (``descendants``, ``kill_tree``, ``alive``) serve
+every kit that stops what it started by pid.
 """
 
 from __future__ import annotations
@@ -46,21 +51,32 @@ class Fleet:
 
     def _host(self, index: int) -> SshHost:
         home = self.base / f"h{index}"
-        return SshHost(index, fleet_address(index), home, home / "sshd_config")
+        return SshHost(index, self.address(index), home, home / "sshd_config")
+
+    def address(self, index: int) -> str:
+        """Where host ``index`` listens."""
+        return fleet_address(index)
+
+    def server_command(self, host: SshHost) -> list[str]:
+        """The argv that runs ``host``'s server in the foreground (its pid is the server's)."""
+        return [SSHD, "-D", "-e", "-f", str(host.config)]
+
+    def wait_listening(self, host: SshHost) -> None:
+        """Returns once ``host``'s server accepts connections; raises after 15 s."""
+        wait_for_port(host.address, PORT, 15)
 
     def start(self) -> Fleet:
         Path("/run/sshd").mkdir(parents=True, exist_ok=True)
         self.base.mkdir(parents=True, exist_ok=True)
-        _keygen(self.client_key)
+        keygen(self.client_key)
         authorized = self.base / "authorized_keys"
         authorized.write_text(self.client_key.with_suffix(".pub").read_text())
         lines = []
         for host in self.hosts:
             host.home.mkdir(parents=True, exist_ok=True)
             key = host.home / "host_key"
-            _keygen(key)
-            kind, blob = key.with_suffix(".pub").read_text().split()[:2]
-            lines.append(f"[{host.address}]:{PORT} {kind} {blob}\n")
+            keygen(key)
+            lines.append(known_hosts_line(host.address, PORT, key))
             host.config.write_text(_config(host, key, authorized))
         self.known_hosts.write_text("".join(lines))
         for host in self.hosts:
@@ -69,18 +85,13 @@ class Fleet:
 
     def launch(self, host: SshHost) -> None:
         log = open(host.home / "sshd.log", "ab")  # noqa: SIM115 (the server keeps it open)
-        host.process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(host.config)], stdout=log, stderr=log)
+        host.process = subprocess.Popen(self.server_command(host), stdout=log, stderr=log)
         log.close()
-        _wait_for_port(host.address, PORT, 15)
+        self.wait_listening(host)
 
     def kill(self, host: SshHost, sig: int = signal.SIGKILL) -> None:
         """The host drops off the network: its server and every session it forked die."""
-        roots = set(_pids_with(str(host.config)))
-        for pid in sorted(_descendants(roots) | roots):
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
+        kill_tree(set(_pids_with(str(host.config))), sig)
         if sig != signal.SIGKILL:
             return
         if host.process is not None:
@@ -98,9 +109,16 @@ class Fleet:
             self.kill(host)
 
 
-def _keygen(path: Path) -> None:
+def keygen(path: Path) -> None:
+    """An ed25519 key pair at ``path`` (and ``path``.pub), unless one is there."""
     if not path.exists():
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True, timeout=30)
+
+
+def known_hosts_line(address: str, port: int, key: Path) -> str:
+    """The known_hosts line that vouches for the public half of host key ``key`` at ``address``."""
+    kind, blob = key.with_suffix(".pub").read_text().split()[:2]
+    return f"[{address}]:{port} {kind} {blob}\n"
 
 
 def _config(host: SshHost, key: Path, authorized: Path) -> str:
@@ -123,7 +141,8 @@ SetEnv HOME={host.home}{"".join(f" {k}={v}" for k, v in host.env.items())}
 """
 
 
-def _wait_for_port(address: str, port: int, seconds: float) -> None:
+def wait_for_port(address: str, port: int, seconds: float) -> None:
+    """Returns once ``address:port`` accepts a connection from this process; raises after ``seconds``."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
@@ -134,7 +153,7 @@ def _wait_for_port(address: str, port: int, seconds: float) -> None:
     raise RuntimeError(f"sshd on {address}:{port} did not start")
 
 
-def _descendants(roots: set[int]) -> set[int]:
+def descendants(roots: set[int]) -> set[int]:
     """Every process below ``roots`` (sshd's sessions call setsid, so a process group misses them)."""
     parents: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
@@ -151,6 +170,24 @@ def _descendants(roots: set[int]) -> set[int]:
         found |= children
         frontier = children
     return found
+
+
+def kill_tree(roots: set[int], sig: int = signal.SIGKILL) -> None:
+    """Sends ``sig`` to ``roots`` and every process below them (those already gone are skipped)."""
+    for pid in sorted(descendants(roots) | roots):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def _pids_with(marker: str) -> list[int]:
