@@ -166,6 +166,9 @@ class _Follower:
     def _pass_on(self) -> int:
         """Pass on the events that arrived since; how many."""
         rows = self.r.journal.order_events(self.order.id, after=self.passed)
+        if rows:  # heard from: said before what it sends, which may be the plant's outcome
+            self.heard = time.time()
+            self._heard_again()
         for seq, body in rows:
             data = json.loads(body)
             data.pop("seq", None)
@@ -174,9 +177,6 @@ class _Follower:
             detail = {**event.detail, "agent": {"order": self.order.id, "seq": seq}}
             self.sink(Event(event.kind, self.plant, event.layer, event.host, event.release, detail, event.time))
             self.passed = seq
-        if rows:
-            self.heard = time.time()
-            self._heard_again()
         return len(rows)
 
     def _watch(self) -> None:
