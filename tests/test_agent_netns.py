@@ -17,9 +17,10 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 from agentkit import agent_token, make_agent_plants
-from consolekit import run_cli
+from consolekit import run_cli, wait_job
 from servekit import ROLLOUT, Server
 
 from deploykit import SERVICE_PORT, DeployProject, PlantSpec, build, inventory, journal_complete
@@ -54,6 +55,11 @@ class AgentPlant:
         argv += ["--work-dir", str(self.work), "--poll", "2", "--known-hosts", str(self.net.known_hosts)]
         self.work.parent.mkdir(parents=True, exist_ok=True)
         self.proc = self.net.popen_inside(argv, log=self.work.parent / f"agent-{self.name}.log")
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(timeout=10)
 
     def outbox(self) -> list[str]:
         path = self.work / "outbox.db"
@@ -148,6 +154,16 @@ def test_a_staged_rollout_over_agent_and_direct_plants_with_a_failing_agent_plan
     journal = open_state(dp.project())
     passed = [e for e in journal.events(plant="a2", kinds=("rollback.started",)) if "agent" in e.event.detail]
     assert passed, "a2's rollback was not its agent's"
+    # plant IT of a3 rolls it back in the console; the order reaches a3's agent through its own link
+    code, users = run_cli("user", "add", "ines", "--role", "plant-it", "--plant", "a3", "-C", dp.root, "--json")
+    assert code == 0, users
+    body = {"key": "a3-rollback-0001", "reason": "line 1 scanner timeouts"}
+    headers = {"Authorization": f"Bearer {users[0]['token']}"}
+    with httpx.Client(base_url=site.plants["a3"].server.url, headers=headers, timeout=10) as api:
+        assert api.post("/api/v1/plants/a3/rollback", json=body).status_code == 202
+        job = wait_job(lambda url: api.get(url), body["key"])
+    assert job["state"] == "done" and "rolled back" in str(job["message"]), job
+    assert on(dp, "a3", "v1"), runs(dp, "a3")
     journal_complete(dp)
 
 
@@ -166,6 +182,9 @@ def test_a_wan_cut_mid_layer_the_agent_finishes_the_plant_and_the_centre_learns_
     try:
         until(lambda: "layer.restarting" in cut.outbox()[earlier:], 120, "a1's agent never restarted its ingest")
         cut.net.cut()
+        cut.kill()  # and the node loses its agent too, in the middle of the restart
+        assert "plant.done" not in cut.outbox()[earlier:], "killed too late"
+        cut.start()  # restarted while the link is still down: it goes on from what the hosts run
         until(lambda: "plant.done" in cut.outbox()[earlier:], 120, "a1's agent did not finish the plant while cut off")
         assert on(dp, "a1", release), runs(dp, "a1")
         journal = open_state(dp.project())

@@ -45,10 +45,12 @@ class Agent:
         self.blobs = BlobCache(settings.work_dir / "blobs", self._fetch)
         self.wake = threading.Event()
         self.current = ""
+        self.greeted = False
 
     def hello(self) -> None:
         """Make sure the centre takes this token for this plant (Refused, WrongPlant), waiting out a link down."""
         found = self._retrying(self.centre.me)
+        self.greeted = found is not None
         if found is not None and found.get("plant") != self.s.plant:
             raise WrongPlant.one(
                 "--plant", f"the token is the agent token of plant {found.get('plant')!r}, not {self.s.plant!r}",
@@ -56,7 +58,8 @@ class Agent:
             )  # fmt: skip
 
     def run(self) -> None:
-        self.hello()
+        if not self.outbox.running():  # a plant left half way goes on first, even with the link down
+            self.hello()
         threads = [
             threading.Thread(target=t, daemon=True, name=n)
             for t, n in ((self._send, "outbox"), (self._beat, "heartbeat"))
@@ -79,6 +82,8 @@ class Agent:
         if left:
             self._execute(*left[0], resumed=True)
             return
+        if not self.greeted:
+            self.hello()
         found = self._retrying(self.centre.next_order)
         if found is None or self.stop.is_set():
             return

@@ -191,7 +191,8 @@ class Executor:
     def _forward(self, run: PlantRun, order: WorkOrder, now: dict[Key, Running], before: Targets) -> PlantResult:
         bundles = order.bundles
         targets = {key: Target.of(bundles[key[0]]) for key in run.keys()}
-        changed = not all(already(now[key], target) for key, target in targets.items())
+        # changed: by this rollout, a resumed run's hosts that its killed run moved included
+        changed = any(not already(now[k], t) or before[k].release_dir != t.release_dir for k, t in targets.items())
         # Hosts an interrupted run already moved are ours to put back if this run fails.
         touched = {key for key, state in now.items() if not already(state, before[key])}
         unsettled = set(touched)
