@@ -72,6 +72,9 @@ class WorkOrder(BaseModel):
     """The new release's steps and checks."""
     old_steps: dict[str, RenderedSteps]
     """Commit -> the steps and checks of an older release the plant's hosts may run."""
+    asset_stamps: dict[str, str] = {}
+    """Host -> its package database's stamp in the state's last asset record of it: a host
+    whose database still has that stamp sends no package list (``rollout.core.assets``)."""
     _bundles: dict[str, Bundle] = PrivateAttr(default_factory=dict)
 
     @classmethod
@@ -149,6 +152,12 @@ class WorkOrder(BaseModel):
         """The same order with the steps of more older releases (rendered at preflight)."""
         old = {**self.old_steps, **{c: RenderedSteps.of(s) for c, s in more.items()}}
         order = self.model_copy(update={"old_steps": dict(sorted(old.items()))})
+        order._bundles = dict(self._bundles)
+        return order
+
+    def knowing(self, stamps: Mapping[str, str]) -> WorkOrder:
+        """The same order with the hosts' package-database stamps as the state has them now."""
+        order = self.model_copy(update={"asset_stamps": dict(sorted(stamps.items()))})
         order._bundles = dict(self._bundles)
         return order
 

@@ -13,7 +13,7 @@ If that fails too, the touched layers are marked as needing attention.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 from rollout.config.inventory import Host
@@ -93,11 +93,18 @@ class Executor:
         return dict(self.read(plant, conns, probe).items())
 
     def read(
-        self, plant: Plant, conns: Connections | None = None, probe: bool = False, assets: bool = False
+        self,
+        plant: Plant,
+        conns: Connections | None = None,
+        probe: bool = False,
+        assets: bool = False,
+        stamps: Mapping[str, str] | None = None,
     ) -> HostResults[Key, Running]:
         """Every (layer, host)'s state or the error that stood in its way, in one fan-out.
 
-        ``assets``: each host's first layer also says what the host is and runs (``assets_of``)."""
+        ``assets``: each host's first layer also says what the host is and runs (``assets_of``);
+        ``stamps``: host -> its package database's stamp in its last record, so a host whose
+        database is unchanged sends no package list (see ``rollout.core.assets``)."""
         own = conns is None
         conns = conns or Connections(self.project, plant, self.options)
         try:
@@ -107,7 +114,9 @@ class Executor:
 
             def read_one(key: Key) -> Running:
                 layer, host = where[key]
-                step = layout.read_running(conns.dir(host, layer), timeout, probe, asked.get(host.name) == key)
+                ask = asked.get(host.name) == key
+                known = (stamps or {}).get(host.name, "")
+                step = layout.read_running(conns.dir(host, layer), timeout, probe, ask, known)
                 state = layout.parse_running(conns.run(host, step).stdout, probe)
                 self.seen.note(plant.name, layer.name, host.name, state)
                 return state
@@ -156,7 +165,7 @@ class Executor:
         run = self._run(self.project.plants[order.plant])
         run.emit("plant.started", release=order.release)
         try:
-            found = self.read(run.plant, run.conns, probe=True, assets=self.options.assets)
+            found = self.read(run.plant, run.conns, True, self.options.assets, order.asset_stamps)
             if found.failed:
                 return self._unreachable(run, found, order.release)
             now = found.succeeded

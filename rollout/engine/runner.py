@@ -66,7 +66,8 @@ class InProcessRunner(PlantRunner):
             known = self._orders.get((order.plant, order.release))
         if known is None or known.lacks(list(order.old_steps)):
             return order
-        return known
+        # the stamps are what the state says now, newer than those of the order kept
+        return known.knowing(order.asset_stamps)
 
     def render(self, plant: str) -> RenderSteps:
         """The checks of the release at a commit, rendered from the code base (at preflight only)."""
