@@ -119,6 +119,12 @@ def _text(value: object) -> str | None:
     return None if value is None else str(value)
 
 
+def check_host(plant: Plant, host: str | None) -> None:
+    """Refuse a host the plant's inventory does not have (ConfigError)."""
+    if host is not None and host not in plant.inventory.hosts:
+        raise ConfigError.one("--host", f"no host {host!r} in plant {plant.name}", expected="a host of its inventory")
+
+
 def locked_restore(
     project: Project,
     plant_name: str,
@@ -133,8 +139,7 @@ def locked_restore(
     """``rollout restore``: holding the plant's lock and journaled like a plant-IT rollback (a
     record of kind "restore"); everything is rendered before a host is touched."""
     plant = project.plant(plant_name)
-    if host is not None and host not in plant.inventory.hosts:
-        raise ConfigError.one("--host", f"no host {host!r} in plant {plant_name}", expected="a host of its inventory")
+    check_host(plant, host)
     journal = journal or open_state(project)
     names = [layer.name for layer in project.config.layers]
     targets, steps, commit = plan_restore(project, plant, recorded(journal, plant_name, names), host, current_overlays)
