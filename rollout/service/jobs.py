@@ -92,10 +92,7 @@ def _check(project: Project, journal: Journal, request: Request) -> None:
             project.release(request.to, "to")  # a release that does not exist is refused now, not in the job
     elif request.kind == "restore":
         # what the state cannot restore, or overlays that changed, are refused now, not in the job
-        names = [layer.name for layer in project.config.layers]
-        ran = restore.recorded(journal, plant.name, names)
-        restore.check_host(plant, request.host)
-        restore.plan_restore(project, plant, ran, request.host, bool(request.current_overlays))
+        restore.restore_plan(project, journal, plant, request.host, bool(request.current_overlays))
     now = time.time()
     for lock in journal.locks():
         if lock.plant == plant.name and not is_run_lease(lock) and not lock.stale(now):
