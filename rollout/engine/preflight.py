@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from rollout.core.bundle import Bundle
 from rollout.core.steps import Key, PlantResult, Steps, Targets, commits_of
 from rollout.core.workorder import RenderBundles, RenderSteps, WorkOrder
@@ -68,11 +70,13 @@ def clean_copies(
     if found.failed:
         return order, "; ".join(sorted(set(found.reasons())))
     clean: dict[str, Bundle] = {}
+    rendered: dict[tuple[str, str], Mapping[str, Bundle] | str] = {}
+    """(commit, release) -> its bundles, or why they do not render: each rendered once."""
     for key, what in sorted(found.succeeded.items()):
         if not what:
             continue
         state = now[key]
-        why = _render_clean(state, key[0], render, clean)
+        why = _render_clean(state, key[0], _memo(render, rendered), clean)
         after = "a rollback to it stages a clean copy" if not why else f"a rollback to it would not be clean: {why}"
         reason = f"{key[1]}: the release it runs, {state.release}, drifted from its manifest ({what}); {after}"
         run.emit("warning", layer=key[0], host=key[1], release=state.release, detail={"reason": reason})
@@ -93,6 +97,28 @@ def _drift_of(run: PlantRun, keys: list[Key], now: dict[Key, Running]) -> HostRe
     found = fan_out(keys, check)
     found.raise_bugs()
     return found
+
+
+def _memo(
+    render: RenderBundles | None, known: dict[tuple[str, str], Mapping[str, Bundle] | str]
+) -> RenderBundles | None:
+    """``render`` remembering each answer (a ConfigError too), since several hosts and layers
+    may have drifted on one release."""
+    if render is None:
+        return None
+
+    def once(commit: str, release: str) -> Mapping[str, Bundle]:
+        if (commit, release) not in known:
+            try:
+                known[(commit, release)] = render(commit, release)
+            except ConfigError as exc:
+                known[(commit, release)] = str(exc)
+        found = known[(commit, release)]
+        if isinstance(found, str):
+            raise ConfigError.one("release", found, expected="a release that renders")
+        return found
+
+    return once
 
 
 def _render_clean(state: Running, layer: str, render: RenderBundles | None, clean: dict[str, Bundle]) -> str:

@@ -77,8 +77,13 @@ def restore_plan(project: Project, journal: Journal, plant: Plant, host: str | N
     to a named release, the commit that release's ref names now), with the overlays as they are."""
     check_host(plant, host)
     ran = recorded(journal, plant.name, [layer.name for layer in project.config.layers])
-    if current_overlays:
-        ran = {name: _with_commit(project, journal, was) for name, was in ran.items()}
+    if current_overlays:  # only the layers restored: another layer's silence is not this restore's
+        scope = {
+            layer.name
+            for layer in project.config.layers
+            if any(host in (None, h.name) for h in plant.inventory.group_hosts(layer.inventory_group))
+        }
+        ran = {name: _with_commit(project, journal, was) if name in scope else was for name, was in ran.items()}
     targets, steps, commit = plan_restore(project, plant, ran, host, current_overlays)
     restored = {layer for layer, _ in targets}
     assumed = tuple(f"layer {w.layer}: {w.assumed}" for w in ran.values() if w.assumed and w.layer in restored)
