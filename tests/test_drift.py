@@ -185,6 +185,24 @@ def test_a_staged_older_release_that_drifted_is_not_trusted_by_a_rollback(dp: De
     dp.assert_whole("p1", "v1")
 
 
+def test_a_plant_it_rollback_stages_a_clean_copy_of_the_previous_release_that_drifted(
+    dp: DeployProject, rollout
+) -> None:
+    assert rollout("deploy", "-C", dp.root, "--release", "v1", "--yes").code == 0
+    assert rollout("deploy", "-C", dp.root, "--release", "v2", "--yes").code == 0
+    releases = _layer_dir(dp, "p1-in", "ingest") / "releases"
+    old = next(p for p in releases.iterdir() if p.name.startswith("v1-"))
+    (old / "health.txt").write_text("sick 99\n")  # v1's own check would fail on these files
+    back = rollout("rollback", "-C", dp.root, "--plant", "p1", "--json")  # to what each host ran before
+    assert back.code == 0, back.out + back.err
+    warnings = [str(e["detail"]) for e in events_of(back.out) if e.get("kind") == "warning"]
+    assert len(warnings) == 1 and "p1-in" in warnings[0] and "staging a clean copy" in warnings[0], warnings
+    assert (_layer_dir(dp, "p1-in", "ingest") / "current/health.txt").read_text() == "healthy 1\n"
+    assert dp.health("p1") == "healthy 1"
+    dp.assert_whole("p1", "v1")
+    assert rollout("status", "-C", dp.root, "--verify").code == 0
+
+
 def test_the_console_marks_a_drifted_layer_until_it_is_deployed_again(dp: DeployProject, rollout) -> None:
     assert rollout("deploy", "-C", dp.root, "--release", "v1", "--yes").code == 0
     added = rollout("user", "add", "ada", "--role", "admin", "-C", dp.root, "--json")
