@@ -2,8 +2,11 @@
 rollbacks read them (and on demand), kept in the state and asked of it.
 
 Each SSH host's sessions get a PATH (sshd's SetEnv) whose first folder holds a shadow
-``dpkg-query`` printing that host's own package list, so the figures read back differ per
-host and can be checked exactly; the OS, kernel and architecture are the machine's own.
+``dpkg-query`` printing that host's own package list (and noting each call in the host's
+``queries.log``), so the figures read back differ per host and can be checked exactly; the
+OS, kernel and architecture are the machine's own. ``DPKG_ADMINDIR`` (dpkg's own setting)
+points each host at a package database of its own, whose status file stands for the host's
+packages changing.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from fastapi.testclient import TestClient
 from conftest import Result
 from deploykit import DeployProject, build, events_of
 from fleet import Fleet
-from rollout.core.assets import compare_versions, parse_probe
+from rollout.core.assets import HostAssets, Probe, carried, compare_versions, from_json, parse_probe, to_json
 from rollout.engine import layout
 from rollout.service import open_state
 from rollout.web.app import create_app
@@ -46,8 +49,20 @@ def _shadow(folder: Path, packages: dict[str, str]) -> None:
     lines = "".join(f"{STATUS.get(name, 'ii ')}\t{name}\t{version}\n" for name, version in packages.items())
     (folder / "packages.tsv").write_text(lines)
     script = folder / "dpkg-query"
-    script.write_text(f"#!/bin/sh\ncat {folder / 'packages.tsv'}\n")
+    script.write_text(f"#!/bin/sh\necho called >> {folder / 'queries.log'}\ncat {folder / 'packages.tsv'}\n")
     script.chmod(0o755)
+
+
+def _dpkg_changed(admin: Path, note: str) -> None:
+    """The host's package database written anew, as dpkg writes it (a new file renamed into place)."""
+    admin.mkdir(parents=True, exist_ok=True)
+    (admin / "status-new").write_text(f"# {note}\n")
+    (admin / "status-new").rename(admin / "status")
+
+
+def _queries(folder: Path) -> int:
+    log = folder / "queries.log"
+    return len(log.read_text().splitlines()) if log.exists() else 0
 
 
 def installed(index: int) -> dict[str, str]:
@@ -59,7 +74,9 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     fleet = Fleet(tmp_path_factory.mktemp("fleet"), 4, first=81)
     for host, packages in zip(fleet.hosts, PACKAGES, strict=True):
         _shadow(host.home / "bin", packages)
+        _dpkg_changed(host.home / "dpkg", "first")
         host.env["PATH"] = f"{host.home / 'bin'}:/usr/local/bin:/usr/bin:/bin"
+        host.env["DPKG_ADMINDIR"] = str(host.home / "dpkg")
     fleet.start()
     yield fleet
     fleet.stop()
@@ -98,6 +115,37 @@ def test_a_deploy_records_each_hosts_packages_os_and_releases(rollout: Run, dp: 
         assert got["kernel"] == platform.release() and got["arch"] == platform.machine()
         layer = "edge" if host.endswith("gw1") else "ingest"
         assert got["releases"] == {layer: "v1"} and got["stale"] is False, got
+
+
+def test_a_host_whose_package_database_is_unchanged_sends_no_packages_yet_keeps_them(
+    rollout: Run, dp: DeployProject, fleet: Fleet
+) -> None:
+    bins = {host: fleet.hosts[i].home / "bin" for i, host in enumerate(("p1-gw1", "p1-in", "p2-gw1", "p2-in"))}
+    assert rollout("deploy", "-C", dp.root, "--release", "v1", "--yes").code == 0
+    first = {r.host: r for r in open_state(dp.project()).assets()}
+    calls = {host: _queries(folder) for host, folder in bins.items()}
+    # p1-in's list changes but not its database: nothing should ask for the list, so the change is not seen
+    _shadow(bins["p1-in"], {"openssl": "9.9.9-1"})
+    try:
+        assert rollout("deploy", "-C", dp.root, "--release", "v2", "--yes").code == 0
+        assert {host: _queries(folder) for host, folder in bins.items()} == calls, "a list was sent unchanged"
+        found = _assets(rollout, dp)
+        assert found["p1-in"]["packages"] == installed(1) and found["p2-gw1"]["packages"] == installed(2), found
+        assert found["p1-in"]["releases"] == {"ingest": "v2"}, found["p1-in"]
+        again = {r.host: r for r in open_state(dp.project()).assets()}
+        assert all(again[h].collected > first[h].collected for h in first), "the records were not refreshed"
+        # now dpkg changes p1-in's database: its list is read again, and only its list
+        _dpkg_changed(fleet.hosts[1].home / "dpkg", "openssl upgraded")
+        assert rollout("deploy", "-C", dp.root, "--release", "v1", "--yes").code == 0
+        now = {host: _queries(folder) for host, folder in bins.items()}
+        assert now == {**calls, "p1-in": calls["p1-in"] + 1}, now
+        found = _assets(rollout, dp)
+        assert found["p1-in"]["packages"] == {"openssl": "9.9.9-1"} and found["p2-in"]["packages"] == installed(3)
+        # collect always reads every list, whatever the stamps
+        assert rollout("assets", "collect", "-C", dp.root).code == 0
+        assert {host: _queries(folder) for host, folder in bins.items()} == {h: n + 1 for h, n in now.items()}
+    finally:
+        _shadow(bins["p1-in"], PACKAGES[1])
 
 
 def test_which_hosts_run_openssl_older_than_a_version(rollout: Run, dp: DeployProject) -> None:
@@ -293,3 +341,26 @@ def test_the_probe_reads_the_real_dpkg_database_of_this_machine(tmp_path: Path) 
     ).stdout.splitlines()
     expected = {p: v for s, p, v in (line.split("\t") for line in listed) if s == "installed"}
     assert dict(probe.packages) == expected and len(expected) > 10, len(probe.packages)
+    assert probe.stamp and not probe.unchanged
+    # asked again with the stamp it gave, the same script sends no list, and says so
+    step = layout.read_running(str(tmp_path / "none"), 30, assets=True, known=probe.stamp)
+    done = subprocess.run(["sh", "-c", step.script], capture_output=True, text=True, timeout=30, check=True)
+    same = layout.parse_running(done.stdout).assets
+    assert same is not None and same.unchanged and same.packager == "dpkg" and dict(same.packages) == {}
+    assert same.stamp == probe.stamp and "\tinstalled" not in done.stdout and len(done.stdout) < 2000
+
+
+def test_a_record_without_packages_takes_them_only_from_a_record_of_the_same_stamp() -> None:
+    old = HostAssets("p", "h", Probe(packager="dpkg", packages={"a": "1"}, stamp="s1"), {"edge": "v1"}, 10.0)
+    new = HostAssets("p", "h", Probe(kernel="6.1", packager="dpkg", stamp="s1", unchanged=True), {"edge": "v2"}, 20.0)
+    whole = carried(new, old)
+    assert whole is not None and dict(whole.probe.packages) == {"a": "1"} and not whole.probe.unchanged
+    kept = (whole.probe.kernel, whole.releases, whole.collected, whole.probe.stamp)
+    assert kept == ("6.1", {"edge": "v2"}, 20.0, "s1"), kept
+    assert carried(new, None) is None, "no record to take the list from"
+    assert carried(new, replace(old, probe=replace(old.probe, stamp="s2"))) is None, "another database's list"
+    assert carried(new, replace(old, probe=replace(old.probe, packager="rpm"))) is None
+    assert carried(old, None) is old, "a record with its list is kept as it is"
+    assert from_json(to_json(whole)) == whole, "the stamp is kept with the record"
+    parsed = parse_probe({"os": "", "stamp": "123 45\n", "unchanged": "rpm\n"})
+    assert (parsed.packager, parsed.unchanged, parsed.stamp, dict(parsed.packages)) == ("rpm", True, "123 45", {})

@@ -33,6 +33,10 @@ ENGINEERS = {"anon": 401, "ada": 400, "rita": 400, "vic": 403, "bert": 403, "dor
 ADMINS = {"anon": 401, "ada": 200, "rita": 403, "vic": 403, "bert": 403, "dora": 403, "agnes": 403}
 BAD_RELEASE = {"key": "k-authz-table-1", "reason": "table", "to": "no-such-release"}
 REASON = {"key": "k-authz-table-2", "reason": "table"}
+NO_HOST = {"key": "k-authz-table-3", "reason": "table", "host": "nobody", "current_overlays": True}
+BLANK_REASON = {"key": "k-authz-table-4", "reason": " "}
+"""Bodies every allowed role gets refused as bad input (400), after the role and plant checks:
+the table checks who may ask, and starts no job."""
 
 API_TABLE = [
     ("GET", "/api/v1/plants", None, ALL),
@@ -49,6 +53,12 @@ API_TABLE = [
     ("GET", "/api/v1/me", None, expect(READERS, anon=401, agnes=200)),
     ("POST", "/api/v1/plants/berlin/rollback", BAD_RELEASE, ACT_BERLIN),
     ("POST", "/api/v1/plants/detroit/rollback", BAD_RELEASE, expect(ACT_BERLIN, bert=403, dora=400)),
+    ("POST", "/api/v1/plants/berlin/restore", NO_HOST, ACT_BERLIN),
+    ("POST", "/api/v1/plants/detroit/restore", NO_HOST, expect(ACT_BERLIN, bert=403, dora=400)),
+    ("POST", "/api/v1/plants/atlantis/restore", NO_HOST, expect(ACT_BERLIN, ada=404, rita=404, bert=403)),
+    ("POST", "/api/v1/plants/berlin/verify", BLANK_REASON, ACT_BERLIN),
+    ("POST", "/api/v1/plants/detroit/verify", BLANK_REASON, expect(ACT_BERLIN, bert=403, dora=400)),
+    ("POST", "/api/v1/plants/atlantis/verify", BLANK_REASON, expect(ACT_BERLIN, ada=404, rita=404, bert=403)),
     ("POST", "/api/v1/rollouts/no-such-rollout/approve", REASON, ENGINEERS),
     ("POST", "/api/v1/rollouts/no-such-rollout/resume", REASON, ENGINEERS),
     ("POST", "/api/v1/rollouts/no-such-rollout/abort", REASON, ENGINEERS),
@@ -56,6 +66,27 @@ API_TABLE = [
     ("POST", "/api/v1/users", {"name": "x y", "role": "viewer"}, expect(ADMINS, ada=400)),
     ("DELETE", "/api/v1/users/nobody", None, expect(ADMINS, ada=400)),
 ]
+FORM = {"key": "k-authz-form-1", "reason": "table", "confirm": "berlin"}
+FORM_TABLE = [
+    ("/plants/berlin/rollback", {**FORM, "to": "no-such-release"}, ACT_BERLIN),
+    (
+        "/plants/detroit/rollback",
+        {**FORM, "to": "no-such-release", "confirm": "detroit"},
+        expect(ACT_BERLIN, bert=403, dora=400),
+    ),
+    ("/plants/berlin/restore", {**FORM, "host": "nobody", "current_overlays": "yes"}, ACT_BERLIN),
+    ("/plants/berlin/restore", {**FORM, "host": "berlin-in", "confirm": "detroit"}, ACT_BERLIN),
+    (
+        "/plants/detroit/restore",
+        {**FORM, "host": "nobody", "confirm": "detroit"},
+        expect(ACT_BERLIN, bert=403, dora=400),
+    ),
+    ("/plants/berlin/verify", {**FORM, "reason": " "}, ACT_BERLIN),
+    ("/plants/detroit/verify", {**FORM, "reason": " "}, expect(ACT_BERLIN, bert=403, dora=400)),
+]
+"""The forms, as each role's browser posts them (agents by bearer, signing nobody in): every
+allowed role gets bad input (400: a release or host that does not exist, the wrong plant's name
+typed to confirm, a blank reason), every other a 403, and nobody signed in the sign-in page."""
 PAGE_TABLE = [
     ("/", ALL),
     ("/plants/berlin", BERLIN),
@@ -133,6 +164,25 @@ def test_every_page_gives_each_role_its_status(client, made, path, statuses) -> 
             cookies, _ = signed_in(client, made, role)
             response = client.get(url)
         assert response.status_code == statuses[role], f"{role}: GET {url} -> {response.status_code}"
+
+
+@pytest.mark.parametrize("path,form,statuses", FORM_TABLE, ids=[f"{p} {sorted(f.items())}" for p, f, _ in FORM_TABLE])
+def test_every_form_gives_each_role_its_status(client, made, path, form, statuses) -> None:
+    for role in ROLES:
+        client.cookies.clear()
+        if role == "anon":
+            response = client.post(path, data=form)
+            assert response.status_code == 303 and response.headers["location"].startswith("/signin"), path
+            continue
+        if role == "agnes":
+            response = client.post(path, data=form, headers=bearer(made, role))
+        else:
+            _, csrf = signed_in(client, made, role)
+            response = client.post(path, data={**form, "csrf": csrf})
+        assert response.status_code == statuses[role], (
+            f"{role}: POST {path} -> {response.status_code} {response.text[:300]}"
+        )
+    assert open_state(open_project(made.root)).job(form["key"]) is None, "a refused form started a job"
 
 
 def test_plant_it_of_berlin_never_sees_detroit(client, made) -> None:
@@ -240,7 +290,8 @@ def test_bad_input_is_a_json_error_never_a_trace(client, made) -> None:
 
 def test_openapi_describes_the_api(client) -> None:
     spec = client.get("/api/v1/openapi.json").json()
-    for path in ("/api/v1/plants", "/api/v1/events", "/api/v1/history", "/api/v1/plants/{plant}/rollback"):
+    paths = ("/api/v1/plants", "/api/v1/events", "/api/v1/history", "/api/v1/plants/{plant}/rollback")
+    for path in (*paths, "/api/v1/plants/{plant}/restore", "/api/v1/plants/{plant}/verify"):
         assert path in spec["paths"], f"{path} is missing from the OpenAPI document"
 
 

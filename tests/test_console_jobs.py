@@ -4,6 +4,8 @@ a locked plant names its holder, and a release engineer approves and the next wa
 
 from __future__ import annotations
 
+import re
+import shutil
 import threading
 from collections.abc import Iterator
 
@@ -78,6 +80,85 @@ def test_a_release_engineer_approves_and_the_next_wave_runs(client, made) -> Non
     made.dp.assert_whole("detroit", "v2")
     rollout = client.get(f"/api/v1/rollouts/{made.paused}", headers=auth(made, "rita")).json()
     assert rollout["state"] == "finished" and rollout["waves"][1]["approved_by"] == "rita", rollout
+
+
+def _bundles(made: ConsoleProject, plant: str) -> dict[tuple[str, str], tuple[str | None, str | None]]:
+    """(layer, host) -> (release, bundle hash), as each host's own record and manifest say."""
+    return {
+        key: (r.running.release, r.running.bundle_hash) if r.running else (None, None)
+        for key, r in made.dp.states(plant).items()
+    }
+
+
+def _click(client: TestClient, made: ConsoleProject, who: str, form: str, fields: dict[str, str]) -> str:
+    """Sign in as ``who``, open berlin's page and send its ``form`` as a browser would (with the
+    page's CSRF token and the form's own idempotency key): the key of the job it started."""
+    client.cookies.clear()
+    signin = client.get("/signin")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', signin.text)
+    assert csrf
+    client.post("/signin", data={"token": made.tokens[who], "csrf": csrf.group(1), "next": "/"})
+    page = client.get("/plants/berlin").text
+    action = page.split(f'action="/plants/berlin/{form}"', 1)[1].split("</form>", 1)[0]
+    hidden = dict(re.findall(r'type="hidden" name="(\w+)" value="([^"]*)"', action))
+    assert set(hidden) >= {"csrf", "key"}, action
+    response = client.post(f"/plants/berlin/{form}", data={**hidden, **fields}, follow_redirects=False)
+    assert response.status_code == 303, response.text[:300]
+    return response.headers["location"].removeprefix("/jobs/")
+
+
+def test_a_restore_clicked_for_a_wiped_host_brings_it_back(client, made) -> None:
+    before = _bundles(made, "berlin")
+    assert before[("ingest", "berlin-in")][0] == "v2", before
+    made.dp.stop_services()
+    shutil.rmtree(made.dp.host_roots["berlin-in"])  # the host replaced by an empty machine
+    made.dp.host_roots["berlin-in"].mkdir()
+    get = lambda url: client.get(url)  # noqa: E731 (the signed-in session reads its jobs)
+
+    checked = wait_job(get, _click(client, made, "bert", "verify", {}))
+    assert checked["state"] == "done" and "berlin-in (ingest)" in str(checked["message"]), checked
+    drift = client.get("/api/v1/plants/berlin").json()["drift"]
+    assert [h["host"] for h in drift["drifted_hosts"]] == ["berlin-in"] and drift["verified"], drift
+    page = client.get("/plants/berlin?partial=1").text
+    assert "1 drifted" in page and ">berlin-in<" in page.split('id="drifted-hosts"', 1)[1], page
+
+    fields = {"host": "berlin-in", "reason": "disk replaced", "confirm": "berlin"}
+    job = wait_job(get, _click(client, made, "bert", "restore", fields))
+    assert job["state"] == "done" and "berlin: updated" in str(job["message"]), job
+    assert _bundles(made, "berlin") == before, "not the same release and bundle on every host"
+    made.dp.assert_whole("berlin", "v2")
+    restores = [e for e in history(open_project(made.root), "berlin") if e.record.kind == "restore"]
+    assert len(restores) == 1 and restores[0].record.operator == "bert", restores
+    assert restores[0].record.spec["host"] == "berlin-in" and restores[0].reason == "disk replaced"
+
+    clean = wait_job(get, _click(client, made, "bert", "verify", {}))
+    assert clean["state"] == "done" and str(clean["message"]) == "berlin: every host as released", clean
+    assert client.get("/api/v1/plants/berlin").json()["drift"]["drifted_hosts"] == []
+    assert "every host as released" in client.get("/plants/berlin").text
+
+
+def test_a_restore_over_the_api_is_refused_before_a_job_when_the_state_cannot_say(made) -> None:
+    overlays = made.root / "overlays/berlin/values.yaml"
+    overlays.write_text(overlays.read_text() + "version: 2\n")  # changed since v2 was deployed
+    project = open_project(made.root)  # the console reads the project, overlays included, as it starts
+    app = create_app(project, open_state(project))
+    rita = auth(made, "rita")
+    with TestClient(app) as client:
+        body = {"key": "restore-nobody-0001", "reason": "try", "host": "nobody"}
+        refused = client.post("/api/v1/plants/berlin/restore", json=body, headers=rita)
+        assert refused.status_code == 400 and "nobody" in refused.json()["error"]["message"], refused.text
+        body = {"key": "restore-overlays-0001", "reason": "try"}
+        changed = client.post("/api/v1/plants/berlin/restore", json=body, headers=rita)
+        assert changed.status_code == 400 and "changed since" in changed.json()["error"]["message"], changed.text
+        assert client.get(f"/api/v1/jobs/{body['key']}", headers=rita).status_code == 404
+        asked = {**body, "key": "restore-overlays-0002", "current_overlays": True}
+        started = client.post("/api/v1/plants/berlin/restore", json=asked, headers=rita)
+        assert started.status_code == 202, started.text
+        job = wait_job(lambda url: client.get(url, headers=rita), asked["key"])
+        app.state.console.runner.join(60)
+    assert job["state"] == "done", job
+    restore = [r for r in open_state(project).rollouts() if r.kind == "restore"]
+    assert len(restore) == 1 and restore[0].spec["current_overlays"] is True, restore
 
 
 def test_two_instances_on_one_postgresql_state_start_one_job(tmp_path, pg_server, monkeypatch) -> None:

@@ -150,6 +150,28 @@ def test_a_deploy_says_so_when_the_release_it_leaves_drifted(dp: DeployProject, 
     dp.assert_whole("p1", "v2")
 
 
+def test_a_failed_deploy_rolls_back_onto_a_clean_copy_of_the_release_that_drifted(dp: DeployProject, rollout) -> None:
+    assert rollout("deploy", "-C", dp.root, "--release", "v1", "--yes").code == 0
+    current = _layer_dir(dp, "p1-in", "ingest") / "current"
+    (current / "health.txt").write_text("sick 99\n")  # the old release's own check would fail on these files
+    (current / "extra.txt").write_text("left behind\n")
+    failed = rollout("deploy", "-C", dp.root, "--release", "bad-ingest", "--yes", "--json")
+    assert failed.code == 1, failed.out + failed.err  # rolled back cleanly, not "needs attention"
+    events = events_of(failed.out)
+    warnings = [str(e["detail"]) for e in events if e.get("kind") == "warning"]
+    assert len(warnings) == 1 and "p1-in" in warnings[0] and "modified health.txt" in warnings[0], warnings
+    assert "a rollback to it stages a clean copy" in warnings[0], warnings
+    first_change = next(i for i, e in enumerate(events) if e.get("kind") == "layer.staging")
+    assert next(i for i, e in enumerate(events) if e.get("kind") == "warning") < first_change, (
+        "said only after a change"
+    )
+    assert any(e.get("kind") == "plant.rolled_back" for e in events), [e.get("kind") for e in events]
+    assert (current / "health.txt").read_text() == "healthy 1\n" and not (current / "extra.txt").exists()
+    assert dp.health("p1") == "healthy 1"
+    dp.assert_whole("p1", "v1")
+    assert rollout("status", "-C", dp.root, "--verify").code == 0
+
+
 def test_a_staged_older_release_that_drifted_is_not_trusted_by_a_rollback(dp: DeployProject, rollout) -> None:
     assert rollout("deploy", "-C", dp.root, "--release", "v1", "--yes").code == 0
     assert rollout("deploy", "-C", dp.root, "--release", "v2", "--yes").code == 0
@@ -161,6 +183,24 @@ def test_a_staged_older_release_that_drifted_is_not_trusted_by_a_rollback(dp: De
     assert any("p1-gw1" in str(e.get("detail")) for e in events_of(back.out) if e.get("kind") == "warning")
     assert (_layer_dir(dp, "p1-gw1", "edge") / "current/status.txt").read_text() == "ok\n"
     dp.assert_whole("p1", "v1")
+
+
+def test_a_plant_it_rollback_stages_a_clean_copy_of_the_previous_release_that_drifted(
+    dp: DeployProject, rollout
+) -> None:
+    assert rollout("deploy", "-C", dp.root, "--release", "v1", "--yes").code == 0
+    assert rollout("deploy", "-C", dp.root, "--release", "v2", "--yes").code == 0
+    releases = _layer_dir(dp, "p1-in", "ingest") / "releases"
+    old = next(p for p in releases.iterdir() if p.name.startswith("v1-"))
+    (old / "health.txt").write_text("sick 99\n")  # v1's own check would fail on these files
+    back = rollout("rollback", "-C", dp.root, "--plant", "p1", "--json")  # to what each host ran before
+    assert back.code == 0, back.out + back.err
+    warnings = [str(e["detail"]) for e in events_of(back.out) if e.get("kind") == "warning"]
+    assert len(warnings) == 1 and "p1-in" in warnings[0] and "staging a clean copy" in warnings[0], warnings
+    assert (_layer_dir(dp, "p1-in", "ingest") / "current/health.txt").read_text() == "healthy 1\n"
+    assert dp.health("p1") == "healthy 1"
+    dp.assert_whole("p1", "v1")
+    assert rollout("status", "-C", dp.root, "--verify").code == 0
 
 
 def test_the_console_marks_a_drifted_layer_until_it_is_deployed_again(dp: DeployProject, rollout) -> None:

@@ -5,7 +5,9 @@ transport) and real sshd hosts, one of them replaced by an empty machine."""
 from __future__ import annotations
 
 import shutil
+import sqlite3
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -128,6 +130,60 @@ def test_restore_refuses_what_the_state_cannot_say(dp: DeployProject, rollout) -
     assert rollout("deploy", "-C", dp.root, "--release", "v1", "--yes").code == 0
     unknown = rollout("restore", "-C", dp.root, "--plant", "p1", "--host", "nobody")
     assert unknown.code == 2 and "nobody" in unknown.err
+
+
+FORGET = "UPDATE events SET detail = json_remove(detail, '$.commit', '$.overlay_hash') WHERE kind = 'layer.activated'"
+
+
+def _forget(dp: DeployProject, sql: str) -> None:
+    """The state as an older rollout left it: its switches recorded no commit and no overlays."""
+    with closing(sqlite3.connect(dp.root / ".rollout/state.db")) as db:
+        db.execute(sql)
+        db.commit()
+
+
+def test_layers_switched_before_commits_were_recorded_are_restored_only_when_asked(dp: DeployProject, rollout) -> None:
+    assert rollout("deploy", "-C", dp.root, "--release", "v1", "--yes").code == 0
+    assert rollout("deploy", "-C", dp.root, "--release", "v2", "--yes").code == 0
+    before = _bundles(dp)
+    _forget(dp, FORGET)
+    _wipe(dp, "p1-in")
+    refused = rollout("restore", "-C", dp.root, "--plant", "p1", "--host", "p1-in")
+    assert refused.code == 2, refused.out + refused.err
+    assert "switched before rollout recorded them" in refused.err and "--current-overlays" in refused.err, refused.err
+    assert _bundles(dp)[("ingest", "p1-in")] == (None, None), "a refused restore touched the host"
+
+    # the commit of the rollout that deployed it
+    done = rollout("restore", "-C", dp.root, "--plant", "p1", "--host", "p1-in", "--current-overlays", "--json")
+    assert done.code == 0, done.out + done.err
+    assert _bundles(dp) == before, "not the same release and bundle"
+    deployed = next(r for r in open_state(dp.project()).rollouts() if r.kind == "deploy" and r.release == "v2")
+    warnings = [str(e["detail"]) for e in events_of(done.out) if e.get("kind") == "warning"]
+    assert len(warnings) == 1 and f"the commit of rollout {deployed.id}" in warnings[0], warnings
+    record = open_state(dp.project()).rollouts()[-1]
+    assert record.kind == "restore" and record.spec["current_overlays"] is True
+    [assumed] = record.spec["assumed"]
+    assert assumed.startswith("layer ingest: ") and deployed.id in assumed, record.spec
+    kept = [e.event for e in open_state(dp.project()).events(rollout=record.id) if e.event.kind == "warning"]
+    assert len(kept) == 1 and deployed.id in str(kept[0].detail), "the assumption is not in the journal"
+
+    # no commit on the rollout either (the restore's own switch recorded one: forgotten too)
+    _forget(dp, FORGET)
+    _forget(dp, "UPDATE rollouts SET commit_id = NULL")
+    _wipe(dp, "p1-in")
+    done = rollout("restore", "-C", dp.root, "--plant", "p1", "--host", "p1-in", "--current-overlays", "--json")
+    assert done.code == 0, done.out + done.err
+    assert _bundles(dp) == before
+    warnings = [str(e["detail"]) for e in events_of(done.out) if e.get("kind") == "warning"]
+    assert len(warnings) == 1 and "what the ref v2 names now" in warnings[0], warnings
+
+    # and a release whose name is no ref any more: refused, saying so
+    _forget(dp, FORGET)
+    _forget(dp, "UPDATE events SET release = 'v2-gone' WHERE kind = 'layer.activated' AND release = 'v2'")
+    _wipe(dp, "p1-in")
+    gone = rollout("restore", "-C", dp.root, "--plant", "p1", "--host", "p1-in", "--current-overlays")
+    assert gone.code == 2 and "v2-gone names no commit of the code base now" in gone.err, gone.err
+    assert _bundles(dp)[("ingest", "p1-in")] == (None, None)
 
 
 def _replace_machine(fleet: Fleet, host: SshHost) -> None:

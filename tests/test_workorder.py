@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,8 @@ import pytest
 from deploykit import DeployProject, PlantSpec, build
 from rollout import service
 from rollout.core.events import Event
+from rollout.core.render import Renderer
+from rollout.core.steps import Target, release_dir
 from rollout.core.workorder import MissingWork, WorkOrder
 from rollout.engine.runner import InProcessRunner
 from rollout.errors import RolloutError
@@ -43,6 +46,26 @@ def test_a_work_order_goes_to_json_and_back(dp: DeployProject) -> None:
     assert "not fetched" in str(missing.value), str(missing.value)
     with pytest.raises(MissingWork):
         order.steps_of("0" * 40)
+
+
+def test_an_order_carries_clean_copies_and_hands_them_only_to_their_own_release(dp: DeployProject) -> None:
+    project = dp.project()
+    v1 = {b.layer: b for b in Renderer(project, project.release("v1")).render_plant(project.plants["p1"])}
+    order = service.render_work(project, project.release("v2"), ["p1"])["p1"]
+    clean = order.with_clean({release_dir(v1["edge"]): v1["edge"]})
+    assert clean.hashes() == order.hashes() | {v1["edge"].bundle_hash}, "an agent would not fetch the clean copy"
+    assert clean.bundles == order.bundles, "a clean copy with the same files took the new release's place"
+    folder = release_dir(v1["edge"])
+    back = WorkOrder.from_json(
+        clean.to_json(), {b.bundle_hash: b for b in order.bundles.values()}, {folder: v1["edge"]}
+    )
+    assert back == clean and back.clean == {folder: v1["edge"].bundle_hash} and back.bundles == order.bundles
+    bare = replace(Target.of(v1["edge"]), bundle=None)
+    assert back.cleaned(bare).bundle == v1["edge"], "the drifted release gets its clean copy"
+    assert order.cleaned(bare).bundle is None, "an order without it has none to give"
+    other = replace(bare, bundle_hash="0" * 64)
+    assert back.cleaned(other).bundle is None, "a copy of other files is no clean copy"
+    assert back.cleaned(replace(Target.of(v1["ingest"]), bundle=None)).bundle is None
 
 
 def test_a_rollback_mid_deploy_reads_no_git(dp: DeployProject) -> None:

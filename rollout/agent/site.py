@@ -6,16 +6,17 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 
 from rollout.agent.settings import AgentSettings
 from rollout.config.project import Project, load_project
 from rollout.core.agentwork import Assignment, unpack_kit
+from rollout.core.bundle import Bundle
 from rollout.core.events import EventSink
 from rollout.core.steps import PlantResult, Steps, Target
-from rollout.core.workorder import MissingWork, RenderSteps, WorkOrder
+from rollout.core.workorder import MissingWork, RenderBundles, RenderSteps, WorkOrder
 from rollout.engine.layout import Running
 from rollout.engine.runner import InProcessRunner
 from rollout.errors import ConfigError
@@ -70,6 +71,15 @@ class NodeRunner(InProcessRunner):
             )  # fmt: skip
 
         return from_order
+
+    def bundles(self, plant: str) -> RenderBundles:
+        def refuse(commit: str, release: str) -> Mapping[str, Bundle]:
+            raise ConfigError.one(
+                "(work order)", f"the plant's node has no code base to render {release} ({commit[:12]}) again",
+                expected="a clean copy sent with the order",
+            )  # fmt: skip
+
+        return refuse
 
 
 def node_rollback(runner: NodeRunner, order: WorkOrder, a: Assignment, sink: EventSink) -> PlantResult:

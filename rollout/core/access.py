@@ -11,13 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-Action = Literal["read", "rollback", "approve", "resume", "abort", "users", "agent"]
+Action = Literal["read", "rollback", "restore", "verify", "approve", "resume", "abort", "users", "agent"]
 
+_ON_PLANTS: frozenset[Action] = frozenset({"read", "rollback", "restore", "verify"})
+"""What plant IT does on its own plants: see, roll back, restore a host, check for drift."""
 _ALLOWED: dict[str, frozenset[Action]] = {
     "viewer": frozenset({"read"}),
-    "plant-it": frozenset({"read", "rollback"}),
-    "release-engineer": frozenset({"read", "rollback", "approve", "resume", "abort"}),
-    "admin": frozenset({"read", "rollback", "approve", "resume", "abort", "users"}),
+    "plant-it": _ON_PLANTS,
+    "release-engineer": _ON_PLANTS | {"approve", "resume", "abort"},
+    "admin": _ON_PLANTS | {"approve", "resume", "abort", "users"},
     "agent": frozenset({"agent"}),
 }
 SCOPED = ("plant-it", "agent")

@@ -5,6 +5,13 @@ The probe (``rollout.engine.layout.ASSET_SCRIPT``) prints sections, each opened 
 marker line: ``os`` (the os-release file), ``kernel`` (``uname -r``), ``arch``
 (``uname -m``), then ``dpkg`` or ``rpm`` with one ``name<TAB>version`` line per package
 (dpkg's lines lead with the package's status, only installed ones are kept).
+
+The package list is the probe's whole cost (``dpkg-query`` is nearly all of its time), so it
+is sent only when the package database changed: a ``stamp`` section gives the database's
+stamp (its status file's mtime, size and inode, or the rpm database's), and when it equals the
+stamp the host's last record was taken at (sent with the script), an ``unchanged`` section
+naming the packager stands in place of the list; ``carried`` then takes the packages from
+that record.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from typing import Any
 __all__ = [
     "HostAssets",
     "Probe",
+    "carried",
     "compare_versions",
     "from_json",
     "older_than",
@@ -38,6 +46,11 @@ class Probe:
     packager: str = ""
     """``dpkg``, ``rpm`` or '' (neither found)."""
     packages: Mapping[str, str] = field(default_factory=dict)
+    stamp: str = ""
+    """The package database's stamp when the packages were read ('' when none could be taken)."""
+    unchanged: bool = False
+    """The host sent no packages: its database's stamp equals the one it was asked about, so
+    ``packages`` is empty here and the previous record's list holds (``carried``)."""
 
 
 @dataclass(frozen=True)
@@ -56,8 +69,9 @@ class HostAssets:
 def parse_probe(sections: Mapping[str, str]) -> Probe:
     """The probe's sections (name -> body) as a ``Probe``."""
     release = _os_release(sections.get("os", ""))
-    packager = "dpkg" if "dpkg" in sections else "rpm" if "rpm" in sections else ""
-    lines = sections.get(packager, "").splitlines() if packager else []
+    unchanged = sections.get("unchanged", "").strip()
+    packager = "dpkg" if "dpkg" in sections else "rpm" if "rpm" in sections else unchanged
+    lines = sections.get(packager, "").splitlines() if packager in ("dpkg", "rpm") else []
     return Probe(
         os_name=release.get("NAME", ""),
         os_version=release.get("VERSION_ID", release.get("VERSION", "")),
@@ -65,7 +79,27 @@ def parse_probe(sections: Mapping[str, str]) -> Probe:
         arch=sections.get("arch", "").strip(),
         packager=packager,
         packages=_dpkg(lines) if packager == "dpkg" else _tabbed(lines),
+        stamp=sections.get("stamp", "").strip(),
+        unchanged=bool(unchanged) and packager == unchanged,
     )
+
+
+def carried(record: HostAssets, previous: HostAssets | None) -> HostAssets | None:
+    """``record`` whole: one whose host sent no packages takes them from ``previous``, the record
+    the host's stamp was compared with; None when ``previous`` is not of that same database
+    (gone, or replaced meanwhile by a record of another stamp), since its list would not be
+    this host's. A record with its packages is returned as it is."""
+    probe = record.probe
+    if not probe.unchanged:
+        return record
+    if previous is None or not probe.stamp or previous.probe.stamp != probe.stamp:
+        return None
+    if previous.probe.packager != probe.packager or previous.probe.unchanged:
+        return None
+    whole = Probe(
+        probe.os_name, probe.os_version, probe.kernel, probe.arch, probe.packager, previous.probe.packages, probe.stamp
+    )
+    return HostAssets(record.plant, record.host, whole, record.releases, record.collected)
 
 
 def _os_release(text: str) -> dict[str, str]:
@@ -178,6 +212,7 @@ def to_json(record: HostAssets) -> dict[str, Any]:
         "arch": p.arch,
         "packager": p.packager,
         "packages": dict(sorted(p.packages.items())),
+        "stamp": p.stamp,
         "releases": dict(sorted(record.releases.items())),
         "collected": record.collected,
     }
@@ -192,6 +227,7 @@ def from_json(data: Mapping[str, Any]) -> HostAssets:
         arch=str(data.get("arch", "")),
         packager=str(data.get("packager", "")),
         packages={str(k): str(v) for k, v in (data.get("packages") or {}).items()},
+        stamp=str(data.get("stamp", "")),
     )
     releases = {str(k): (None if v is None else str(v)) for k, v in (data.get("releases") or {}).items()}
     return HostAssets(str(data["plant"]), str(data["host"]), probe, releases, float(data["collected"]))

@@ -59,6 +59,15 @@ class PlantView:
     """Layers the work under way touched (cleared by its outcome)."""
     agent_silent_since: float | None = None
     """The plant's agent has not been heard from since then, while work on the plant is under way."""
+    verified: float | None = None
+    """When its hosts' files were last checked against their manifests (``status --verify``)."""
+
+    @property
+    def drifted(self) -> list[tuple[str, str, str]]:
+        """(host, layer, drift in words) of every host its last verification found drifted."""
+        return [
+            (host, layer.name, what) for layer in self.layers.values() for host, what in sorted(layer.drift.items())
+        ]
 
     @property
     def condition(self) -> str:
@@ -101,6 +110,7 @@ def _apply(view: PlantView, event: Event) -> None:
         view.working.add(layer.name)
         _mark(layer, "in progress", event)
     elif event.kind == "host.verified" and event.layer in view.layers and event.host:
+        view.verified = event.time
         _verified(view.layers[event.layer], event.host, event)
     elif event.kind in _WORK:
         named = event.detail.get("layers") if event.kind == "rollback.started" else None

@@ -12,15 +12,18 @@ plant's agent; the bundles' files stay out of the JSON and are fetched by hash
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
 from rollout.core.bundle import Bundle
-from rollout.core.steps import Steps, release_dir
+from rollout.core.steps import Steps, Target, release_dir
 from rollout.errors import RolloutError
 
 RenderSteps = Callable[[str], Steps]
 """Renders the steps and checks of the release at a commit for one plant (raises ConfigError)."""
+RenderBundles = Callable[[str, str], Mapping[str, Bundle]]
+"""Renders one plant's bundles (by layer) of the release at a commit, under the release's name."""
 
 
 class MissingWork(RolloutError):
@@ -72,7 +75,16 @@ class WorkOrder(BaseModel):
     """The new release's steps and checks."""
     old_steps: dict[str, RenderedSteps]
     """Commit -> the steps and checks of an older release the plant's hosts may run."""
+    clean: dict[str, str] = {}
+    """Release folder -> the hash of its bundle rendered again at preflight, because a host's copy
+    of that release (which a rollback returns to) drifted: the rollback stages it clean."""
+    asset_stamps: dict[str, str] = {}
+    """Host -> its package database's stamp in the state's last asset record of it: a host
+    whose database still has that stamp sends no package list (``rollout.core.assets``)."""
     _bundles: dict[str, Bundle] = PrivateAttr(default_factory=dict)
+    _clean: dict[str, Bundle] = PrivateAttr(default_factory=dict)
+    """The clean copies by folder: bundles of equal files share a hash across releases, but each
+    is staged under its own release's name and manifest."""
 
     @classmethod
     def build(
@@ -110,15 +122,19 @@ class WorkOrder(BaseModel):
         return self.model_dump_json()
 
     @classmethod
-    def from_json(cls, text: str | bytes, bundles: Mapping[str, Bundle] | None = None) -> WorkOrder:
-        """The order back from JSON; ``bundles`` (hash -> Bundle) are those fetched for it."""
+    def from_json(
+        cls, text: str | bytes, bundles: Mapping[str, Bundle] | None = None, clean: Mapping[str, Bundle] | None = None
+    ) -> WorkOrder:
+        """The order back from JSON; ``bundles`` (hash -> Bundle) are those fetched for it, and
+        ``clean`` (folder -> Bundle) its clean copies."""
         order = cls.model_validate_json(text)
         order._bundles = {h: b for h, b in (bundles or {}).items() if h in order.hashes()}
+        order._clean = {n: b for n, b in (clean or {}).items() if order.clean.get(n) == b.bundle_hash}
         return order
 
     def hashes(self) -> set[str]:
         """The hashes of the bundles the order needs."""
-        return {lay.bundle_hash for lay in self.layers}
+        return {lay.bundle_hash for lay in self.layers} | set(self.clean.values())
 
     @property
     def bundles(self) -> dict[str, Bundle]:
@@ -149,7 +165,28 @@ class WorkOrder(BaseModel):
         """The same order with the steps of more older releases (rendered at preflight)."""
         old = {**self.old_steps, **{c: RenderedSteps.of(s) for c, s in more.items()}}
         order = self.model_copy(update={"old_steps": dict(sorted(old.items()))})
-        order._bundles = dict(self._bundles)
+        order._bundles, order._clean = dict(self._bundles), dict(self._clean)
+        return order
+
+    def with_clean(self, bundles: Mapping[str, Bundle]) -> WorkOrder:
+        """The same order carrying clean copies of releases that drifted on hosts (folder -> bundle)."""
+        clean = {**self.clean, **{name: b.bundle_hash for name, b in bundles.items()}}
+        order = self.model_copy(update={"clean": dict(sorted(clean.items()))})
+        order._bundles, order._clean = dict(self._bundles), {**self._clean, **bundles}
+        return order
+
+    def cleaned(self, target: Target) -> Target:
+        """``target`` with the clean copy of its folder the order carries, if any: staged in
+        place of the drifted one before the switch back to it."""
+        bundle = self._clean.get(target.release_dir or "")
+        if bundle is None or target.bundle is not None or bundle.bundle_hash != target.bundle_hash:
+            return target
+        return replace(target, bundle=bundle)
+
+    def knowing(self, stamps: Mapping[str, str]) -> WorkOrder:
+        """The same order with the hosts' package-database stamps as the state has them now."""
+        order = self.model_copy(update={"asset_stamps": dict(sorted(stamps.items()))})
+        order._bundles, order._clean = dict(self._bundles), dict(self._clean)
         return order
 
     def __eq__(self, other: object) -> bool:  # the data, not which bundles this process holds

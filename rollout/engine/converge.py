@@ -49,8 +49,6 @@ def converge(
     lr = LayerRun(run, layer, hosts, target_of, before or {}, steps, action)
     drifted = _drifted(lr, hosts)
     moving = [h for h in hosts if h.name in drifted or not already(lr.running(h), lr.target_of[h.name])]
-    if action == "deploy":
-        _drifted_current(lr, moving)
     release = lr.release()
     if any(lr.target_of[h.name].release_dir for h in moving):
         lr.emit("layer.staging", release, {"hosts": [h.name for h in moving]})
@@ -110,25 +108,6 @@ def _drifted(lr: LayerRun, hosts: list[Host]) -> set[str]:
         reason = f"{name}: release folder {folder} drifted from its manifest ({what}); staging a clean copy"
         lr.run.emit("warning", layer=lr.name, host=name, release=lr.target_of[name].label(), detail={"reason": reason})
     return set(found)
-
-
-def _drifted_current(lr: LayerRun, hosts: list[Host]) -> None:
-    """Say so when a host about to leave its current release had that release's files changed:
-    the release it would be rolled back to is not the one that was deployed."""
-    timeout = lr.run.options.command_timeout
-
-    def check(host: Host) -> str:
-        running = lr.running(host)
-        if running is None or running.release_dir in (None, lr.target_of[host.name].release_dir):
-            return ""
-        found = parse_verify(lr.exec(host, verify(lr.dir(host), running.release_dir, timeout)).stdout)
-        return found.drift.summary() if found.drift.drifted else ""
-
-    for name, what in sorted(lr.each(hosts, check).items()):
-        if what:
-            running = lr.now[(lr.name, name)]
-            reason = f"{name}: the release it runs, {running.release}, drifted from its manifest ({what})"
-            lr.run.emit("warning", layer=lr.name, host=name, release=running.release, detail={"reason": reason})
 
 
 def _stage(lr: LayerRun, host: Host, payloads: dict[str, bytes], drifted: bool = False) -> None:

@@ -13,7 +13,7 @@ If that fails too, the touched layers are marked as needing attention.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 from rollout.config.inventory import Host
@@ -23,7 +23,7 @@ from rollout.core.assets import HostAssets
 from rollout.core.clock import Clock, SystemClock
 from rollout.core.events import EventSink
 from rollout.core.steps import CheckResult, Key, PlantResult, Steps, Target, Targets, targets_from_json, targets_to_json
-from rollout.core.workorder import RenderSteps, WorkOrder
+from rollout.core.workorder import RenderBundles, RenderSteps, WorkOrder
 from rollout.engine import layout, preflight
 from rollout.engine.connections import Connections, Options, default_operator
 from rollout.engine.context import PlantRun, common
@@ -93,11 +93,18 @@ class Executor:
         return dict(self.read(plant, conns, probe).items())
 
     def read(
-        self, plant: Plant, conns: Connections | None = None, probe: bool = False, assets: bool = False
+        self,
+        plant: Plant,
+        conns: Connections | None = None,
+        probe: bool = False,
+        assets: bool = False,
+        stamps: Mapping[str, str] | None = None,
     ) -> HostResults[Key, Running]:
         """Every (layer, host)'s state or the error that stood in its way, in one fan-out.
 
-        ``assets``: each host's first layer also says what the host is and runs (``assets_of``)."""
+        ``assets``: each host's first layer also says what the host is and runs (``assets_of``);
+        ``stamps``: host -> its package database's stamp in its last record, so a host whose
+        database is unchanged sends no package list (see ``rollout.core.assets``)."""
         own = conns is None
         conns = conns or Connections(self.project, plant, self.options)
         try:
@@ -107,7 +114,9 @@ class Executor:
 
             def read_one(key: Key) -> Running:
                 layer, host = where[key]
-                step = layout.read_running(conns.dir(host, layer), timeout, probe, asked.get(host.name) == key)
+                ask = asked.get(host.name) == key
+                known = (stamps or {}).get(host.name, "")
+                step = layout.read_running(conns.dir(host, layer), timeout, probe, ask, known)
                 state = layout.parse_running(conns.run(host, step).stdout, probe)
                 self.seen.note(plant.name, layer.name, host.name, state)
                 return state
@@ -135,15 +144,18 @@ class Executor:
         before: Targets | None = None,
         render: RenderSteps | None = None,
         keep: Callable[[WorkOrder], None] | None = None,
+        clean: RenderBundles | None = None,
     ) -> PlantResult:
         """Take the plant to the order's release layer by layer; roll back what was done on failure.
 
         ``before`` is what the plant ran before this rollout began, when a resumed run already
         knows it (its hosts may be half way by now). ``render`` renders the checks of an older
         release the order lacks, at preflight, before any host changes (None: refuse instead);
-        ``keep`` is handed the order so completed, for the plant's later put-back. The result
-        carries what each host is and runs (``assets_of``) when the options ask for assets."""
-        result = self._deploy(order, before, render, keep)
+        ``clean`` renders the bundle of a release a host leaves whose files drifted, so that a
+        rollback stages it clean (``preflight.clean_copies``); ``keep`` is handed the order so
+        completed, for the plant's later put-back. The result carries what each host is and
+        runs (``assets_of``) when the options ask for assets."""
+        result = self._deploy(order, before, render, keep, clean)
         return replace(result, assets=self.assets_of(self.project.plants[order.plant]))
 
     def _deploy(
@@ -152,41 +164,30 @@ class Executor:
         before: Targets | None,
         render: RenderSteps | None,
         keep: Callable[[WorkOrder], None] | None,
+        clean: RenderBundles | None,
     ) -> PlantResult:
         run = self._run(self.project.plants[order.plant])
         run.emit("plant.started", release=order.release)
         try:
-            found = self.read(run.plant, run.conns, probe=True, assets=self.options.assets)
+            found = self.read(run.plant, run.conns, True, self.options.assets, order.asset_stamps)
             if found.failed:
-                return self._unreachable(run, found, order.release)
+                return preflight.unreachable(run, found, order.release)
             now = found.succeeded
             if before is None:
                 before = {key: was(state) for key, state in now.items()}
                 run.emit("plant.before", detail={"before": targets_to_json(before)})
             order, unrenderable = preflight.with_old_steps(order, before, render)
+            problem = preflight.room(run, order, now) or unrenderable
+            if not problem:
+                order, problem = preflight.clean_copies(run, order, now, clean)
             if keep is not None:
                 keep(order)
-            problem = preflight.room(run, order, now) or unrenderable
             if problem:
                 run.emit("plant.preflight_failed", detail={"reason": problem})
                 return PlantResult(order.plant, "preflight_failed", order.release, problem)
             return self._forward(run, order, now, before)
         finally:
             run.conns.close()
-
-    def _unreachable(self, run: PlantRun, found: HostResults[Key, Running], release: str | None) -> PlantResult:
-        """Hosts that did not answer the preflight: each named with its own reason."""
-        found.raise_bugs()
-        errors = list(found.failed.values())
-        first = errors[0]
-        hosts = sorted({e.host for e in errors if isinstance(e, TransportError)})
-        if len(errors) == 1 and isinstance(first, TransportError):
-            run.emit("plant.preflight_failed", host=first.host, detail={"reason": first.reason})
-            return PlantResult(run.plant.name, "preflight_failed", release, f"{first.host}: {first.reason}")
-        reason = "; ".join(sorted(set(found.reasons())))
-        host = first.host if isinstance(first, TransportError) else None
-        run.emit("plant.preflight_failed", host=host, detail={"reason": reason, "hosts": hosts})
-        return PlantResult(run.plant.name, "preflight_failed", release, reason)
 
     def _forward(self, run: PlantRun, order: WorkOrder, now: dict[Key, Running], before: Targets) -> PlantResult:
         bundles = order.bundles
@@ -220,7 +221,7 @@ class Executor:
         release = order.release
         detail: dict[str, object] = {"reason": failure.reason, "layers": sorted({layer for layer, _ in touched})}
         run.emit("rollback.started", release=release, detail=detail)
-        targets = {key: before[key] for key in touched}
+        targets = {key: order.cleaned(before[key]) for key in touched}
         layers = [layer for layer in reversed(run.layers()) if any(key[0] == layer.name for key in touched)]
         steps_for = lambda name: order.steps_of(commit_of(targets, name))  # noqa: E731
         errors = self._converge_all(run, layers, targets, None, steps_for, results, only=touched)
@@ -263,6 +264,7 @@ class Executor:
                 mark_attention(self.options.command_timeout, run, scope, reason)
                 return PlantResult(order.plant, "attention", label, reason, results)
             steps_for = lambda name: order.steps_of(commit_of(before, name))  # noqa: E731
+            before = {key: order.cleaned(target) for key, target in before.items()}
             errors = self._converge_all(run, layers, before, now, steps_for, results, only=scope, unsettled=scope)
             if errors:
                 reason = f"{why}; putting it back failed ({'; '.join(errors)})"

@@ -133,12 +133,16 @@ exit $rc
 """
 
 
-def read_running(directory: str, timeout: float, probe: bool = False, assets: bool = False) -> HostStep:
+def read_running(
+    directory: str, timeout: float, probe: bool = False, assets: bool = False, known: str = ""
+) -> HostStep:
     """One round trip: the link, the record, the manifest in use, attention, staged folders,
     with ``probe`` the preflight's answer (see ``PROBE_SCRIPT``) and with ``assets`` what the
-    host is and runs (``ASSET_SCRIPT``); read by ``parse_running``."""
+    host is and runs (``ASSET_SCRIPT``; ``known``: the package database's stamp in the host's
+    last record, so the package list is left out if it is still the same); read by
+    ``parse_running``."""
     script = (
-        (ASSET_SCRIPT.replace("{mark}", _MARK) if assets else "")
+        (ASSET_SCRIPT.replace("{mark}", _MARK).replace("{known}", _q(known)) if assets else "")
         + (PROBE_SCRIPT.format(directory=_q(directory), mark=_MARK) if probe else "")
         + f"""
 cd {_q(directory)} 2>/dev/null || exit 0
@@ -203,24 +207,37 @@ def _json(text: str) -> dict[str, Any]:
 
 
 ASSET_SCRIPT = r"""
-printf '{mark}os
-'; cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release 2>/dev/null || true
-printf '{mark}kernel
-'; uname -r
-printf '{mark}arch
-'; uname -m
+printf '{mark}os\n'; cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release 2>/dev/null || true
+printf '{mark}kernel\n'; uname -r
+printf '{mark}arch\n'; uname -m
+known={known}
 if command -v dpkg-query >/dev/null 2>&1; then
-    printf '{mark}dpkg
-'; dpkg-query -W -f '${db:Status-Abbrev}	${Package}	${Version}
-' 2>/dev/null || true
+    stamp=$(stat -L -c '%y %s %i' "${DPKG_ADMINDIR:-/var/lib/dpkg}/status" 2>/dev/null)
+    printf '{mark}stamp\n%s\n' "$stamp"
+    if [ -n "$stamp" ] && [ "$stamp" = "$known" ]; then printf '{mark}unchanged\ndpkg\n'
+    else
+        printf '{mark}dpkg\n'
+        dpkg-query -W -f '${db:Status-Abbrev}\t${Package}\t${Version}\n' 2>/dev/null || true
+    fi
 elif command -v rpm >/dev/null 2>&1; then
-    printf '{mark}rpm
-'; rpm -qa --qf '%{NAME}	%{VERSION}-%{RELEASE}
-' 2>/dev/null || true
+    stamp=''
+    for db in /var/lib/rpm /usr/lib/sysimage/rpm; do
+        if [ -d "$db" ]; then stamp=$(stat -L -c '%n %y %s %i' "$db"/* 2>/dev/null | cksum); break; fi
+    done
+    printf '{mark}stamp\n%s\n' "$stamp"
+    if [ -n "$stamp" ] && [ "$stamp" = "$known" ]; then printf '{mark}unchanged\nrpm\n'
+    else
+        printf '{mark}rpm\n'
+        rpm -qa --qf '%{NAME}\t%{VERSION}-%{RELEASE}\n' 2>/dev/null || true
+    fi
 fi
 """
 """What the host is and runs, read by ``rollout.core.assets.parse_probe``: printed before the
-layer's own sections, so a host without the layer's folder still answers."""
+layer's own sections, so a host without the layer's folder still answers. The stamp is taken
+before the list is read, so a database that changes while it is read differs next time. dpkg
+replaces its status file by a rename on every change, so the inode changes with it; the rpm
+database's stamp covers every file of its folder (journals included). ``DPKG_ADMINDIR`` is
+dpkg's own setting for where its database lives."""
 
 
 PROBE_SCRIPT = """

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from rollout.core.steps import Key, Steps, Targets, commits_of
-from rollout.core.workorder import RenderSteps, WorkOrder
+from collections.abc import Mapping
+
+from rollout.core.bundle import Bundle
+from rollout.core.steps import Key, PlantResult, Steps, Targets, commits_of
+from rollout.core.workorder import RenderBundles, RenderSteps, WorkOrder
 from rollout.engine.context import PlantRun, common
+from rollout.engine.fanout import HostResults, fan_out
 from rollout.engine.layout import Running
+from rollout.engine.verify import parse_verify, verify
 from rollout.errors import ConfigError
+from rollout.transports.base import TransportError
 
 
 def room(run: PlantRun, order: WorkOrder, now: dict[Key, Running]) -> str:
@@ -47,3 +53,100 @@ def with_old_steps(order: WorkOrder, targets: Targets, render: RenderSteps | Non
             why = f"do not render: {exc}"
             return order, f"the checks of {labels} (commit {commit[:12]}), which a rollback would run, {why}"
     return (order.with_old(rendered) if rendered else order), ""
+
+
+def clean_copies(
+    run: PlantRun, order: WorkOrder, now: dict[Key, Running], render: RenderBundles | None
+) -> tuple[WorkOrder, str]:
+    """Hosts about to leave a release whose files changed since it was staged: each is named in
+    a warning (the release a rollback returns to is not the one that was deployed), and the
+    order carries that release's bundle rendered again, so a rollback stages a clean copy
+    instead; where it cannot (nothing to render with, no commit recorded, a rendering that is
+    not the deployed bundle because the overlays changed), the warning says so. '' or why a host
+    could not be checked (nothing has changed yet)."""
+    leaving = {lay.layer: lay.release_dir for lay in order.layers}
+    keys = [k for k, s in now.items() if s.release_dir not in (None, leaving.get(k[0]))]
+    found = _drift_of(run, keys, now)
+    if found.failed:
+        return order, "; ".join(sorted(set(found.reasons())))
+    clean: dict[str, Bundle] = {}
+    rendered: dict[tuple[str, str], Mapping[str, Bundle] | str] = {}
+    """(commit, release) -> its bundles, or why they do not render: each rendered once."""
+    for key, what in sorted(found.succeeded.items()):
+        if not what:
+            continue
+        state = now[key]
+        why = _render_clean(state, key[0], _memo(render, rendered), clean)
+        after = "a rollback to it stages a clean copy" if not why else f"a rollback to it would not be clean: {why}"
+        reason = f"{key[1]}: the release it runs, {state.release}, drifted from its manifest ({what}); {after}"
+        run.emit("warning", layer=key[0], host=key[1], release=state.release, detail={"reason": reason})
+    return (order.with_clean(clean) if clean else order), ""
+
+
+def _drift_of(run: PlantRun, keys: list[Key], now: dict[Key, Running]) -> HostResults[Key, str]:
+    """Each of ``keys``' current release checked against its manifest: its drift in words ('' clean)."""
+    where = {(layer.name, host.name): (layer, host) for layer in run.layers() for host in run.hosts(layer)}
+    timeout = run.options.command_timeout
+
+    def check(key: Key) -> str:
+        layer, host = where[key]
+        step = verify(run.conns.dir(host, layer), now[key].release_dir, timeout)
+        drift = parse_verify(run.conns.run(host, step).stdout).drift
+        return drift.summary() if drift.drifted else ""
+
+    found = fan_out(keys, check)
+    found.raise_bugs()
+    return found
+
+
+def _memo(
+    render: RenderBundles | None, known: dict[tuple[str, str], Mapping[str, Bundle] | str]
+) -> RenderBundles | None:
+    """``render`` remembering each answer (a ConfigError too), since several hosts and layers
+    may have drifted on one release."""
+    if render is None:
+        return None
+
+    def once(commit: str, release: str) -> Mapping[str, Bundle]:
+        if (commit, release) not in known:
+            try:
+                known[(commit, release)] = render(commit, release)
+            except ConfigError as exc:
+                known[(commit, release)] = str(exc)
+        found = known[(commit, release)]
+        if isinstance(found, str):
+            raise ConfigError.one("release", found, expected="a release that renders")
+        return found
+
+    return once
+
+
+def _render_clean(state: Running, layer: str, render: RenderBundles | None, clean: dict[str, Bundle]) -> str:
+    """Put the bundle of ``state``'s release in ``clean`` (by folder); '' or why it cannot be had."""
+    if state.release_dir in clean:
+        return ""
+    if render is None or not state.commit or not state.release:
+        return "its commit is not recorded" if render is not None else "nothing here renders it"
+    try:
+        bundle = render(state.commit, state.release).get(layer)
+    except ConfigError as exc:
+        return f"it does not render now ({exc})"
+    if bundle is None or bundle.bundle_hash != state.bundle_hash:
+        return "rendered now it is not the bundle that was deployed (the overlays changed since)"
+    clean[str(state.release_dir)] = bundle
+    return ""
+
+
+def unreachable(run: PlantRun, found: HostResults[Key, Running], release: str | None) -> PlantResult:
+    """Hosts that did not answer the preflight: each named with its own reason."""
+    found.raise_bugs()
+    errors = list(found.failed.values())
+    first = errors[0]
+    hosts = sorted({e.host for e in errors if isinstance(e, TransportError)})
+    if len(errors) == 1 and isinstance(first, TransportError):
+        run.emit("plant.preflight_failed", host=first.host, detail={"reason": first.reason})
+        return PlantResult(run.plant.name, "preflight_failed", release, f"{first.host}: {first.reason}")
+    reason = "; ".join(sorted(set(found.reasons())))
+    host = first.host if isinstance(first, TransportError) else None
+    run.emit("plant.preflight_failed", host=host, detail={"reason": reason, "hosts": hosts})
+    return PlantResult(run.plant.name, "preflight_failed", release, reason)

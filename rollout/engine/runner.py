@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
+from dataclasses import replace
 
 from rollout.config.codebase import Release
 from rollout.config.project import Project
+from rollout.core.bundle import Bundle
 from rollout.core.clock import Clock, SystemClock
 from rollout.core.events import EventSink
 from rollout.core.render import Renderer
 from rollout.core.steps import PlantResult, Steps, Targets
-from rollout.core.workorder import RenderSteps, WorkOrder
+from rollout.core.workorder import RenderBundles, RenderSteps, WorkOrder
 from rollout.engine.connections import Options
 from rollout.engine.executor import Executor
 
@@ -66,7 +68,8 @@ class InProcessRunner(PlantRunner):
             known = self._orders.get((order.plant, order.release))
         if known is None or known.lacks(list(order.old_steps)):
             return order
-        return known
+        # the stamps are what the state says now, newer than those of the order kept
+        return known.knowing(order.asset_stamps)
 
     def render(self, plant: str) -> RenderSteps:
         """The checks of the release at a commit, rendered from the code base (at preflight only)."""
@@ -82,8 +85,19 @@ class InProcessRunner(PlantRunner):
                 known = self._releases.setdefault(commit, known)
         return known
 
+    def bundles(self, plant: str) -> RenderBundles:
+        """The bundles of the release at a commit, under its own name (at preflight only)."""
+        found = self.project.plants[plant]
+
+        def render(commit: str, release: str) -> dict[str, Bundle]:
+            renderer = Renderer(self.project, replace(self._release(commit), id=release))
+            return {b.layer: b for b in renderer.render_plant(found)}
+
+        return render
+
     def deploy(self, order: WorkOrder, before: Targets | None, sink: EventSink) -> PlantResult:
-        return self._executor(sink).deploy(self._completed(order), before, self.render(order.plant), self._keep)
+        executor, plant = self._executor(sink), order.plant
+        return executor.deploy(self._completed(order), before, self.render(plant), self._keep, self.bundles(plant))
 
     def restore(self, order: WorkOrder, before: Targets, why: str, interrupted: bool, sink: EventSink) -> PlantResult:
         executor = self._executor(sink)

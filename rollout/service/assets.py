@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rollout.config.project import Project
-from rollout.core.assets import HostAssets, older_than, stale, to_json
+from rollout.core.assets import HostAssets, carried, older_than, stale, to_json
 from rollout.core.clock import Clock, SystemClock
 from rollout.core.events import discard
 from rollout.engine.executor import Executor, Options
@@ -55,12 +55,35 @@ class Collected:
 
 def keep(journal: Journal, records: Sequence[HostAssets]) -> str | None:
     """Store what a deploy or a rollback found; a failure is returned as a warning, never raised,
-    since the hosts' own work is done by now and must not be reported as failed for this."""
+    since the hosts' own work is done by now and must not be reported as failed for this.
+
+    A host that sent no packages (its database's stamp unchanged) keeps the package list of
+    its record in the state, with the new collection time and releases."""
     try:
-        journal.put_assets(records)
+        journal.put_assets(_whole(journal, records))
     except JournalError as exc:
         return f"the asset records of {len(records)} host(s) were not kept: {exc}"
     return None
+
+
+def _whole(journal: Journal, records: Sequence[HostAssets]) -> list[HostAssets]:
+    """``records`` with the packages of those that sent none taken from the state; one whose
+    record there no longer has its stamp is left out (its list is unknown here, and the
+    record in the state, newer than the stamp sent, stays as it is)."""
+    plants = sorted({r.plant for r in records if r.probe.unchanged})
+    previous = {(r.plant, r.host): r for name in plants for r in journal.assets(name)}
+    whole = (carried(r, previous.get((r.plant, r.host))) for r in records)
+    return [r for r in whole if r is not None]
+
+
+def stamps(journal: Journal, plant: str) -> dict[str, str]:
+    """Host -> the package database's stamp of the plant's last asset record of it (what a
+    deploy sends, so that a host whose packages did not change sends none). A state that
+    cannot be read gives none: the hosts then send their whole lists."""
+    try:
+        return {r.host: r.probe.stamp for r in journal.assets(plant) if r.probe.stamp}
+    except JournalError:
+        return {}
 
 
 def collect(project: Project, plants: list[str], options: Options, journal: Journal | None = None) -> Collected:

@@ -5,6 +5,7 @@ so the console marks drifted layers. Nothing here prints or exits."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -45,9 +46,15 @@ class HostDrift:
 
 
 def verify_plants(
-    project: Project, plants: list[str], options: Options, clock: Clock, journal: Journal | None = None
+    project: Project,
+    plants: list[str],
+    options: Options,
+    clock: Clock,
+    journal: Journal | None = None,
+    noted: Callable[[str], None] | None = None,
 ) -> list[HostDrift]:
-    """Hash every host's current release of the chosen plants (all when none) and record the result."""
+    """Hash every host's current release of the chosen plants (all when none) and record the
+    result; ``noted`` is told the id of the verify record once it is created."""
     chosen = reachable_plants(project, plants, "verify its hosts' files")
     journal = journal or open_state(project)
     names = [layer.name for layer in project.config.layers]
@@ -55,8 +62,21 @@ def verify_plants(
     for plant in chosen:
         ran = recorded(journal, plant.name, names)
         rows += [_expected(row, ran) for row in _verify_plant(project, plant, options)]
-    _record(journal, [p.name for p in chosen], rows, options.operator, clock)
+    rid = _record(journal, [p.name for p in chosen], rows, options.operator, clock)
+    if noted is not None:
+        noted(rid)
     return rows
+
+
+def drift_summary(plant: str, rows: list[HostDrift]) -> str:
+    """One line for a person: which hosts drifted and how, or that every host is as released."""
+    drifted = [f"{r.host} ({r.layer}): {r.verified.drift.summary()}" for r in rows if r.drifted and r.verified]
+    unread = [f"{r.host} ({r.layer}): {r.error}" for r in rows if r.verified is None]
+    if not drifted and not unread:
+        return f"{plant}: every host as released"
+    parts = [f"{len(drifted)} drifted: " + "; ".join(drifted)] if drifted else []
+    parts += [f"{len(unread)} not checked: " + "; ".join(unread)] if unread else []
+    return f"{plant}: " + " · ".join(parts)
 
 
 def _expected(row: HostDrift, ran: dict[str, Ran]) -> HostDrift:
@@ -93,7 +113,7 @@ def _verify_plant(project: Project, plant: Plant, options: Options) -> list[Host
     return sorted(rows, key=lambda r: order.index((r.layer, r.host)))
 
 
-def _record(journal: Journal, plants: list[str], rows: list[HostDrift], operator: str, clock: Clock) -> None:
+def _record(journal: Journal, plants: list[str], rows: list[HostDrift], operator: str, clock: Clock) -> str:
     rid = "verify-" + new_rollout_id(clock.now())
     spec: dict[str, object] = {"kind": "verify", "plants": plants, "waves": []}
     journal.create(RolloutRecord(rid, "verify", None, None, time.time(), operator, spec))
@@ -105,3 +125,4 @@ def _record(journal: Journal, plants: list[str], rows: list[HostDrift], operator
         journal.append(rid, Event("host.verified", row.plant, row.layer, row.host, release, detail))
     outcomes = {p: "drifted" if any(r.drifted for r in rows if r.plant == p) else "verified" for p in plants}
     journal.append(rid, Event("rollout.finished", ROLLOUT, detail={"plants": outcomes}))
+    return rid

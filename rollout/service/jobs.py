@@ -19,16 +19,20 @@ from rollout.config.project import Project
 from rollout.core.access import Principal
 from rollout.core.clock import Clock
 from rollout.core.events import Event
-from rollout.engine.executor import Options
+from rollout.engine.executor import Options, PlantResult
 from rollout.errors import ConfigError, RolloutError
 from rollout.masking import mask
+from rollout.service import restore
+from rollout.service.drift import drift_summary, verify_plants
 from rollout.service.recorder import is_run_lease
 from rollout.service.rollbacks import locked_rollback
 from rollout.service.rollouts import abort, approve, resume_rollout
 from rollout.state.access import Job
 from rollout.state.journal import Journal, LockedError
 
-KINDS = ("rollback", "approve", "resume", "abort")
+KINDS = ("rollback", "restore", "verify", "approve", "resume", "abort")
+ON_PLANT = ("rollback", "restore", "verify")
+"""Actions on one plant; the others act on a rollout."""
 log = logging.getLogger("rollout.jobs")
 
 
@@ -47,6 +51,9 @@ class Request:
     rollout: str | None = None
     to: str | None = None
     layer: str | None = None
+    host: str | None = None
+    current_overlays: bool | None = None
+    """A restore's: render with the plant's overlays as they are now (None for other actions)."""
 
 
 def claim(project: Project, journal: Journal, who: Principal, request: Request) -> tuple[Job, bool]:
@@ -73,18 +80,23 @@ def _check(project: Project, journal: Journal, request: Request) -> None:
         raise ConfigError.one("reason", "a reason is required", expected="why, in a few words")
     if not 8 <= len(request.key) <= 100:
         raise ConfigError.one("key", "not an idempotency key", expected="8 to 100 characters")
+    if request.kind not in ON_PLANT:
+        if journal.rollout(request.rollout or "") is None:
+            raise ConfigError.one("rollout", f"no rollout {request.rollout!r}", expected="an id from the history")
+        return
+    plant = project.plant(request.plant or "")
     if request.kind == "rollback":
-        plant = project.plant(request.plant or "").name
         if request.layer is not None and request.layer not in [lay.name for lay in project.config.layers]:
             raise ConfigError.one("layer", f"no layer named {request.layer!r}", expected="a layer of rollout.yaml")
         if request.to is not None:
             project.release(request.to, "to")  # a release that does not exist is refused now, not in the job
-        now = time.time()
-        for lock in journal.locks():
-            if lock.plant == plant and not is_run_lease(lock) and not lock.stale(now):
-                raise LockedError(plant, lock)
-    elif journal.rollout(request.rollout or "") is None:
-        raise ConfigError.one("rollout", f"no rollout {request.rollout!r}", expected="an id from the history")
+    elif request.kind == "restore":
+        # what the state cannot restore, or overlays that changed, are refused now, not in the job
+        restore.restore_plan(project, journal, plant, request.host, bool(request.current_overlays))
+    now = time.time()
+    for lock in journal.locks():
+        if lock.plant == plant.name and not is_run_lease(lock) and not lock.stale(now):
+            raise LockedError(plant.name, lock)
 
 
 class JobRunner:
@@ -121,15 +133,13 @@ class JobRunner:
 
     def _dispatch(self, job: Job) -> str:
         p, options = job.params, self.options(job.user)
-        if job.kind == "rollback":
-            sink = self._noting(job)
-            plant, to, layer = p["plant"], p.get("to"), p.get("layer")
-            result = locked_rollback(
-                self.project, plant, to, layer, options, sink, self.clock, journal=self.journal, reason=job.reason
-            )
+        if job.kind in ("rollback", "restore"):
+            result = self._on_plant(job, options)
             return f"{result.plant}: {result.outcome.replace('_', ' ')}" + (
                 f" ({result.reason})" if result.reason else ""
             )
+        if job.kind == "verify":
+            return self._verify(job, options)
         rid = str(p["rollout"])
         self.journal.update_job(job.key, "running", time.time(), rollout=rid)
         if job.kind == "abort":
@@ -139,6 +149,28 @@ class JobRunner:
             self.journal.update_job(job.key, "running", time.time(), f"wave {wave} approved; resuming", rid)
         run = resume_rollout(self.project, rid, options, lambda _: None, self.clock, journal=self.journal)
         return f"rollout {rid}: {run.state}"
+
+    def _on_plant(self, job: Job, options: Options) -> PlantResult:
+        """A rollback or a restore, journaled under the plant's lock like the CLI's."""
+        p, sink = job.params, self._noting(job)
+        plant, reason = str(p["plant"]), job.reason
+        if job.kind == "restore":
+            host, current = p.get("host"), bool(p.get("current_overlays"))
+            return restore.locked_restore(
+                self.project, plant, host, current, options, sink, self.clock, reason, self.journal
+            )
+        to, layer = p.get("to"), p.get("layer")
+        return locked_rollback(self.project, plant, to, layer, options, sink, self.clock, reason, self.journal)
+
+    def _verify(self, job: Job, options: Options) -> str:
+        """``status --verify`` of the plant: recorded as a verify record, which the plant page shows."""
+        plant = str(job.params["plant"])
+
+        def noted(rid: str) -> None:
+            self.journal.update_job(job.key, "running", time.time(), rollout=rid)
+
+        rows = verify_plants(self.project, [plant], options, self.clock, self.journal, noted)
+        return drift_summary(plant, rows)
 
     def _noting(self, job: Job) -> Callable[[Event], None]:
         """A sink that records, once, which rollback the job started: its page follows those events."""

@@ -254,6 +254,8 @@ class _Loop:
         with self.rec.locked(plant, f"rollout {self.rec.rollout}: {self.spec.release}"):
             before, rolling_back = self.rec.read(lambda state: _before(state, plant))
             order = self.o.orders(plant)
+            if self.o.project.config.assets.collect:
+                order = order.knowing(assets.stamps(self.rec.journal, plant))
             if rolling_back and before is not None:
                 self.o.runner.restore(order, before, "resumed an interrupted rollback", True, self.rec.sink())
             else:

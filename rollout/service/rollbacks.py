@@ -8,6 +8,7 @@ from dataclasses import replace
 
 from rollout.config.models import LayerConfig
 from rollout.config.project import Plant, Project
+from rollout.core.bundle import Bundle
 from rollout.core.clock import Clock
 from rollout.core.events import DURABLE, PLANT_DONE, ROLLOUT, Event, EventSink
 from rollout.core.render import Renderer
@@ -47,9 +48,35 @@ def rollback(
     def choose(running: dict[tuple[str, str], Running]) -> tuple[dict[tuple[str, str], Target], Steps]:
         targets = previous_targets(executor, plant, layers, running)
         commit = previous_commit(running, targets)  # read before any host changes
-        return targets, render_steps(project, plant, commit) if commit else Steps({})
+        return _with_bundles(project, plant, targets), render_steps(project, plant, commit) if commit else Steps({})
 
     return executor.rollback(plant, layers, choose)
+
+
+def _with_bundles(
+    project: Project, plant: Plant, targets: dict[tuple[str, str], Target]
+) -> dict[tuple[str, str], Target]:
+    """Each target with its release's bundle rendered again where that is the bundle the host
+    staged (the same files): the switch back then checks the staged copy against it and, if
+    its files drifted, stages a clean copy first instead of returning to them. A release that
+    no longer renders, or renders other files (the overlays changed), is returned to as it is."""
+    rendered: dict[tuple[str, str], dict[str, Bundle]] = {}
+    found: dict[tuple[str, str], Target] = {}
+    for key, target in targets.items():
+        found[key] = target
+        if not target.commit or not target.release or target.bundle is not None:
+            continue
+        which = (target.commit, target.release)
+        if which not in rendered:
+            try:
+                release = replace(project.release(target.commit), id=target.release)  # its own name: same folder
+                rendered[which] = {b.layer: b for b in Renderer(project, release).render_plant(plant)}
+            except ConfigError:
+                rendered[which] = {}
+        bundle = rendered[which].get(key[0])
+        if bundle is not None and bundle.bundle_hash == target.bundle_hash:
+            found[key] = replace(target, bundle=bundle)
+    return found
 
 
 def previous_targets(

@@ -30,6 +30,20 @@ class RollbackBody(BaseModel):
     layer: Annotated[str | None, Field(max_length=100)] = None
 
 
+class RestoreBody(BaseModel):
+    key: Annotated[str, Field(min_length=8, max_length=100, description="Idempotency key: the same key is one job.")]
+    reason: Annotated[str, Field(min_length=1, max_length=500)]
+    host: Annotated[str | None, Field(max_length=200, description="Only this host (default: every host).")] = None
+    current_overlays: bool = Field(
+        False, description="Render with the plant's overlays as they are now, though they changed or were not recorded."
+    )
+
+
+class VerifyBody(BaseModel):
+    key: Annotated[str, Field(min_length=8, max_length=100, description="Idempotency key: the same key is one job.")]
+    reason: Annotated[str, Field(min_length=1, max_length=500)] = "drift check"
+
+
 class ActionBody(BaseModel):
     key: Annotated[str, Field(min_length=8, max_length=100)]
     reason: Annotated[str, Field(min_length=1, max_length=500)]
@@ -84,6 +98,27 @@ def _rollback(ctx: Console, who: Principal, plant: str, body: RollbackBody) -> t
     return _start(ctx, who, jobs.Request("rollback", body.key, body.reason, plant=plant, to=to, layer=layer))
 
 
+def _restore(ctx: Console, who: Principal, plant: str, body: RestoreBody) -> tuple[Job, bool]:
+    require(who, "restore", plant)
+    request = jobs.Request(
+        "restore", body.key, body.reason, plant=plant, host=body.host or None, current_overlays=body.current_overlays
+    )
+    return _start(ctx, who, request)
+
+
+def _verify(ctx: Console, who: Principal, plant: str, body: VerifyBody) -> tuple[Job, bool]:
+    require(who, "verify", plant)
+    return _start(ctx, who, jobs.Request("verify", body.key, body.reason, plant=plant))
+
+
+def _confirmed(plant: str, confirm: str, what: str) -> None:
+    """A form that changes a plant's hosts needs the plant's name typed, as the rollback does."""
+    if confirm != plant:
+        raise ConfigError.one(
+            "confirm", f"the {what} of {plant} was not confirmed", expected=f"the plant's name typed: {plant}"
+        )
+
+
 def _on_rollout(ctx: Console, who: Principal, rid: str, action: RolloutAction, body: ActionBody) -> tuple[Job, bool]:
     require(who, action)
     return _start(ctx, who, jobs.Request(action, body.key, body.reason, rollout=rid))
@@ -104,11 +139,45 @@ def rollback_form(
 ) -> Response:
     check_csrf(request, csrf)
     require(who, "rollback", plant)
-    if confirm != plant:
-        raise ConfigError.one(
-            "confirm", f"the rollback of {plant} was not confirmed", expected=f"the plant's name typed: {plant}"
-        )
+    _confirmed(plant, confirm, "rollback")
     job, _ = _rollback(ctx, who, plant, RollbackBody(key=key, reason=reason, to=to or None, layer=layer or None))
+    return RedirectResponse(f"/jobs/{job.key}", status_code=303)
+
+
+@router.post("/plants/{plant}/restore")
+def restore_form(
+    request: Request,
+    ctx: Ctx,
+    who: Who,
+    plant: str,
+    key: Annotated[str, Form()],
+    reason: Annotated[str, Form()],
+    csrf: Annotated[str, Form()] = "",
+    host: Annotated[str, Form()] = "",
+    current_overlays: Annotated[str, Form()] = "",
+    confirm: Annotated[str, Form()] = "",
+) -> Response:
+    check_csrf(request, csrf)
+    require(who, "restore", plant)
+    _confirmed(plant, confirm, "restore")
+    body = RestoreBody(key=key, reason=reason, host=host or None, current_overlays=current_overlays == "yes")
+    job, _ = _restore(ctx, who, plant, body)
+    return RedirectResponse(f"/jobs/{job.key}", status_code=303)
+
+
+@router.post("/plants/{plant}/verify")
+def verify_form(
+    request: Request,
+    ctx: Ctx,
+    who: Who,
+    plant: str,
+    key: Annotated[str, Form()],
+    csrf: Annotated[str, Form()] = "",
+    reason: Annotated[str, Form()] = "",
+) -> Response:
+    check_csrf(request, csrf)
+    require(who, "verify", plant)
+    job, _ = _verify(ctx, who, plant, VerifyBody(key=key, reason=reason or "drift check"))
     return RedirectResponse(f"/jobs/{job.key}", status_code=303)
 
 
@@ -133,6 +202,22 @@ def rollback_api(request: Request, ctx: Ctx, who: Who, plant: str, body: Rollbac
     """Roll a plant back now (plant IT of that plant, release engineers, admins): a background job."""
     check_csrf(request, request.headers.get("x-csrf-token"))
     return JobOut.of(*_rollback(ctx, who, plant, body))
+
+
+@api.post("/plants/{plant}/restore", status_code=202)
+def restore_api(request: Request, ctx: Ctx, who: Who, plant: str, body: RestoreBody) -> JobOut:
+    """Bring a wiped or replaced host (or the whole plant) back to the release the state says it
+    ran (plant IT of that plant, release engineers, admins): a background job."""
+    check_csrf(request, request.headers.get("x-csrf-token"))
+    return JobOut.of(*_restore(ctx, who, plant, body))
+
+
+@api.post("/plants/{plant}/verify", status_code=202)
+def verify_api(request: Request, ctx: Ctx, who: Who, plant: str, body: VerifyBody) -> JobOut:
+    """Check every host's files against its release's manifest (``status --verify``; plant IT of
+    that plant, release engineers, admins): a background job; the plant shows what drifted."""
+    check_csrf(request, request.headers.get("x-csrf-token"))
+    return JobOut.of(*_verify(ctx, who, plant, body))
 
 
 @api.post("/rollouts/{rid}/{action}", status_code=202)

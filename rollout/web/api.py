@@ -95,6 +95,9 @@ def plant(ctx: Ctx, who: Who, plant: str) -> dict[str, Any]:
     record["locks"] = [_lock(lock) for lock in page.locks]
     record["releases"] = page.releases
     record["assets"] = [row.as_dict() for row in page.assets]
+    view = page.row.view
+    drifted = [{"host": h, "layer": layer, "drift": what} for h, layer, what in view.drifted]
+    record["drift"] = {"verified": _iso(view.verified), "drifted_hosts": drifted}
     record["agent"] = page.agent or None
     return record
 
