@@ -87,14 +87,15 @@ def vault_option(func: F) -> F:
     )(func)
 
 
-def _project(directory: Path | None) -> Project:
-    """The project from the verb's ``-C``, else the one before the verb, else the working folder."""
+def _project(directory: Path | None, overlays: bool = True) -> Project:
+    """The project from the verb's ``-C``, else the one before the verb, else the working folder;
+    ``overlays=False`` for verbs that render nothing (their overlays are then not read)."""
     from rollout.service.planning import open_project  # the configuration's models: only verbs that load it
 
     ctx = click.get_current_context()
     if directory is None:
         directory = ctx.find_root().params.get("directory")
-    return open_project(directory or Path.cwd(), ctx.meta.get("vault_password_file"))
+    return open_project(directory or Path.cwd(), ctx.meta.get("vault_password_file"), overlays)
 
 
 class _Quiet(io.TextIOBase):

@@ -49,7 +49,7 @@ def validate(directory: Path | None, as_json: bool, release: str | None) -> int:
 @_release_option
 def plan(directory: Path | None, as_json: bool, release: str | None) -> int:
     """The waves, plants and order that a deploy would take."""
-    preview.plan(_console(), service.plan(_project(directory), release), as_json)
+    preview.plan(_console(), service.plan(_project(directory, overlays=False), release), as_json)
     return EXIT_OK
 
 
@@ -100,7 +100,7 @@ def diff(directory: Path | None, as_json: bool, release: str | None, plant: str,
 @_plants_option
 def history(directory: Path | None, as_json: bool, plants: tuple[str, ...]) -> int:
     """Past rollouts and rollbacks: who, when, what, and how each plant came out."""
-    project = _project(directory)
+    project = _project(directory, overlays=False)
     plant = plants[0] if plants else None
     records.history(_console(), service.history(project, plant), as_json)
     return EXIT_OK
@@ -162,7 +162,7 @@ def status(
         raise click.UsageError("--watch-for and --until-idle go with --watch")
     if insecure and not live:
         raise click.UsageError("--insecure-skip-host-key-check goes with --live or --verify (only they ask hosts)")
-    project = _project(directory)
+    project = _project(directory, overlays=live)  # the state's account renders nothing
     # Where the journal stands before the status is read: an event appended meanwhile is shown.
     start = service.position(project) if watch else 0
     console = _console()

@@ -11,10 +11,12 @@ from rollout.config.secrets import Vault
 from rollout.core.plan import Plan, make_plan
 
 
-def open_project(start: Path, vault_password_file: Path | None = None) -> Project:
+def open_project(start: Path, vault_password_file: Path | None = None, overlays: bool = True) -> Project:
     """Find (from ``start`` upward) and load the project; ``!vault`` values decrypt with the password
-    in ``vault_password_file`` (default: ``$ROLLOUT_VAULT_PASSWORD_FILE``), read only if one is used."""
-    return replace(load_project(find_project(start)), vault=Vault.from_option(vault_password_file))
+    in ``vault_password_file`` (default: ``$ROLLOUT_VAULT_PASSWORD_FILE``), read only if one is used.
+    Without ``overlays`` (a verb that renders nothing) they are not read."""
+    project = load_project(find_project(start), overlays)
+    return replace(project, vault=Vault.from_option(vault_password_file))
 
 
 def plan(project: Project, ref: str | None) -> Plan:

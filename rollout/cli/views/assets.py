@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from rollout.cli.views.output import emit_json
-
-if TYPE_CHECKING:
-    from rollout.service.assets import AssetRow, Collected
+from rollout.service.assets import AssetRow, Collected
 
 CSV_COLUMNS = ("plant", "host", "os", "os_version", "kernel", "arch", "package", "version", "collected", "stale")
 
