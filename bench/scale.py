@@ -698,6 +698,10 @@ def verdicts(figures: list[Figure]) -> list[str]:
         ok = plan.seconds < 2 and plan.rss_mb < 500
         out.append(f"10,000-plant plan under 2 s and 500 MB: {'met' if ok else 'not met'} "
                    f"({plan.seconds:.2f} s, {plan.rss_mb:.0f} MB)")
+    if (BIG, "validate") in by:
+        check = by[(BIG, "validate")]
+        out.append(f"10,000-plant validate under 10 s: {'met' if check.seconds < 10 else 'not met'} "
+                   f"({check.seconds:.2f} s; hot paths: bench/speed.py)")
     return out
 
 

@@ -80,6 +80,10 @@ def test_a_rollout_over_agent_and_direct_plants_runs_the_agent_plants_through_th
         orders = journal.orders(plant=plant)
         assert [o.state for o in orders] == ["done"], orders
     assert not [e for e in journal.events(plant="p1") if "agent" in e.event.detail], "p1 is direct"
+    code, rows = run_cli("status", "--live", "--json", "-C", dp.root)
+    sources = {(str(r["plant"]), str(r.get("source"))) for r in rows if r.get("plant")}
+    assert code == 0 and sources == {("p1", "live"), ("p2", "state"), ("p3", "state")}, rows
+    assert all(r.get("release") == "v1" for r in rows if r.get("plant") in AGENTS), rows
     journal_complete(dp)
 
 

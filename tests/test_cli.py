@@ -94,3 +94,47 @@ def test_validate_checks_the_state_url_without_making_a_state(
     monkeypatch.delenv("ROLLOUT_STATE")
     assert rollout("validate", "-C", mini.root).code == 0
     assert not (mini.root / ".rollout").exists(), "validate made a state"
+
+
+def test_help_lists_every_verb_with_its_own_summary() -> None:
+    """``rollout --help`` lists the verbs from a table (so it imports none of them): the table
+    names every verb the modules register, each with the summary its own help gives."""
+    import importlib
+
+    from rollout.cli.commands import cli
+    from rollout.cli.verbs import VERBS
+
+    for module in {verb.module for verb in VERBS.values()}:
+        importlib.import_module(module)
+    assert set(cli.commands) == set(VERBS)
+    for name, verb in VERBS.items():
+        assert cli.commands[name].get_short_help_str(1000) == verb.summary, name
+
+
+HEAVY = ("paramiko", "fabric", "invoke", "ansible_runner", "jinja2", "fastapi", "uvicorn", "psycopg", "starlette")
+"""Libraries that showing help or planning must not load: they are for the verbs that reach hosts,
+render, or serve (what start-up costs is measured in bench/speed.py)."""
+
+
+@pytest.mark.parametrize("verb", [["--help"], ["plan", "--json"], ["status", "--json"]])
+def test_help_plan_and_status_load_no_host_render_or_web_library(mini: MiniProject, verb: list[str]) -> None:
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\nfrom rollout.cli import run\ncode = run(sys.argv[1:])\n"
+        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))\nsys.exit(code)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, "-C", str(mini.root), *verb], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.splitlines()[-1] == "[]", done.stdout[-2000:]
+    if verb == ["--help"]:
+        assert "plan" in done.stdout and "status" in done.stdout
+
+
+def test_a_verb_that_renders_still_loads_what_it_needs(mini: MiniProject, rollout) -> None:
+    result = rollout("render", "-C", mini.root, "--json")
+    assert result.code == 0, result.text
+    assert json.loads(result.out.splitlines()[0])["type"] == "bundle"

@@ -237,7 +237,7 @@ def test_ssh_host_keys_are_verified(dp_ssh: DeployProject, rollout) -> None:
         result, _ = deploy(dp, "v1")  # p1-dash is not known at all
         assert result.outcome == "preflight_failed" and "not in known_hosts" in result.reason
         assert not (dp.host_roots["p1-gw1"] / "srv").exists()  # nothing changed on the plant
-        insecure = rollout("status", "-C", dp.root, "--insecure-skip-host-key-check")
+        insecure = rollout("status", "-C", dp.root, "--live", "--insecure-skip-host-key-check")
         assert insecure.code == 0 and "NOT verified" in insecure.err
     finally:
         known.write_text(original)

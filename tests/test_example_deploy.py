@@ -57,10 +57,16 @@ def test_example_rolls_out_and_rolls_monterrey_back(deployed_example: Path, roll
     assert [(r["plant"], r["layer"]) for r in failed] == [("monterrey", "ingest")]
     assert "batch_size 2500 exceeds queue_limit 2000" in failed[0]["detail"]["reason"]
 
-    status = rollout("status", "-C", deployed_example, "--json")
-    assert status.code == 0
-    hosts = records(status.out)
-    assert len(hosts) == sum(1 for _ in deployed_example.glob(".rollout/hosts/*/*"))
+    count = sum(1 for _ in deployed_example.glob(".rollout/hosts/*/*"))
+    live = rollout("status", "-C", deployed_example, "--live", "--json")
+    assert live.code == 0
+    hosts = records(live.out)
+    assert len(hosts) == count
     for host in hosts:
         expected = "example-2026.11.0" if host["plant"] == "monterrey" else "example-2026.11.1"
         assert host["reachable"] and host["whole"] and host["release"] == expected, host
+    # The state's account, asked of no host, says the same of every (layer, host).
+    recorded = rollout("status", "-C", deployed_example, "--json")
+    assert recorded.code == 0
+    by_host = {(h["plant"], h["layer"], h["host"]): h["release"] for h in records(recorded.out)}
+    assert by_host == {(h["plant"], h["layer"], h["host"]): h["release"] for h in hosts}

@@ -48,8 +48,11 @@ def assert_quiet(result, what: str) -> None:  # type: ignore[no-untyped-def]
 
 
 def assert_status(rollout, dp: DeployProject, expected: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
-    """``rollout status`` reads every (layer, host) of every plant, each one reachable and whole."""
-    done = rollout("status", "-C", dp.root, "--json")
+    """``rollout status --live`` reads every (layer, host) of every plant, each one reachable and
+    whole; the state's ``rollout status`` records the same releases."""
+    state = events_of(rollout("status", "-C", dp.root, "--json").out)
+    recorded = {(r["plant"], r["layer"], r["host"]): r["release"] for r in state if r.get("type") == "host"}
+    done = rollout("status", "-C", dp.root, "--live", "--json")
     assert_quiet(done, "status")
     rows = [r for r in events_of(done.out) if r.get("type") == "host"]
     assert len(rows) == 3 * len(expected), f"expected {3 * len(expected)} host-layers, got {len(rows)}: {rows}"
@@ -57,6 +60,7 @@ def assert_status(rollout, dp: DeployProject, expected: dict[str, str]) -> None:
         where = f"{row['plant']}/{row['layer']} on {row['host']}"
         assert not row.get("error"), f"{where} unreachable: {row['error']}"
         assert row["release"] == expected[row["plant"]] and row["whole"], f"{where} runs {row['release']}: {row}"
+        assert recorded[(row["plant"], row["layer"], row["host"])] == row["release"], f"{where}: the state disagrees"
 
 
 def test_one_host_in_every_layer_deploys_rolls_back_and_reports(boxes: DeployProject, rollout) -> None:

@@ -1,14 +1,7 @@
-"""The command line: the only place, with the HTTP layer, that prints, exits and picks exit codes."""
+"""The command line: the only place, with the HTTP layer, that prints, exits and picks exit codes.
 
-from rollout.cli import (  # noqa: F401 (importing them registers their verbs on cli)
-    agent_commands,
-    asset_commands,
-    query_commands,
-    restore_commands,
-    rollout_commands,
-    state_commands,
-    web_commands,
-)
+Each verb's module is imported when the verb runs (``rollout.cli.verbs``), not here."""
+
 from rollout.cli.commands import main, run
 
 __all__ = ["main", "run"]

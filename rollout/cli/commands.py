@@ -16,19 +16,21 @@ import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, TextIO, TypeVar, cast
+from typing import IO, TYPE_CHECKING, TextIO, TypeVar, cast
 
 import click
 from rich.console import Console
 
-from rollout import service
+from rollout.cli.verbs import Verbs
 from rollout.cli.views import output
-from rollout.config.project import Project
-from rollout.engine.executor import Options, default_operator
+from rollout.core.clock import Clock, ShiftedClock, SystemClock
 from rollout.errors import ConfigError, Problem
 from rollout.masking import mask
-from rollout.service.options import project_options
-from rollout.state.journal import JournalError, LockedError, SchemaError
+from rollout.state.errors import JournalError, LockedError, SchemaError
+
+if TYPE_CHECKING:
+    from rollout.config.project import Project
+    from rollout.engine.connections import Options
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -85,12 +87,15 @@ def vault_option(func: F) -> F:
     )(func)
 
 
-def _project(directory: Path | None) -> Project:
-    """The project from the verb's ``-C``, else the one before the verb, else the working folder."""
+def _project(directory: Path | None, overlays: bool = True) -> Project:
+    """The project from the verb's ``-C``, else the one before the verb, else the working folder;
+    ``overlays=False`` for verbs that render nothing (their overlays are then not read)."""
+    from rollout.service.planning import open_project  # the configuration's models: only verbs that load it
+
     ctx = click.get_current_context()
     if directory is None:
         directory = ctx.find_root().params.get("directory")
-    return service.open_project(directory or Path.cwd(), ctx.meta.get("vault_password_file"))
+    return open_project(directory or Path.cwd(), ctx.meta.get("vault_password_file"), overlays)
 
 
 class _Quiet(io.TextIOBase):
@@ -133,7 +138,7 @@ def _console(stderr: bool = False) -> Console:
     return Console(file=cast(IO[str], stream), highlight=False, width=width)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=Verbs, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="rollout")
 @_directory_option
 def cli(directory: Path | None) -> None:
@@ -150,6 +155,9 @@ def _insecure_option(func: F) -> F:
 
 
 def _options(project: Project, insecure: bool, err: Console) -> Options:
+    from rollout.engine.connections import default_operator  # only verbs that reach hosts get here
+    from rollout.service.options import project_options
+
     if insecure:
         err.print(
             "[bold red]WARNING: SSH host keys are NOT verified (--insecure-skip-host-key-check); "
@@ -157,6 +165,23 @@ def _options(project: Project, insecure: bool, err: Console) -> Options:
         )
     operator = os.environ.get("ROLLOUT_OPERATOR") or default_operator()
     return project_options(project, operator, insecure)
+
+
+def _clock() -> Clock:
+    """The machine's clock, or one that starts at ROLLOUT_NOW (ISO 8601) and goes on from there:
+    rehearsals and tests of windows at any time of day, whose waits and bakes still end."""
+    fixed = os.environ.get("ROLLOUT_NOW")
+    if not fixed:
+        return SystemClock()
+    try:
+        when = dt.datetime.fromisoformat(fixed)
+    except ValueError:
+        raise ConfigError.one(
+            "ROLLOUT_NOW", "not a date and time", expected="ISO 8601, e.g. 2026-11-21T02:00:00+00:00", found=repr(fixed)
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return ShiftedClock(when)
 
 
 def _crash_log(exc: BaseException) -> Path:

@@ -12,6 +12,7 @@ from rollout.cli.commands import (
     EXIT_ATTENTION,
     EXIT_FAILED,
     EXIT_OK,
+    _clock,
     _common,
     _console,
     _insecure_option,
@@ -22,10 +23,10 @@ from rollout.cli.commands import (
     cli,
     vault_option,
 )
-from rollout.cli.rollout_commands import _clock
-from rollout.cli.views import drifted, preview, records, watching
+from rollout.cli.views import preview, records
 from rollout.config.models.common import parse_duration
 from rollout.config.project import Project
+from rollout.core.clock import SystemClock
 
 
 @cli.command()
@@ -48,7 +49,7 @@ def validate(directory: Path | None, as_json: bool, release: str | None) -> int:
 @_release_option
 def plan(directory: Path | None, as_json: bool, release: str | None) -> int:
     """The waves, plants and order that a deploy would take."""
-    preview.plan(_console(), service.plan(_project(directory), release), as_json)
+    preview.plan(_console(), service.plan(_project(directory, overlays=False), release), as_json)
     return EXIT_OK
 
 
@@ -99,7 +100,7 @@ def diff(directory: Path | None, as_json: bool, release: str | None, plant: str,
 @_plants_option
 def history(directory: Path | None, as_json: bool, plants: tuple[str, ...]) -> int:
     """Past rollouts and rollbacks: who, when, what, and how each plant came out."""
-    project = _project(directory)
+    project = _project(directory, overlays=False)
     plant = plants[0] if plants else None
     records.history(_console(), service.history(project, plant), as_json)
     return EXIT_OK
@@ -121,6 +122,7 @@ class _Duration(click.ParamType[float]):
 @_common
 @_insecure_option
 @_plants_option
+@click.option("--live", is_flag=True, help="Ask every host what it runs (all plants at once, a few at a time).")
 @click.option("--watch", is_flag=True, help="Then follow the state: a line per new event of rollouts under way.")
 @click.option(
     "--watch-for", type=_Duration(), default=None, metavar="DURATION", help="With --watch: stop after this (30s, 5m)."
@@ -132,12 +134,17 @@ def status(
     as_json: bool,
     insecure: bool,
     plants: tuple[str, ...],
+    live: bool,
     watch: bool,
     watch_for: float | None,
     until_idle: bool,
     verify: bool,
 ) -> int:
-    """What runs on every host of every layer, as the hosts themselves record it.
+    """What runs on every host of every layer, as the state records it, with when it was recorded.
+
+    No host is asked: the answer is the state's account of deploys, rollbacks and restores, and
+    each row says when it was last recorded or confirmed. With --live every host is asked
+    instead (today's truth, as slow as the slowest host, and unreachable hosts show as such).
 
     With --watch it then shows rollouts progressing as they happen, until Ctrl-C (exit 0),
     --watch-for or --until-idle: one line per new event, or with --json the objects that
@@ -153,21 +160,44 @@ def status(
         return _verify(directory, as_json, insecure, plants)
     if (watch_for is not None or until_idle) and not watch:
         raise click.UsageError("--watch-for and --until-idle go with --watch")
-    project = _project(directory)
+    if insecure and not live:
+        raise click.UsageError("--insecure-skip-host-key-check goes with --live or --verify (only they ask hosts)")
+    project = _project(directory, overlays=live)  # the state's account renders nothing
     # Where the journal stands before the status is read: an event appended meanwhile is shown.
     start = service.position(project) if watch else 0
-    options = _options(project, insecure, _console(stderr=True))
     console = _console()
-    records.status(console, service.status(project, list(plants), options), as_json)
+    _show_status(console, project, list(plants), live, insecure, as_json)
     records.under_way(console, service.under_way(project), service.plant_locks(project), as_json)
     if watch:
         _watch(console, project, start, watch_for, until_idle, as_json)
     return EXIT_OK
 
 
+def _show_status(
+    console: Console, project: Project, plants: list[str], live: bool, insecure: bool, as_json: bool
+) -> None:
+    # Ages against the machine's clock, not ROLLOUT_NOW's: the state stamps its events with it.
+    now = SystemClock().time()
+    if live:
+        chosen = plants or list(project.plants)
+        direct = [p for p in chosen if project.plant(p).config.execution != "agent"]
+        agents = [p for p in chosen if p not in direct]
+        options = _options(project, insecure, _console(stderr=True))
+        if direct:
+            records.status(console, service.status(project, direct, options), now, as_json)
+        if agents:  # the centre does not reach their hosts: what their agents last reported
+            if not as_json:
+                console.print(f"agent plants, as their agents last reported (not asked live): {', '.join(agents)}")
+            records.recorded(console, service.recorded(project, agents), now, as_json)
+    else:
+        records.recorded(console, service.recorded(project, plants), now, as_json)
+
+
 def _verify(directory: Path | None, as_json: bool, insecure: bool, plants: tuple[str, ...]) -> int:
     project = _project(directory)
     options = _options(project, insecure, _console(stderr=True))
+    from rollout.cli.views import drifted
+
     rows = service.verify_plants(project, list(plants), options, _clock())
     drifted.verified(_console(), rows, as_json)
     if any(r.drifted for r in rows):
@@ -178,6 +208,8 @@ def _verify(directory: Path | None, as_json: bool, insecure: bool, plants: tuple
 def _watch(
     console: Console, project: Project, start: int, duration: float | None, until_idle: bool, as_json: bool
 ) -> None:
+    from rollout.cli.views import watching  # the live view's rendering: only when watching
+
     try:
         for item in service.follow(project, start, duration, until_idle):
             watching.update(console, item, as_json)

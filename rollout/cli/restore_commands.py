@@ -11,6 +11,7 @@ from rollout.cli.commands import (
     EXIT_FAILED,
     EXIT_INTERNAL,
     EXIT_OK,
+    _clock,
     _common,
     _console,
     _insecure_option,
@@ -18,7 +19,7 @@ from rollout.cli.commands import (
     _project,
     cli,
 )
-from rollout.cli.rollout_commands import _clock, _reason_option, _sink, _told
+from rollout.cli.rollout_commands import _reason_option, _sink, _told
 from rollout.cli.views import progress
 from rollout.service.restore import locked_restore
 

@@ -3,7 +3,6 @@ how a rollout is shown while it runs and the exit code its result gives."""
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +18,7 @@ from rollout.cli.commands import (
     EXIT_FAILED,
     EXIT_INTERNAL,
     EXIT_OK,
+    _clock,
     _common,
     _console,
     _insecure_option,
@@ -31,10 +31,8 @@ from rollout.cli.commands import (
 )
 from rollout.cli.views import output, progress
 from rollout.config.project import Project
-from rollout.core.clock import Clock, ShiftedClock, SystemClock
 from rollout.core.events import EventSink
 from rollout.engine.executor import default_operator
-from rollout.errors import ConfigError
 from rollout.service.junit import junit_report
 from rollout.service.notify import notifying
 from rollout.service.orchestrator import RolloutResult
@@ -53,23 +51,6 @@ _yes_option = click.option("--yes", "-y", is_flag=True, help="Non-interactive: p
 _junit_option = click.option(
     "--junit", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write a JUnit XML report."
 )
-
-
-def _clock() -> Clock:
-    """The machine's clock, or one that starts at ROLLOUT_NOW (ISO 8601) and goes on from there:
-    rehearsals and tests of windows at any time of day, whose waits and bakes still end."""
-    fixed = os.environ.get("ROLLOUT_NOW")
-    if not fixed:
-        return SystemClock()
-    try:
-        when = dt.datetime.fromisoformat(fixed)
-    except ValueError:
-        raise ConfigError.one(
-            "ROLLOUT_NOW", "not a date and time", expected="ISO 8601, e.g. 2026-11-21T02:00:00+00:00", found=repr(fixed)
-        ) from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return ShiftedClock(when)
 
 
 def _rollout_exit(result: RolloutResult) -> int:

@@ -22,6 +22,7 @@ from rollout.config.models.validation import validate_doc
 from rollout.config.overlays import ARCHETYPES_DIR, Overlay, read_overlay
 from rollout.config.secrets import Vault
 from rollout.config.yamlfile import YamlDoc, format_path, read_yaml
+from rollout.core.fanout import Failed, fan_out
 from rollout.errors import ConfigError, Problem, ReleaseError, shorten
 
 PROJECT_FILE = "rollout.yaml"
@@ -51,11 +52,19 @@ class Project:
     archetype_overlays: Mapping[str, Overlay]
     vault: Vault = field(default_factory=Vault, compare=False)
     """Decrypts the ``!vault`` values of values files, with the password it was given."""
+    with_overlays: bool = True
+    """False when loaded for a verb that renders nothing (plan, status): the overlays were not read."""
 
     def overlays_for(self, plant: Plant) -> list[Overlay]:
         """The overlays of a plant in merge order: archetype, then plant."""
+        self.need_overlays()
         found = [self.archetype_overlays.get(plant.config.archetype), self.plant_overlays.get(plant.name)]
         return [o for o in found if o is not None]
+
+    def need_overlays(self) -> None:
+        """Refuse to render from a project loaded without its overlays: the result would be wrong."""
+        if not self.with_overlays:
+            raise RuntimeError("this project was loaded without its overlays (load_project(..., overlays=False))")
 
     def plant(self, name: str) -> Plant:
         if name not in self.plants:
@@ -99,8 +108,9 @@ def find_project(start: Path) -> Path:
     )
 
 
-def load_project(root: Path) -> Project:
-    """Read and validate the whole project at ``root``."""
+def load_project(root: Path, overlays: bool = True) -> Project:
+    """Read and validate the whole project at ``root``; without ``overlays`` for a verb that renders
+    nothing (plan, status): they are neither read nor checked (``validate`` checks them)."""
     problems: list[Problem] = []
     doc = _attempt(problems, lambda: read_yaml(root / PROJECT_FILE, PROJECT_FILE))
     config = _attempt(problems, lambda: validate_doc(ProjectConfig, doc)) if doc else None
@@ -109,7 +119,9 @@ def load_project(root: Path) -> Project:
         problems.extend(_playbook_problems(root, config))
     names = {p.stem for p in _plant_files(root)}
     complete = len(plants) == len(names)  # archetypes are known only if every plant loaded
-    plant_overlays, archetype_overlays = _load_overlays(root, names, plants if complete else None, problems)
+    plant_overlays, archetype_overlays = (
+        _load_overlays(root, names, plants if complete else None, problems) if overlays else ({}, {})
+    )
     if problems or config is None or doc is None:
         raise ConfigError(problems or [Problem(PROJECT_FILE, message="invalid project")])
     return Project(
@@ -119,6 +131,7 @@ def load_project(root: Path) -> Project:
         MappingProxyType(plants),
         MappingProxyType(plant_overlays),
         MappingProxyType(archetype_overlays),
+        with_overlays=overlays,
     )
 
 
@@ -142,9 +155,11 @@ def _load_plants(root: Path, config: ProjectConfig | None, problems: list[Proble
         problems.append(Problem(f"{PLANTS_DIR}/", message=f"more than {MAX_PLANTS} plants"))
         return {}
     plants: dict[str, Plant] = {}
-    for path in files:
-        plant = _attempt(problems, lambda path=path: _load_plant(root, path, config))
-        if plant is not None:
+    # Each plant's files are independent of the others': thousands of them load on every core.
+    for plant in fan_out(files, lambda path: _load_plant(root, path, config)):
+        if isinstance(plant, Failed):
+            problems.extend(plant.problems)
+        else:
             if plant.name in plants:
                 problems.append(Problem(plant.file, message=f"plant {plant.name!r} is defined twice (.yaml and .yml)"))
             plants[plant.name] = plant
@@ -196,7 +211,8 @@ def _address_ok(value: object) -> bool:
         isinstance(value, str)
         and 0 < len(value) <= 253
         and not value.startswith("-")  # would read as an option to ssh
-        and all(c.isprintable() and not c.isspace() for c in value)
+        and value.isprintable()
+        and value.split() == [value]  # no whitespace anywhere (split() cuts at every kind)
     )
 
 
@@ -215,7 +231,8 @@ def _root_ok(value: object) -> bool:
 
 def _plant_files(root: Path) -> list[Path]:
     folder = root / PLANTS_DIR
-    return sorted(p for p in folder.glob("*") if p.suffix in (".yaml", ".yml")) if folder.is_dir() else []
+    found = [p for p in folder.glob("*") if p.suffix in (".yaml", ".yml")] if folder.is_dir() else []
+    return sorted(found, key=lambda p: p.name)  # one folder: by name, as paths would sort, without their cost
 
 
 def _load_plant(root: Path, path: Path, config: ProjectConfig | None) -> Plant:
@@ -310,8 +327,8 @@ def _load_overlays(
         problems.append(Problem(f"{OVERLAYS_DIR}/", message="not a folder (symlinks are refused)"))
         return {}, {}
     archetypes = {p.config.archetype for p in plants.values()} if plants is not None else None
-    plant_overlays: dict[str, Overlay] = {}
-    archetype_overlays: dict[str, Overlay] = {}
+    wanted: list[tuple[str, str, str, int]] = []
+    """(name, folder, label, how many problems were found before it) of each overlay to read."""
     for entry in sorted(folder.iterdir()):
         rel = f"{OVERLAYS_DIR}/{entry.name}"
         if entry.name == ARCHETYPES_DIR and entry.is_dir() and not entry.is_symlink():
@@ -319,15 +336,33 @@ def _load_overlays(
                 sub_rel = f"{rel}/{sub.name}"
                 known = archetypes is None or _known(sub.name, archetypes, sub_rel, "archetype", problems)
                 if known and _is_folder(sub, sub_rel, problems):
-                    overlay = _attempt(problems, lambda r=sub_rel, n=sub.name: read_overlay(root, r, f"archetype:{n}"))
-                    if overlay:
-                        archetype_overlays[sub.name] = overlay
+                    wanted.append((sub.name, sub_rel, f"archetype:{sub.name}", len(problems)))
         elif entry.name == "README.md" and entry.is_file():
             continue
         elif _known(entry.name, names, rel, "plant", problems) and _is_folder(entry, rel, problems):
-            overlay = _attempt(problems, lambda r=rel, n=entry.name: read_overlay(root, r, f"plant:{n}"))
-            if overlay:
-                plant_overlays[entry.name] = overlay
+            wanted.append((entry.name, rel, f"plant:{entry.name}", len(problems)))
+    return _read_overlays(root, wanted, problems)
+
+
+def _read_overlays(
+    root: Path, wanted: list[tuple[str, str, str, int]], problems: list[Problem]
+) -> tuple[dict[str, Overlay], dict[str, Overlay]]:
+    """Read the overlays on every core (each folder is independent of the others), by plant and by
+    archetype; each one's problems go where a reading in turn would have put them."""
+    plant_overlays: dict[str, Overlay] = {}
+    archetype_overlays: dict[str, Overlay] = {}
+    read = fan_out(wanted, lambda item: read_overlay(root, item[1], item[2]))
+    found_before = list(problems)
+    problems.clear()
+    taken = 0
+    for (name, _, label, before), overlay in zip(wanted, read, strict=True):
+        problems.extend(found_before[taken:before])
+        taken = before
+        if isinstance(overlay, Failed):
+            problems.extend(overlay.problems)
+        elif overlay:
+            (archetype_overlays if label.startswith("archetype:") else plant_overlays)[name] = overlay
+    problems.extend(found_before[taken:])
     return plant_overlays, archetype_overlays
 
 

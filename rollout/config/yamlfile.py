@@ -30,6 +30,7 @@ MAX_NODES = 200_000
 MAX_DEPTH = 64
 """Nesting levels, aliases and merge keys included: the composer and the builder recurse per level."""
 _MERGE = "tag:yaml.org,2002:merge"
+_STR = "tag:yaml.org,2002:str"
 _MAX_INT_BITS = 3322
 """About 1000 decimal digits; messages, JSON and templates must be able to write every number."""
 
@@ -189,6 +190,8 @@ class _Builder:
             self.depth -= 1
 
     def _scalar(self, node: yaml.Node, path: Path_) -> Any:
+        if node.tag == _STR and isinstance(node, yaml.ScalarNode):
+            return node.value  # what the constructor would return, without its generic dispatch (most scalars)
         try:
             value = self.constructor.construct_object(node, deep=True)
         except yaml.MarkedYAMLError as exc:

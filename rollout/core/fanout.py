@@ -8,12 +8,12 @@ is exactly what one process would give.
 
 from __future__ import annotations
 
-import multiprocessing
+import copyreg
 import os
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 from rollout.errors import ConfigError, Problem
@@ -25,6 +25,15 @@ MIN_PER_WORKER = 40
 """Items a worker must get before forking it pays for itself."""
 CHUNKS_PER_WORKER = 4
 """Smaller chunks than one per worker, so a worker with slow plants does not hold up the rest."""
+
+
+def _read_only(items: dict[Any, Any]) -> MappingProxyType[Any, Any]:
+    return MappingProxyType(items)
+
+
+# Results keep read-only mappings (loaded plants' inventories); pickle has no way of its own to
+# send one back from a worker, so it goes as its items and comes back read-only.
+copyreg.pickle(MappingProxyType, lambda proxy: (_read_only, (dict(proxy),)))
 
 
 @dataclass(frozen=True)
@@ -46,8 +55,13 @@ def fan_out(items: Sequence[X], work: Callable[[X], T], workers: int | None = No
     pickle when workers run.
     """
     count = _workers(len(items)) if workers is None else max(1, min(workers, len(items)))
+    if count == 1:
+        return [_attempt(work, item) for item in items]
+    import multiprocessing  # here: a small project, and every verb's start-up, need no process pool
+    from concurrent.futures import ProcessPoolExecutor
+
     # A fork copies one thread only: a lock held by another thread would stay held forever in the child.
-    if count == 1 or threading.active_count() > 1 or "fork" not in multiprocessing.get_all_start_methods():
+    if threading.active_count() > 1 or "fork" not in multiprocessing.get_all_start_methods():
         return [_attempt(work, item) for item in items]
     global _job
     _job = (items, work)

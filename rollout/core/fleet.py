@@ -25,6 +25,8 @@ _OUTCOME = {
     "plant.preflight_failed": "failed",
 }
 _WORK = ("plant.started", "rollback.started", "layer.activating")
+FOLDED = ("layer.activated", "host.verified", "agent.unreachable", "agent.reachable", *_WORK, *_OUTCOME)
+"""The kinds ``fleet`` reads: a reader may ask the state for these alone."""
 
 
 @dataclass
@@ -41,6 +43,13 @@ class LayerView:
     """The rollout or rollback that last touched it."""
     drift: dict[str, str] = field(default_factory=dict)
     """Host -> its drift in words, as its last verification found (hosts found clean absent)."""
+    commit: str | None = None
+    """The commit its last switch recorded (None: not recorded, or switched to nothing)."""
+    recorded: float | None = None
+    """When the state last recorded it: a switch, or the outcome of work on it (a deploy that
+    found it already at its release still read and checked it, so that confirms it too)."""
+    verified: dict[str, float] = field(default_factory=dict)
+    """Host -> when ``status --verify`` last hashed its files (clean or not): the host's own confirmation."""
 
     @property
     def condition(self) -> str:
@@ -106,6 +115,9 @@ def _apply(view: PlantView, event: Event) -> None:
         layer = view.layers[event.layer]
         if layer.release != event.release:
             layer.release, layer.since = event.release, event.time
+        commit = event.detail.get("commit")
+        layer.commit = None if commit is None else str(commit)
+        layer.recorded = event.time
         layer.drift.clear()  # the switch replaced the folder that drifted, or left it
         view.working.add(layer.name)
         _mark(layer, "in progress", event)
@@ -134,6 +146,7 @@ def _verified(layer: LayerView, host: str, event: Event) -> None:
     if "error" in event.detail:
         return  # not reached: what it held is not known, so the last word stands
     was = layer.condition
+    layer.verified[host] = event.time
     drift = Drift.from_dict(event.detail)
     if drift.drifted:
         layer.drift[host] = drift.summary()
@@ -144,6 +157,7 @@ def _verified(layer: LayerView, host: str, event: Event) -> None:
 
 
 def _mark(layer: LayerView, condition: str, event: Event) -> None:
+    layer.recorded = event.time
     if layer.outcome != condition:
         was = layer.condition
         layer.outcome = condition

@@ -83,6 +83,7 @@ class Renderer:
 
     def _vaulted(self) -> list[Vaulted]:
         """Every encrypted value of the base and of every overlay."""
+        self.project.need_overlays()
         overlays = [*self.project.plant_overlays.values(), *self.project.archetype_overlays.values()]
         found = vaulted_in(self.base_values.data)
         return found + [v for o in overlays if o.values is not None for v in vaulted_in(o.values.data)]

@@ -15,7 +15,6 @@ from rollout.engine import layout
 from rollout.engine.layout import HostStep
 from rollout.transports.base import CommandResult, Transport, TransportError
 from rollout.transports.local import LocalTransport
-from rollout.transports.ssh import SshTransport
 
 
 @dataclass(frozen=True)
@@ -62,6 +61,8 @@ class Connections:
     def _make(self, host: Host) -> Transport:
         if host.connection == "local":
             return LocalTransport(host.name)
+        from rollout.transports.ssh import SshTransport  # paramiko and Fabric: loaded by the first SSH host only
+
         return SshTransport(
             host.name,
             host.address,

@@ -7,15 +7,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from rollout.config.project import Project
+from rollout.core.events import ROLLOUT
 from rollout.core.projection import ENDED, fold
 from rollout.service.recorder import is_run_lease
 from rollout.service.state import open_state
 from rollout.state.journal import Journal, JournalEvent, Lock, RolloutRecord
 
+_ENDING = ("rollout.finished", "rollout.halted", "rollout.aborted")
+"""Rollout events after which its state is ended for good (``RolloutState.status``)."""
+
 
 def under_way(project: Project, journal: Journal | None = None) -> list[HistoryEntry]:
     """Rollouts that have not ended: running, paused for approval, or interrupted."""
-    return [e for e in history(project, None, journal) if e.state not in ENDED]
+    journal = journal or open_state(project)
+    # One cheap read finds the rollouts that ended; only the others' events are read and folded.
+    ended = {e.rollout for e in journal.events(kinds=_ENDING) if e.event.plant == ROLLOUT}
+    return [e for e in history(project, None, journal, ended) if e.state not in ENDED]
 
 
 def plant_locks(project: Project, journal: Journal | None = None) -> list[Lock]:
@@ -72,9 +79,11 @@ def utc(seconds: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(seconds))
 
 
-def history(project: Project, plant: str | None, journal: Journal | None = None) -> list[HistoryEntry]:
+def history(
+    project: Project, plant: str | None, journal: Journal | None = None, skip: set[str] | None = None
+) -> list[HistoryEntry]:
     """Every rollout and rollback (of ``plant`` where given), oldest first; ``journal``: the
-    state already open (the console's), else the project's is opened."""
+    state already open (the console's), else the project's is opened; ``skip``: rollouts left out."""
     journal = journal or open_state(project)
     if plant is not None:
         project.plant(plant)
@@ -82,6 +91,8 @@ def history(project: Project, plant: str | None, journal: Journal | None = None)
     live = {lock.owner for lock in journal.locks() if is_run_lease(lock) and not lock.stale(now)}
     entries = []
     for record in journal.rollouts(plant):
+        if skip and record.id in skip:
+            continue
         events = journal.events(rollout=record.id)
         state = fold(e.event for e in events)
         outcomes = state.outcomes()

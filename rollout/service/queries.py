@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 from rollout.config.codebase import Release
-from rollout.config.project import Plant, Project, find_project, load_project
-from rollout.config.secrets import Vault
+from rollout.config.project import Plant, Project
 from rollout.config.yamlfile import Path_
 from rollout.core.bundle import Bundle, BundleFile
 from rollout.core.customization import Customization, customization
@@ -19,15 +18,11 @@ from rollout.core.render import Renderer
 from rollout.core.values import Source, merge_values
 from rollout.errors import ConfigError
 from rollout.service.bundle_writer import existing_files, write_bundle
+from rollout.service.planning import open_project as open_project  # where it was before
+from rollout.service.planning import plan as plan
 from rollout.service.state import state_url
 
 T = TypeVar("T")
-
-
-def open_project(start: Path, vault_password_file: Path | None = None) -> Project:
-    """Find (from ``start`` upward) and load the project; ``!vault`` values decrypt with the password
-    in ``vault_password_file`` (default: ``$ROLLOUT_VAULT_PASSWORD_FILE``), read only if one is used."""
-    return replace(load_project(find_project(start)), vault=Vault.from_option(vault_password_file))
 
 
 @dataclass(frozen=True)
@@ -67,11 +62,6 @@ def _collected(results: list[T | Failed]) -> list[T]:
     if problems:
         raise ConfigError(problems)
     return [r for r in results if not isinstance(r, Failed)]
-
-
-def plan(project: Project, ref: str | None) -> Plan:
-    release = project.release(ref)
-    return make_plan(project, release.id, release.commit)
 
 
 @dataclass(frozen=True)

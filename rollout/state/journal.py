@@ -18,27 +18,12 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from rollout.core.events import Event
-from rollout.errors import RolloutError
 from rollout.state.access import AccessStore
 from rollout.state.agents import AgentStore
 from rollout.state.assets import AssetStore
-
-
-class JournalError(RolloutError):
-    """The state cannot be written or read; rollout stops rather than act unrecorded."""
-
-
-class SchemaError(JournalError):
-    """The state was written by a newer rollout than this one; this one must not touch it."""
-
-
-class LockedError(RolloutError):
-    """A plant is locked by someone else."""
-
-    def __init__(self, plant: str, lock: Lock) -> None:
-        self.plant = plant
-        self.lock = lock
-        super().__init__(f"plant {plant} is locked by {lock.describe()}")
+from rollout.state.errors import JournalError as JournalError  # the state's errors, named here as before
+from rollout.state.errors import LockedError as LockedError
+from rollout.state.errors import SchemaError as SchemaError
 
 
 @dataclass(frozen=True)

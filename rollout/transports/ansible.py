@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import ansible_runner
 import yaml
 
 from rollout.transports.base import trim
@@ -53,6 +52,8 @@ def run_playbook(
     variables (where the layer lives on that host). Ansible's state stays in a private
     folder that is removed afterwards.
     """
+    import ansible_runner  # here, not at the top: only a playbook step pays for loading Ansible's runner
+
     private = Path(tempfile.mkdtemp(prefix="rollout-ansible-"))
     started = time.monotonic()
     try:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from rollout.cli.views.output import emit_json
-from rollout.service.drift import HostDrift
+
+if TYPE_CHECKING:
+    from rollout.service.drift import HostDrift
 
 
 def verified(console: Console, rows: list[HostDrift], as_json: bool) -> None:

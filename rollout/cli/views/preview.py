@@ -4,6 +4,7 @@ a plant's values and where each was set, and the diff of a plant's files."""
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
@@ -13,7 +14,9 @@ from rollout.cli.views.output import emit_json
 from rollout.config.yamlfile import Path_, format_path
 from rollout.core.plan import Plan
 from rollout.core.values import Source
-from rollout.service import Diff, Rendered, Validation
+
+if TYPE_CHECKING:
+    from rollout.service import Diff, Rendered, Validation
 
 
 def _duration(seconds: float) -> str:

@@ -3,6 +3,8 @@ outcome of each plant."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
@@ -12,9 +14,12 @@ from rollout.cli.views.output import emit_json
 from rollout.config.project import Project
 from rollout.core.events import Event
 from rollout.core.projection import PlantState, RolloutState
-from rollout.engine.executor import PlantResult
-from rollout.service.orchestrator import RolloutResult
 from rollout.state.journal import local_time
+
+if TYPE_CHECKING:
+    from rollout.engine.executor import PlantResult
+    from rollout.service.orchestrator import RolloutResult
+
 
 _EVENT_TEXT = {
     "plant.started": "deploying {release}",

@@ -1,25 +1,96 @@
-"""What runs and ran where: every host's release as the host records it, rollouts under way with
-their locks, and past rollouts from the journal."""
+"""What runs and ran where: every host's release as the state records it (with its age) or as the
+host itself says, rollouts under way with their locks, and past rollouts from the journal."""
 
 from __future__ import annotations
 
+import datetime as dt
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from rollout.cli.views.output import emit_json
-from rollout.service import HistoryEntry, HostStatus
 from rollout.state.journal import Lock, local_time
 
+if TYPE_CHECKING:
+    from rollout.service import HistoryEntry, HostStatus, RecordedStatus
 
-def status(console: Console, rows: list[HostStatus], as_json: bool) -> None:
+_CONDITION_STYLE = {"healthy": "green", "in progress": "cyan", "never deployed": "dim"}
+
+
+def recorded(console: Console, rows: list[RecordedStatus], now: float, as_json: bool) -> None:
+    """The state's account of every (layer, host), each with when it was last recorded."""
     if as_json:
-        emit_json(console, (_status_record(r) for r in rows))
+        emit_json(console, (_recorded_record(r, now) for r in rows))
         return
-    table = Table("plant", "layer", "host", "release", "bundle", "since", "by", "state", title="What runs where")
+    table = Table(
+        "plant", "layer", "host", "release", "commit", "since", "state", "recorded",
+        title="What runs where, as the state records it",
+        caption="no host was asked; rollout status --live asks them",
+    )  # fmt: skip
+    for row in rows:
+        condition = row.condition if row.drift is None else f"{row.condition}: {row.drift}"
+        table.add_row(
+            row.plant,
+            row.layer,
+            row.host,
+            row.release or "nothing",
+            (row.commit or "-")[:12],
+            _when(row.since),
+            Text(condition, style=_CONDITION_STYLE.get(row.condition, "bold red")),
+            _freshness(row.recorded, now),
+        )
+    console.print(table)
+
+
+def _recorded_record(row: RecordedStatus, now: float) -> dict[str, Any]:
+    return {
+        "type": "host",
+        "source": "state",
+        "plant": row.plant,
+        "layer": row.layer,
+        "host": row.host,
+        "release": row.release,
+        "commit": row.commit,
+        "since": _stamp(row.since),
+        "condition": row.condition,
+        "rollout": row.rollout,
+        "drift": row.drift,
+        "recorded": _stamp(row.recorded),
+        "age_s": None if row.recorded is None else round(max(0.0, now - row.recorded), 3),
+    }
+
+
+def _stamp(seconds: float | None) -> str | None:
+    """ISO 8601 in UTC, as the asset records give their times."""
+    return None if seconds is None else dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat(timespec="seconds")
+
+
+def _when(seconds: float | None) -> str:
+    return "-" if seconds is None else _iso(seconds) + " UTC"
+
+
+def _freshness(seconds: float | None, now: float) -> str:
+    """When it was recorded and how long ago, in the largest unit that fits."""
+    if seconds is None:
+        return "never"
+    age = max(0.0, now - seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if age >= size:
+            return f"{_when(seconds)} ({int(age // size)}{unit} ago)"
+    return f"{_when(seconds)} ({int(age)}s ago)"
+
+
+def status(console: Console, rows: list[HostStatus], now: float, as_json: bool) -> None:
+    """What every (layer, host) says of itself, asked just now (``status --live``)."""
+    if as_json:
+        emit_json(console, (_status_record(r, now) for r in rows))
+        return
+    table = Table(
+        "plant", "layer", "host", "release", "bundle", "since", "by", "state", title="What runs where, as the hosts say"
+    )
     for row in rows:
         state = row.running
         if state is None:
@@ -48,9 +119,17 @@ def status(console: Console, rows: list[HostStatus], as_json: bool) -> None:
     console.print(table)
 
 
-def _status_record(row: HostStatus) -> dict[str, Any]:
+def _status_record(row: HostStatus, now: float) -> dict[str, Any]:
     state = row.running
-    base: dict[str, Any] = {"type": "host", "plant": row.plant, "layer": row.layer, "host": row.host}
+    base: dict[str, Any] = {
+        "type": "host",
+        "source": "live",
+        "plant": row.plant,
+        "layer": row.layer,
+        "host": row.host,
+        "recorded": _stamp(now),  # asked just now
+        "age_s": 0.0,
+    }
     if state is None:
         return {**base, "reachable": False, "error": row.error}
     return {

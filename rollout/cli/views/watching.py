@@ -3,6 +3,8 @@ rollout's id (rollouts run side by side), or as the JSON object ``deploy --json`
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.console import Console
 from rich.markup import escape
 
@@ -10,7 +12,9 @@ from rollout.cli.views.output import emit_json
 from rollout.cli.views.progress import event_text
 from rollout.core.events import PLANT_DONE, ROLLOUT, Event
 from rollout.core.projection import RolloutState
-from rollout.service import Update
+
+if TYPE_CHECKING:
+    from rollout.service import Update
 
 _ROLLOUT_TEXT = {
     "rollout.created": "created by {by}, deploying {release}",
