@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import ssl
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,6 +52,9 @@ class Pace:
     check_s: float = 0.1
     beat_s: float = 30.0
     poll_s: float = 20.0
+    all_blobs: bool = False
+    cached: frozenset[str] = frozenset()
+    """Hashes of the files every plant's bundles share (what a node's cache holds already)."""
 
 
 def _ev(kind: str, plant: str, release: str, layer: str | None = None, **more: Any) -> Event:
@@ -134,7 +138,9 @@ class SimAgent:
         return data
 
     async def _fetch(self, work: httpx.AsyncClient, assignment: dict[str, Any]) -> None:
-        """The kit's index and each bundle's index and files, every one checked by hash."""
+        """The kit's index and each bundle's index, and the files they list that the node does not
+        keep yet (with ``all_blobs``, every file; else those no other plant shares: an upgrade whose
+        common files the node's blob cache holds from the release before), each checked by hash."""
         import hashlib
         import json
 
@@ -146,7 +152,7 @@ class SimAgent:
                 raise RuntimeError(f"{self.plant}: blob {digest[:12]} does not match its hash")
             if digest != assignment["kit"]:
                 files += [f["sha256"] for f in json.loads(data)["files"]]
-        for digest in sorted(set(files)):
+        for digest in sorted(set(files) if self.pace.all_blobs else set(files) - self.pace.cached):
             await self._blob(work, digest)
 
     async def _send(self, work: httpx.AsyncClient, oid: str, events: list[Event], seq: int) -> int:
@@ -233,17 +239,19 @@ class SimAgent:
 async def run_fleet(
     server: str, tokens: dict[str, str], failing: set[str], pace: Pace, stats: FleetStats, stop: asyncio.Event
 ) -> None:
-    """Every agent of ``tokens`` until ``stop``; the long polls and the work on two connection pools."""
+    """Every agent of ``tokens`` until ``stop``. Each agent has its own client and connections, as a
+    real one has (one shared pool of thousands of connections costs the client more than the server)."""
     base = f"{server}/api/v1/agent"
     timeout = httpx.Timeout(60.0, read=pace.poll_s + 60.0)
-    polls = httpx.Limits(max_connections=len(tokens) + 10, max_keepalive_connections=len(tokens) + 10)
-    works = httpx.Limits(max_connections=500, max_keepalive_connections=500)
-    async with (
-        httpx.AsyncClient(base_url=base, timeout=timeout, limits=polls, trust_env=False) as poll,
-        httpx.AsyncClient(base_url=base, timeout=timeout, limits=works, trust_env=False) as work,
-    ):
-        agents = [SimAgent(p, t, p in failing, pace, stats) for p, t in tokens.items()]
-        await asyncio.gather(*(a.run(poll, work, stop) for a in agents))
+    limits = httpx.Limits(max_connections=3, max_keepalive_connections=3)
+    tls = ssl.create_default_context()  # one context for all: building one a client is most of its cost
+
+    async def one(agent: SimAgent) -> None:
+        async with httpx.AsyncClient(base_url=base, timeout=timeout, limits=limits, verify=tls, trust_env=False) as c:
+            await agent.run(c, c, stop)
+
+    agents = [SimAgent(p, t, p in failing, pace, stats) for p, t in tokens.items()]
+    await asyncio.gather(*(one(a) for a in agents))
 
 
 def seeded_failures(plants: list[str], rate: float, seed: int) -> set[str]:

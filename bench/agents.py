@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import os
 import subprocess
@@ -36,7 +37,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from agentfleet import FleetStats, Pace, run_fleet, seeded_failures  # noqa: E402
-from agentproject import make_agent_project, plant_names  # noqa: E402
+from agentproject import make_agent_project, plant_names, shared_files  # noqa: E402
 from agentreport import Measured, report  # noqa: E402
 from fleetproject import REPO  # noqa: E402  (also puts tests/ on the path)
 from servekit import Server  # noqa: E402
@@ -64,6 +65,12 @@ def add_agents(url: str, base: Path, plants: list[str]) -> dict[str, str]:
     finally:
         journal.close()
     return tokens
+
+
+def shared_hashes() -> frozenset[str]:
+    """The files every plant's bundles hold alike (copied, not templated: the same bytes)."""
+    files = [data for layer in ("edge", "app") for data in shared_files(layer, 0).values()]
+    return frozenset(hashlib.sha256(data.encode()).hexdigest() for data in files)
 
 
 def database_size(pg: PgServer, name: str) -> int:
@@ -180,7 +187,7 @@ def bench(args: argparse.Namespace, pg: PgServer, base: Path) -> Measured:
     server = Server(root, console_address(200), env={"ROLLOUT_STATE": url})
     fleet = None
     try:
-        pace = Pace(beat_s=args.beat)
+        pace = Pace(beat_s=args.beat, all_blobs=args.all_blobs, cached=shared_hashes())
         fleet = FleetThread(server.url, tokens, failing, pace)
         time.sleep(min(10.0, 1.0 + args.plants / 2000))  # every agent polling before the deploy starts
         serve_cpu0 = cpu_s(server.proc.pid)
@@ -214,6 +221,7 @@ def main() -> None:
     parser.add_argument("--fail-rate", type=float, default=0.02)
     parser.add_argument("--seed", type=int, default=20261202)
     parser.add_argument("--beat", type=float, default=30.0, help="seconds between an agent's heartbeats")
+    parser.add_argument("--all-blobs", action="store_true", help="each agent fetches every file, shared ones too")
     parser.add_argument("--no-sample", action="store_true", help="run the orchestrator without the sampler")
     parser.add_argument("--keep", type=Path, help="keep the scratch folder (project, deploy output) here")
     args = parser.parse_args()

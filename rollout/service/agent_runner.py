@@ -162,7 +162,7 @@ class _Follower:
                 return found.result or "{}"
             if found is None or found.state == "abandoned":
                 return self._abandoned("its order was abandoned")
-            self._watch()
+            self._watch(found.taken)
             self.r.hub.wait(4 * POLL_S)
         return self._abandoned("waited a year for it")
 
@@ -182,12 +182,14 @@ class _Follower:
             self._heard_again()
         return len(rows)
 
-    def _watch(self) -> None:
-        """The agent's silence: unreachable after ``UNREACHABLE_S``, abandoned after ``agent_timeout``."""
+    def _watch(self, taken: float | None) -> None:
+        """The agent's silence: unreachable after ``UNREACHABLE_S``, abandoned after ``agent_timeout``.
+        Its heartbeat, and its taking the order (a fetch of the blobs may come before any event), are heard."""
         now = time.time()
         beat = self.r.hub.heartbeat(self.plant)
-        if beat is not None and beat.at > self.heard:
-            self.heard = beat.at
+        last = max(beat.at if beat is not None else 0.0, taken or 0.0)
+        if last > self.heard:
+            self.heard = last
             self._heard_again()
         silent = now - self.heard
         if silent > min(UNREACHABLE_S, self.timeout / 2) and self.unreachable_since is None:

@@ -65,15 +65,14 @@ async def next_order(ctx: Ctx, who: Agent, wait: Annotated[float, Query(ge=0, le
     The waiting is the instance's one ``OrderWatch``: no query of each waiting agent."""
     deadline = time.monotonic() + wait
     while True:
+        left = deadline - time.monotonic()
+        if left > 0 and not await ctx.orders.wait(_plant(who), left):
+            return Response(status_code=204)  # no look found an open order in time: no read to say so again
         found = await run_in_threadpool(ctx.journal.next_order, _plant(who))
         if found is not None:
             return _order(found)
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return Response(status_code=204)
-        await ctx.orders.wait(_plant(who), left)
         if time.monotonic() >= deadline:
-            return Response(status_code=204)  # the watch found none in time: no read to say so again
+            return Response(status_code=204)
 
 
 @router.post("/orders/{order_id:path}/take")

@@ -2,7 +2,8 @@
 
 Ten thousand agents each waiting up to 20 s for an order used to mean a query of each every
 quarter of a second. The watch asks once a ``LOOK_S`` which of the waiting agents' plants have
-an open order, and wakes only those; each then reads its order as before. A look that fails
+an open order, and wakes only those; each then reads its order as before (a poll whose plant has none costs no
+read of its own). A look that fails
 wakes every waiter, whose own read then fails as it would have."""
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ class OrderWatch:
         self._waiting: dict[str, set[asyncio.Event]] = {}
         self._task: asyncio.Task[None] | None = None
 
-    async def wait(self, plant: str, timeout: float) -> None:
-        """Until a look finds an open order of ``plant``, or ``timeout`` seconds."""
+    async def wait(self, plant: str, timeout: float) -> bool:
+        """Until a look finds an open order of ``plant`` (True), or ``timeout`` seconds (False)."""
         woken = asyncio.Event()
         self._waiting.setdefault(plant, set()).add(woken)
         if self._task is None or self._task.done():
@@ -35,6 +36,7 @@ class OrderWatch:
         try:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(woken.wait(), timeout)
+            return woken.is_set()
         finally:
             waiters = self._waiting.get(plant, set())
             waiters.discard(woken)
