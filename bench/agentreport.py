@@ -78,18 +78,23 @@ def report(m: Measured) -> str:
                  f" busy or waiting ({100 * f.busy_s / max(agents_s, 1):.0f} %)")  # fmt: skip
     if f.errors:
         lines += ["  first errors:", *[f"    {e}" for e in f.errors[:5]]]
-    lines += _profile(m.profile)
+    lines += _profile("rollout deploy", m.profile)
     return "\n".join(lines)
 
 
-def _profile(profile: dict[str, Any] | None) -> list[str]:
+IDLE = ("threading.py:wait", "thread.py:_worker", "selectors.py:select", "base_events.py:_run_once")
+"""Leaf frames of a thread that waits for work (a pool's idle workers, the event loop's select)."""
+
+
+def _profile(name: str, profile: dict[str, Any] | None) -> list[str]:
     if not profile:
         return []
     total = sum(n for _, n in profile["rollout"]) or 1
+    idle = sum(n for where, n in profile["leaf"] if where in IDLE)
     out = [
         "",
-        f"  Orchestrator threads, sampled every {profile['every_s'] * 1000:.0f} ms ({profile['samples']} samples):"
-        " innermost rollout frame, share of thread-samples",
+        f"  {name} threads, sampled every {profile['every_s'] * 1000:.0f} ms ({profile['samples']} samples,"
+        f" {100 * idle / total:.0f} % of thread-samples idle): innermost rollout frame",
     ]
     out += [f"    {100 * n / total:5.1f} %  {where}" for where, n in profile["rollout"][:15]]
     out.append("  innermost frame of all:")

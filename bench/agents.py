@@ -205,11 +205,12 @@ def bench(args: argparse.Namespace, pg: PgServer, base: Path) -> Measured:
         tail = (base / "deploy.out").read_text(errors="replace")[-3000:]
         raise RuntimeError(f"rollout deploy exited {code} with {len(found)} of {args.plants} outcomes:\n{tail}")
     profile = json.loads(sample.read_text()) if sample is not None and sample.exists() else None
+    cpu = {"rollout deploy": deploy_cpu, "rollout serve": serve_cpu,
+           "agent fleet (this process)": time.process_time(), "postgresql": pg_cpu}  # fmt: skip
     return Measured(
         plants=args.plants, waves=args.waves, parallelism=args.parallelism, wall_s=wall, exit_code=code,
         outcomes=found, failing=len(failing), fleet=fleet.stats, serve_hwm=serve_hwm, deploy_rss=rss,
-        db_bytes=database_size(pg, database), cpu={"rollout deploy": deploy_cpu, "rollout serve": serve_cpu,
-        "agent fleet (this process)": time.process_time(), "postgresql": pg_cpu}, profile=profile,
+        db_bytes=database_size(pg, database), cpu=cpu, profile=profile,
     )  # fmt: skip
 
 

@@ -6,7 +6,9 @@ their time (``sys._current_frames`` every ``ROLLOUT_SAMPLE_S``), written as JSON
 
 Each sample of a thread counts once for the innermost frame of the ``rollout`` package on its
 stack (what rollout was doing) and once for the innermost frame of all (a database read, a
-sleep, a lock), the sampler's own thread left out.
+sleep, a lock), the sampler's own thread left out. Used for ``rollout deploy`` only: under
+``rollout serve`` (uvicorn's event loop) walking the other threads' frames crashed CPython 3.11
+once (a segfault in libpython), so the server's share is measured by its CPU seconds instead.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import json
 import os
 import sys
 import threading
+import time
 from types import FrameType
 
 
@@ -44,7 +47,11 @@ def main() -> None:
 
     def sample() -> None:
         me = threading.get_ident()
+        written = time.monotonic()
         while not stop.wait(every):
+            if time.monotonic() - written > 5.0:  # a process killed at the end still leaves its figures
+                dump(final=False)
+                written = time.monotonic()
             samples[0] += 1
             for ident, frame in sys._current_frames().items():
                 if ident == me:
@@ -53,16 +60,18 @@ def main() -> None:
                 ours[where] += 1
                 leaves[leaf] += 1
 
-    def dump() -> None:
-        stop.set()
+    def dump(final: bool = True) -> None:
+        if final:
+            stop.set()
         data = {
             "samples": samples[0],
             "every_s": every,
             "rollout": ours.most_common(40),
             "leaf": leaves.most_common(40),
         }
-        with open(out, "w") as f:
+        with open(out + ".part", "w") as f:
             json.dump(data, f)
+        os.replace(out + ".part", out)
 
     threading.Thread(target=sample, daemon=True, name="sampler").start()
     atexit.register(dump)
