@@ -103,6 +103,24 @@ class AgentContract:
             thread.join(timeout=60)
         assert marks == [200, 200] and journal.order_events("o1") == events
 
+    def test_many_orders_are_read_in_one_look_as_each_would_be_alone(self, backend: Backend) -> None:
+        journal = backend.open()
+        journal.publish(order("o1"), [])
+        journal.publish(order("o2", "detroit", 2.0), [])
+        journal.publish(order("o3", "sydney", 3.0), [])
+        journal.add_order_events("o1", [(1, "a1"), (2, "a2"), (3, "a3")])
+        journal.add_order_events("o2", [(1, "b1")])
+        found = journal.events_of_orders({"o1": 1, "o2": 1, "o3": 0, "nowhere": 0})
+        assert found == {"o1": [(2, "a2"), (3, "a3")]}, "an order with nothing new is left out"
+        assert journal.events_of_orders({}) == {}
+        journal.take_order("o2", "agent-detroit")
+        journal.finish_order("o3", "done", "{}")
+        states = {oid: o.state for oid, o in journal.orders_by_id(["o1", "o2", "o3", "nowhere"]).items()}
+        assert states == {"o1": "pending", "o2": "taken", "o3": "done"}
+        assert journal.open_plants(["berlin", "detroit", "sydney", "oslo"]) == {"berlin", "detroit"}
+        many = {f"x{i}": 0 for i in range(1200)} | {"o1": 0}  # more than one statement's worth
+        assert [seq for seq, _ in backend.open().events_of_orders(many)["o1"]] == [1, 2, 3]
+
     def test_a_heartbeat_replaces_the_plants_last(self, backend: Backend) -> None:
         journal = backend.open()
         journal.beat(Heartbeat("berlin", "agent-berlin", 10.0, "{}"))

@@ -24,14 +24,11 @@ from rollout.core.steps import PlantResult, Targets, commits_of, targets_to_json
 from rollout.core.workorder import RenderSteps, WorkOrder
 from rollout.engine.runner import PlantRunner
 from rollout.errors import ConfigError
+from rollout.service.agent_hub import POLL_S, OrderHub
 from rollout.service.kit import kit_files
 from rollout.state.agents import AgentOrder
 from rollout.state.journal import Journal, local_time
 
-POLL_S = 0.25
-"""How often a waiting runner looks for the agent's events."""
-BEAT_LOOK_S = 2.0
-"""How often it looks at the agent's heartbeat."""
 UNREACHABLE_S = 15.0
 """Silence after which the plant shows as "agent unreachable" (the agent beats every 5 s)."""
 
@@ -60,6 +57,8 @@ class AgentRunner(PlantRunner):
         """Plant -> renders a commit's steps (at the centre, before the order is published)."""
         self._kits: dict[str, tuple[str, dict[str, bytes]]] = {}
         self._guard = threading.Lock()
+        self.hub = OrderHub(journal)
+        """Every order of the rollout followed on one look (not one query of each plant's thread)."""
 
     def deploy(self, order: WorkOrder, before: Targets | None, sink: EventSink) -> PlantResult:
         return result_from_json(self.run(order, Request("deploy", before), sink))
@@ -140,32 +139,34 @@ class _Follower:
         self.passed = passed_before(runner.journal, runner.rollout, order)
         self.heard = max(order.created, order.taken or 0.0)
         self.unreachable_since: float | None = None
-        self._looked = 0.0
 
     def follow(self) -> str:
+        self.r.hub.follow(self.order.id, self.passed)
         try:
             return self._follow()
         except _Silent as silent:
             why = f"it has been silent since {local_time(silent.since)}, past its agent_timeout of {self.timeout:g} s"
             return self._abandoned(why)
+        finally:
+            self.r.hub.leave(self.order.id)
 
     def _follow(self) -> str:
         deadline = time.monotonic() + 366 * 86400.0  # bounded: a year of waiting on one order
         while time.monotonic() < deadline:
             self._pass_on()
-            found = self.r.journal.order(self.order.id)
+            found = self.r.hub.order(self.order.id)
             if found is not None and found.state == "done" and not self._pass_on():
                 self._heard_again()
                 return found.result or "{}"
             if found is None or found.state == "abandoned":
                 return self._abandoned("its order was abandoned")
-            self._watch()
-            time.sleep(POLL_S)
+            self._watch(found.taken)
+            self.r.hub.wait(4 * POLL_S)
         return self._abandoned("waited a year for it")
 
     def _pass_on(self) -> int:
         """Pass on the events that arrived since; how many."""
-        rows = self.r.journal.order_events(self.order.id, after=self.passed)
+        rows = self.r.hub.take(self.order.id)
         if rows:  # heard from: said before what it sends, which may be the plant's outcome
             self.heard = time.time()
             self._heard_again()
@@ -179,15 +180,15 @@ class _Follower:
             self.passed = seq
         return len(rows)
 
-    def _watch(self) -> None:
-        """The agent's silence: unreachable after ``UNREACHABLE_S``, abandoned after ``agent_timeout``."""
+    def _watch(self, taken: float | None) -> None:
+        """The agent's silence: unreachable after ``UNREACHABLE_S``, abandoned after ``agent_timeout``.
+        Its heartbeat, and its taking the order (a fetch of the blobs may come before any event), are heard."""
         now = time.time()
-        if now - self._looked >= BEAT_LOOK_S:
-            self._looked = now
-            beat = self.r.journal.heartbeats().get(self.plant)
-            if beat is not None and beat.at > self.heard:
-                self.heard = beat.at
-                self._heard_again()
+        beat = self.r.hub.heartbeat(self.plant)
+        last = max(beat.at if beat is not None else 0.0, taken or 0.0)
+        if last > self.heard:
+            self.heard = last
+            self._heard_again()
         silent = now - self.heard
         if silent > min(UNREACHABLE_S, self.timeout / 2) and self.unreachable_since is None:
             self.unreachable_since = self.heard

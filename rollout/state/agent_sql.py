@@ -158,6 +158,37 @@ class SqlAgents(AgentStore):
         sql = self._sql("SELECT seq, body FROM @order_events WHERE order_id = ? AND seq > ? ORDER BY seq")
         return [(int(r[0]), str(r[1])) for r in self._agent_read(sql, (order_id, after))]
 
+    def events_of_orders(self, after: Mapping[str, int]) -> dict[str, list[tuple[int, str]]]:
+        found: dict[str, list[tuple[int, str]]] = {}
+        for chunk in _chunks(sorted(after)):
+            marks = ", ".join("(?, ?)" for _ in chunk)
+            sql = self._sql(
+                f"WITH w (o, s) AS (VALUES {marks}) SELECT e.order_id, e.seq, e.body FROM @order_events e "
+                "JOIN w ON e.order_id = w.o AND e.seq > w.s ORDER BY e.order_id, e.seq"
+            )
+            args = tuple(x for oid in chunk for x in (oid, int(after[oid])))
+            for oid, seq, body in self._agent_read(sql, args):
+                found.setdefault(str(oid), []).append((int(seq), str(body)))
+        return found
+
+    def orders_by_id(self, order_ids: Sequence[str]) -> dict[str, AgentOrder]:
+        found: dict[str, AgentOrder] = {}
+        for chunk in _chunks(sorted(set(order_ids))):
+            marks = ", ".join("?" for _ in chunk)
+            sql = self._sql(f"SELECT {ORDER_COLUMNS} FROM @agent_orders WHERE id IN ({marks})")
+            found.update((o.id, o) for o in map(_order, self._agent_read(sql, tuple(chunk))))
+        return found
+
+    def open_plants(self, plants: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for chunk in _chunks(sorted(set(plants))):
+            marks = ", ".join("?" for _ in chunk)
+            sql = self._sql(
+                f"SELECT DISTINCT plant FROM @agent_orders WHERE plant IN ({marks}) AND state IN ('pending', 'taken')"
+            )
+            found |= {str(r[0]) for r in self._agent_read(sql, tuple(chunk))}
+        return found
+
     def beat(self, beat: Heartbeat) -> None:
         sql = self._sql(
             "INSERT INTO @heartbeats (plant, agent, at, detail) VALUES (?, ?, ?, ?) "

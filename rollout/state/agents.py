@@ -108,6 +108,19 @@ class AgentStore(ABC):
         """The order's events after ``after``, by seq."""
 
     @abstractmethod
+    def events_of_orders(self, after: Mapping[str, int]) -> dict[str, list[tuple[int, str]]]:
+        """``order_events`` of many orders in one look: order id -> its events after ``after[id]``, by
+        seq (an order with none new is left out). One orchestrator follows all its plants' orders so."""
+
+    @abstractmethod
+    def orders_by_id(self, order_ids: Sequence[str]) -> dict[str, AgentOrder]:
+        """The orders of those ids that exist, by id."""
+
+    @abstractmethod
+    def open_plants(self, plants: Sequence[str]) -> set[str]:
+        """Those of ``plants`` with an open order (what a server's waiting agents look for at once)."""
+
+    @abstractmethod
     def beat(self, beat: Heartbeat) -> None:
         """Record the plant agent's heartbeat, replacing its last."""
 

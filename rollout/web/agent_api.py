@@ -6,7 +6,6 @@ another plant is refused (403) exactly as one that does not exist would be for i
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from typing import Annotated, Any
@@ -25,7 +24,6 @@ router = APIRouter(prefix="/api/v1/agent", tags=["agent"])
 Ctx = Annotated[Console, Depends(console)]
 LONG_POLL_S = 30.0
 """The longest one poll for work waits before it answers "nothing yet" (204)."""
-POLL_LOOK_S = 0.25
 MAX_EVENTS = 1000
 """Events in one post; an agent's outbox sends more in several."""
 
@@ -63,15 +61,18 @@ def me(who: Agent) -> dict[str, str]:
 
 @router.get("/orders/next", response_model=None)
 async def next_order(ctx: Ctx, who: Agent, wait: Annotated[float, Query(ge=0, le=LONG_POLL_S)] = 20.0) -> Any:
-    """The plant's oldest open order, waiting up to ``wait`` seconds for one (204 when none came)."""
+    """The plant's oldest open order, waiting up to ``wait`` seconds for one (204 when none came).
+    The waiting is the instance's one ``OrderWatch``: no query of each waiting agent."""
     deadline = time.monotonic() + wait
     while True:
+        left = deadline - time.monotonic()
+        if left > 0 and not await ctx.orders.wait(_plant(who), left):
+            return Response(status_code=204)  # no look found an open order in time: no read to say so again
         found = await run_in_threadpool(ctx.journal.next_order, _plant(who))
         if found is not None:
             return _order(found)
         if time.monotonic() >= deadline:
             return Response(status_code=204)
-        await asyncio.sleep(min(POLL_LOOK_S, max(0.0, deadline - time.monotonic())))
 
 
 @router.post("/orders/{order_id:path}/take")

@@ -12,6 +12,7 @@ from fastapi import Request
 from rollout.config.project import Project
 from rollout.service.jobs import JobRunner
 from rollout.state.journal import Journal
+from rollout.web.agent_watch import OrderWatch
 
 FAILURE_WINDOW = 900.0
 """Failed sign-ins of one address counted over this many seconds."""
@@ -59,6 +60,11 @@ class Console:
     secure: bool
     """Served over TLS: cookies are marked Secure."""
     throttle: Throttle = field(default_factory=Throttle)
+    orders: OrderWatch = field(init=False)
+    """The agents waiting on this instance for work, looked for together."""
+
+    def __post_init__(self) -> None:
+        self.orders = OrderWatch(self.journal)
 
 
 def console(request: Request) -> Console:

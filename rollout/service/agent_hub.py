@@ -1,0 +1,117 @@
+"""One look at the state for every agent order a rollout waits on.
+
+A rollout of a thousand agent plants at once used to have each plant's thread ask the state
+for its order's new events and its state four times a second, and for every agent's heartbeat
+every two seconds: thousands of queries a second that told nothing new. The hub asks once a
+``POLL_S`` for all of them (the orders' states first, then their events: an order seen done
+has every event it kept before its result in the same look) and hands each waiting thread what
+is its own. A look that fails is handed to every waiter, which raises it as its own query did.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from rollout.state.agents import AgentOrder, Heartbeat
+from rollout.state.journal import Journal
+
+POLL_S = 0.25
+"""How often the hub looks for the agents' events and results."""
+BEAT_LOOK_S = 2.0
+"""How often it looks at the agents' heartbeats."""
+
+
+class OrderHub:
+    """The orders a rollout follows, looked at together on one thread (started while any is followed)."""
+
+    def __init__(self, journal: Journal, poll_s: float = POLL_S) -> None:
+        self.journal = journal
+        self.poll_s = poll_s
+        self._cond = threading.Condition()
+        self._after: dict[str, int] = {}
+        """Order id -> the last seq fetched."""
+        self._events: dict[str, list[tuple[int, str]]] = {}
+        self._orders: dict[str, AgentOrder | None] = {}
+        """Order id -> the order as the last look found it (None: not in the state)."""
+        self._beats: dict[str, Heartbeat] = {}
+        self._beats_at = 0.0
+        self._looks = 0
+        self._error: Exception | None = None
+        self._thread: threading.Thread | None = None
+
+    def follow(self, order_id: str, after: int) -> None:
+        """Start looking for the order's events after ``after``."""
+        with self._cond:
+            self._after[order_id] = after
+            self._events[order_id] = []
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, daemon=True, name="agent orders")
+                self._thread.start()
+
+    def leave(self, order_id: str) -> None:
+        with self._cond:
+            self._after.pop(order_id, None)
+            self._events.pop(order_id, None)
+            self._orders.pop(order_id, None)
+
+    def take(self, order_id: str) -> list[tuple[int, str]]:
+        """The order's events fetched since the last take, by seq."""
+        with self._cond:
+            self._raise()
+            found, self._events[order_id] = self._events.get(order_id, []), []
+            return found
+
+    def order(self, order_id: str) -> AgentOrder | None:
+        """The order as the last look found it (None: not in the state), waiting for the first look."""
+        with self._cond:
+            self._cond.wait_for(lambda: order_id in self._orders or self._error is not None)
+            self._raise()
+            return self._orders.get(order_id)
+
+    def heartbeat(self, plant: str) -> Heartbeat | None:
+        with self._cond:
+            return self._beats.get(plant)
+
+    def wait(self, timeout: float) -> None:
+        """Until the next look is done (or ``timeout``)."""
+        with self._cond:
+            seen = self._looks
+            self._cond.wait_for(lambda: self._looks != seen, timeout)
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                if not self._after:
+                    self._thread = None
+                    return
+                after = dict(self._after)
+            began = time.monotonic()
+            self._look(after)
+            time.sleep(max(0.0, self.poll_s - (time.monotonic() - began)))
+
+    def _look(self, after: dict[str, int]) -> None:
+        try:
+            orders = self.journal.orders_by_id(list(after))  # states first: see the module's note
+            events = self.journal.events_of_orders(after)
+            beats = self.journal.heartbeats() if time.monotonic() - self._beats_at >= BEAT_LOOK_S else None
+            error: Exception | None = None
+        except Exception as exc:  # handed to the waiters, who raise it as their own query would have
+            orders, events, beats, error = {}, {}, None, exc
+        with self._cond:
+            self._error = error
+            for oid in after:
+                if oid in self._after and error is None:
+                    self._orders[oid] = orders.get(oid)
+            for oid, rows in events.items():
+                if oid in self._after and rows:
+                    self._events[oid].extend(rows)
+                    self._after[oid] = rows[-1][0]
+            if beats is not None:
+                self._beats, self._beats_at = beats, time.monotonic()
+            self._looks += 1
+            self._cond.notify_all()
