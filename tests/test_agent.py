@@ -6,6 +6,7 @@ agent token kept to its plant, and the agent's own settings refused with exit 2.
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -315,6 +316,26 @@ def test_an_agent_reaches_the_centre_over_https_with_its_ca_file_and_refuses_an_
         code, lines = deploy(dp, "v1")
         assert code == 0 and outcomes(lines)["p2"] == "updated", lines[-5:]
         dp.assert_whole("p2", "v1")
+    finally:
+        found.stop()
+        dp.stop_services()
+
+
+def test_an_agent_that_ran_a_playbook_layer_still_stops_when_told(tmp_path: Path) -> None:
+    """ansible-runner takes SIGTERM for itself when it runs on the main thread: the agent runs its
+    orders on a thread of their own, so a SIGTERM after a playbook layer still stops it (exit 0)."""
+    dp = build(tmp_path, "local", None, [PlantSpec("p1"), PlantSpec("p2")], strategy=STRATEGY)
+    make_agent_plants(dp, ["p2"])
+    found = Centre(dp, Server(dp.root, console_address(32)))
+    try:
+        agent = found.agent("p2", agent_token(dp, "p2", tmp_path))
+        code, lines = deploy(dp, "v1")
+        assert code == 0 and outcomes(lines)["p2"] == "updated", lines[-5:]
+        assert any(line.get("layer") == "dashboards" and line.get("plant") == "p2" for line in lines), "no playbook ran"
+        assert agent.proc is not None
+        agent.proc.send_signal(signal.SIGTERM)
+        assert agent.proc.wait(timeout=30) == 0, agent.log.read_text()[-2000:]
+        assert "stopping after the order under way" in agent.log.read_text()
     finally:
         found.stop()
         dp.stop_services()

@@ -11,6 +11,7 @@ import logging
 import socket
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from rollout.agent.blobs import BlobCache
@@ -100,8 +101,13 @@ class Agent:
         self.current = order_id
         assignment = Assignment.model_validate_json(body)
         log.info("order %s: %s of %s%s", order_id, assignment.action, assignment.plant, " (resumed)" if resumed else "")
+        resumed = resumed or bool(self.outbox.kinds(order_id))
+        # Off the main thread: ansible-runner takes SIGTERM and SIGINT for itself when it runs
+        # there and never gives them back, and the agent would no longer stop when told to.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"order {order_id}") as pool:
+            running = pool.submit(self._carry_out, order_id, assignment, resumed)
         try:
-            result = self._carry_out(order_id, assignment, resumed or bool(self.outbox.kinds(order_id)))
+            result = running.result()
         except (BlobError, ConfigError) as exc:
             result = self._refused(order_id, assignment, str(exc))
         self.outbox.finish(order_id, result)
