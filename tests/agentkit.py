@@ -4,6 +4,7 @@ token and work folder. Every process is stopped by its pid at the end."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -34,6 +35,17 @@ def agent_token(dp: DeployProject, plant: str, folder: Path) -> Path:
     return path
 
 
+def outbox_events(work: Path) -> list[tuple[str, str]]:
+    """(order, kind) of every event in the outbox of the agent working in ``work`` (its SQLite
+    file, read as a test would)."""
+    path = work / "outbox.db"
+    if not path.exists():
+        return []
+    with closing(sqlite3.connect(path, timeout=10)) as db:
+        rows = db.execute("SELECT order_id, body FROM events ORDER BY rowid").fetchall()
+    return [(str(o), str(json.loads(b)["kind"])) for o, b in rows]
+
+
 @dataclass
 class AgentProc:
     plant: str
@@ -61,15 +73,7 @@ class AgentProc:
                 self.kill()
 
     def outbox_kinds(self) -> list[tuple[str, str]]:
-        """(order, kind) of every event in the agent's outbox (its SQLite file, read as a test would)."""
-        path = self.work / "outbox.db"
-        if not path.exists():
-            return []
-        with closing(sqlite3.connect(path, timeout=10)) as db:
-            rows = db.execute("SELECT order_id, body FROM events ORDER BY rowid").fetchall()
-        import json
-
-        return [(str(o), str(json.loads(b)["kind"])) for o, b in rows]
+        return outbox_events(self.work)
 
     def wait_for(self, kind: str, skip: int = 0, seconds: float = 60.0) -> None:
         """Until the outbox holds ``kind`` among its events after the first ``skip``."""

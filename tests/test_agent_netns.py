@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from agentkit import agent_token, make_agent_plants
+from agentkit import agent_token, make_agent_plants, outbox_events
 from consolekit import run_cli, wait_job
 from servekit import ROLLOUT, Server
 
@@ -62,13 +62,7 @@ class AgentPlant:
         self.proc.wait(timeout=10)
 
     def outbox(self) -> list[str]:
-        path = self.work / "outbox.db"
-        if not path.exists():
-            return []
-        import sqlite3
-
-        with sqlite3.connect(path, timeout=10) as db:
-            return [str(json.loads(b)["kind"]) for (b,) in db.execute("SELECT body FROM events ORDER BY rowid")]
+        return [kind for _, kind in outbox_events(self.work)]
 
 
 @dataclass

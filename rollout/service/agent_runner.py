@@ -71,26 +71,30 @@ class AgentRunner(PlantRunner):
 
     def run(self, order: WorkOrder, request: Request, sink: EventSink) -> str:
         """Publish (or attach to) the order and pass its events on until its result is in."""
-        published = self._attach(order.plant, request.action) or self._publish(self._completed(order, request), request)
+        earlier = self.journal.orders(plant=order.plant, rollout=self.rollout)
+        published = self._attach(earlier, order.plant, request.action)
+        if published is None:
+            published = self._publish(self._completed(order, request), request, len(earlier) + 1)
         return _Follower(self, published, sink).follow()
 
     def _completed(self, order: WorkOrder, request: Request) -> WorkOrder:
         """The order with the steps of every release the plant may go back to, rendered here: the
         agent has no code base. One that does not render is left out; the agent refuses the plant."""
         lacking = order.lacks(commits_of(request.before or {}))
-        found = {}
+        render, found = self.render(order.plant), {}
         for commit in lacking:
             try:
-                found[commit] = self.render(order.plant)(commit)
+                found[commit] = render(commit)
             except ConfigError:
                 continue
         return order.with_old(found) if found else order
 
-    def _attach(self, plant: str, action: str) -> AgentOrder | None:
-        """The order a killed run of this rollout published for the same work: still open, or done
-        with events it never passed on (the agent finished while no run of the rollout ran)."""
+    def _attach(self, earlier: list[AgentOrder], plant: str, action: str) -> AgentOrder | None:
+        """Of ``earlier`` (the plant's orders in this rollout), the one a killed run published for the
+        same work: still open, or done with events it never passed on (the agent finished while no
+        run of the rollout ran)."""
         prefix = f"{self.rollout}/{plant}/{action}/"
-        mine = [o for o in self.journal.orders(plant=plant, rollout=self.rollout) if o.id.startswith(prefix)]
+        mine = [o for o in earlier if o.id.startswith(prefix)]
         last = mine[-1] if mine else None
         if last is None or last.state == "abandoned":
             return None
@@ -99,7 +103,8 @@ class AgentRunner(PlantRunner):
         sent = self.journal.order_events(last.id, after=passed_before(self.journal, self.rollout, last))
         return last if sent else None
 
-    def _publish(self, order: WorkOrder, request: Request) -> AgentOrder:
+    def _publish(self, order: WorkOrder, request: Request, number: int) -> AgentOrder:
+        """Publish the order as the plant's ``number``-th in this rollout, its blobs sent first."""
         blobs, indexes = {}, {}
         for layer, bundle in order.bundles.items():
             indexes[layer], packed = pack_bundle(bundle)
@@ -108,8 +113,7 @@ class AgentRunner(PlantRunner):
         blobs.update(kit_blobs)
         missing = self.journal.missing_blobs(list(blobs))
         self.journal.put_blobs({h: blobs[h] for h in missing})
-        done = [o for o in self.journal.orders(plant=order.plant, rollout=self.rollout)]
-        oid = f"{self.rollout}/{order.plant}/{request.action}/{len(done) + 1}"
+        oid = f"{self.rollout}/{order.plant}/{request.action}/{number}"
         assignment = Assignment(
             id=oid, plant=order.plant, rollout=self.rollout, action=request.action, operator=self.operator,
             order=json.loads(order.to_json()), indexes=indexes, kit=kit,
