@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
+import tempfile
 import textwrap
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,6 +22,10 @@ REPO = Path(__file__).resolve().parent.parent
 # The CLI sizes its tables off a terminal by COLUMNS (default 160); a worker of the test
 # session may inherit a narrow one from wherever the session was started.
 os.environ.pop("COLUMNS", None)
+# The plant cache of this worker's session, never the user's: every load in the suite goes through it.
+_CACHE = tempfile.mkdtemp(prefix="rollout-test-cache-")
+os.environ["ROLLOUT_CACHE_DIR"] = _CACHE
+atexit.register(shutil.rmtree, _CACHE, True)
 EXAMPLE_ENTRIES = ["rollout.yaml", "plants", "inventories", "overlays", "playbooks", "solution", "example"]
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "test",

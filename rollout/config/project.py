@@ -7,38 +7,26 @@ Every file is read and validated once; all problems found are reported together,
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from types import MappingProxyType
 
 from rollout.config.codebase import REF, Release, open_release
-from rollout.config.filenames import name_problem
-from rollout.config.inventory import Host, Inventory, read_inventory
-from rollout.config.models import PlantConfig, PlaybookCheck, PlaybookStep, ProjectConfig
-from rollout.config.models.common import NAME_PATTERN
+from rollout.config.models import PlaybookCheck, PlaybookStep, ProjectConfig
 from rollout.config.models.validation import validate_doc
 from rollout.config.overlays import ARCHETYPES_DIR, Overlay, read_overlay
+from rollout.config.plants import INVENTORIES_DIR, PLANTS_DIR, Plant, load_plants, plant_files
 from rollout.config.secrets import Vault
 from rollout.config.yamlfile import YamlDoc, format_path, read_yaml
 from rollout.core.fanout import Failed, fan_out
-from rollout.errors import ConfigError, Problem, ReleaseError, shorten
+from rollout.errors import ConfigError, Problem, ReleaseError
+
+__all__ = ["INVENTORIES_DIR", "PLANTS_DIR", "PROJECT_FILE", "Plant", "Project", "find_project", "load_project"]
 
 PROJECT_FILE = "rollout.yaml"
-PLANTS_DIR = "plants"
-INVENTORIES_DIR = "inventories"
 OVERLAYS_DIR = "overlays"
 PLAYBOOKS_DIR = "playbooks"
-MAX_PLANTS = 100_000
-
-
-@dataclass(frozen=True)
-class Plant:
-    name: str
-    config: PlantConfig
-    inventory: Inventory
-    file: str
 
 
 @dataclass(frozen=True)
@@ -114,10 +102,11 @@ def load_project(root: Path, overlays: bool = True) -> Project:
     problems: list[Problem] = []
     doc = _attempt(problems, lambda: read_yaml(root / PROJECT_FILE, PROJECT_FILE))
     config = _attempt(problems, lambda: validate_doc(ProjectConfig, doc)) if doc else None
-    plants = _load_plants(root, config, problems)
+    files = plant_files(root)
+    plants = load_plants(root, files, config, problems)
     if config is not None:
         problems.extend(_playbook_problems(root, config))
-    names = {p.stem for p in _plant_files(root)}
+    names = {p.stem for p in files}
     complete = len(plants) == len(names)  # archetypes are known only if every plant loaded
     plant_overlays, archetype_overlays = (
         _load_overlays(root, names, plants if complete else None, problems) if overlays else ({}, {})
@@ -142,140 +131,6 @@ def _attempt(problems: list[Problem], action):  # type: ignore[no-untyped-def]
     except ConfigError as exc:
         problems.extend(exc.problems)
         return None
-
-
-def _load_plants(root: Path, config: ProjectConfig | None, problems: list[Problem]) -> dict[str, Plant]:
-    files = _plant_files(root)
-    if not files:
-        problems.append(
-            Problem(f"{PLANTS_DIR}/", message="no plants defined", expected=f"one {PLANTS_DIR}/<plant>.yaml per plant")
-        )
-        return {}
-    if len(files) > MAX_PLANTS:
-        problems.append(Problem(f"{PLANTS_DIR}/", message=f"more than {MAX_PLANTS} plants"))
-        return {}
-    plants: dict[str, Plant] = {}
-    # Each plant's files are independent of the others': thousands of them load on every core.
-    for plant in fan_out(files, lambda path: _load_plant(root, path, config)):
-        if isinstance(plant, Failed):
-            problems.extend(plant.problems)
-        else:
-            if plant.name in plants:
-                problems.append(Problem(plant.file, message=f"plant {plant.name!r} is defined twice (.yaml and .yml)"))
-            plants[plant.name] = plant
-    return plants
-
-
-CONNECTIONS = ("local", "ssh")
-
-
-def _check_connections(inventory: Inventory, config: ProjectConfig, display: str) -> None:
-    groups = {layer.inventory_group for layer in config.layers}
-    hosts = sorted({h for g in groups for h in inventory.groups.get(g, ())})
-    bad = [h for h in hosts if inventory.hosts[h].connection not in CONNECTIONS]
-    if bad:
-        found = ", ".join(f"{h}: {inventory.hosts[h].connection}" for h in bad)
-        raise ConfigError.one(display, "unsupported ansible_connection", expected="local or ssh", found=found)
-
-
-def _check_hosts(inventory: Inventory, config: ProjectConfig, display: str) -> None:
-    """The variables rollout itself reaches a host with: refused now rather than failing a deploy."""
-    groups = {layer.inventory_group for layer in config.layers}
-    names = sorted({h for g in groups for h in inventory.groups.get(g, ())})
-    problems = [p for name in names for p in _host_problems(inventory.hosts[name], display)]
-    if problems:
-        raise ConfigError(problems)
-
-
-def _host_problems(host: Host, display: str) -> list[Problem]:
-    rules = (
-        ("ansible_host", _address_ok, "a host name or IP address (no spaces or control characters, no leading '-')"),
-        ("ansible_port", _port_ok, "a TCP port (1-65535)"),
-        ("rollout_root", _root_ok, "an absolute folder path without '..'"),
-    )
-    found = [
-        Problem(display, message=f"host {host.name!r}: invalid {var}", expected=expected, found=shorten(host.vars[var]))
-        for var, ok, expected in rules
-        if var in host.vars and not ok(host.vars[var])
-    ]
-    # Ansible takes any text as a host name; a local host's files live in a folder named after it.
-    why = "it holds '/'" if "/" in host.name else name_problem(host.name)
-    if why:
-        expected = "a host name that can name a folder (no '/', control characters, '.' or '..')"
-        found.insert(0, Problem(display, message=f"host {host.name!r}: invalid host name: {why}", expected=expected))
-    return found
-
-
-def _address_ok(value: object) -> bool:
-    return (
-        isinstance(value, str)
-        and 0 < len(value) <= 253
-        and not value.startswith("-")  # would read as an option to ssh
-        and value.isprintable()
-        and value.split() == [value]  # no whitespace anywhere (split() cuts at every kind)
-    )
-
-
-def _port_ok(value: object) -> bool:
-    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 5:
-        value = int(value)
-    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 65535
-
-
-def _root_ok(value: object) -> bool:
-    if not isinstance(value, str) or "\x00" in value:
-        return False
-    path = PurePosixPath(value)
-    return path.is_absolute() and ".." not in path.parts
-
-
-def _plant_files(root: Path) -> list[Path]:
-    folder = root / PLANTS_DIR
-    found = [p for p in folder.glob("*") if p.suffix in (".yaml", ".yml")] if folder.is_dir() else []
-    return sorted(found, key=lambda p: p.name)  # one folder: by name, as paths would sort, without their cost
-
-
-def _load_plant(root: Path, path: Path, config: ProjectConfig | None) -> Plant:
-    display = f"{PLANTS_DIR}/{path.name}"
-    name = path.stem
-    if re.match(NAME_PATTERN, name) is None:
-        raise ConfigError.one(
-            display,
-            f"invalid plant name {name!r} (from the file name)",
-            expected="lower-case letters, digits, '-' and '_'",
-        )
-    doc = read_yaml(path, display)
-    plant_config = validate_doc(PlantConfig, doc)
-    inventory_rel = plant_config.inventory or _default_inventory(root, name)
-    if plant_config.inventory is not None and not (root / inventory_rel).is_file():  # the setting is at fault
-        raise ConfigError(
-            [doc.problem(("inventory",), f"{inventory_rel!r} is not a file", expected="the plant's inventory file")]
-        )
-    inventory = read_inventory(root / inventory_rel, inventory_rel)
-    if config is not None:
-        _check_connections(inventory, config, inventory_rel)
-        _check_hosts(inventory, config, inventory_rel)
-        missing = [layer for layer in config.layers if not inventory.groups.get(layer.inventory_group)]
-        if missing:
-            raise ConfigError(
-                [
-                    Problem(
-                        inventory_rel,
-                        message=f"no hosts in group {layer.inventory_group!r}",
-                        expected=f"the hosts of layer {layer.name!r} in group {layer.inventory_group!r}",
-                    )
-                    for layer in missing
-                ]
-            )
-    return Plant(name, plant_config, inventory, display)
-
-
-def _default_inventory(root: Path, name: str) -> str:
-    for suffix in (".yml", ".yaml"):
-        candidate = f"{INVENTORIES_DIR}/{name}{suffix}"
-        if (root / candidate).exists():
-            return candidate
-    return f"{INVENTORIES_DIR}/{name}.yml"
 
 
 def _playbook_problems(root: Path, config: ProjectConfig) -> list[Problem]:

@@ -97,19 +97,27 @@ def format_path(path: Path_) -> str:
 
 def read_yaml(path: Path, display: str) -> YamlDoc:
     """Read and parse one YAML file; every failure is a ConfigError naming ``display``."""
+    return parse_yaml_bytes(read_yaml_bytes(path, display), display)
+
+
+def read_yaml_bytes(path: Path, display: str) -> bytes:
+    """The bytes of a YAML file to parse: a regular file of bounded size."""
     try:
         info = path.stat()
         if not (stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode)):  # a FIFO would block, /dev/zero never end
             raise ConfigError.one(display, "not a regular file", expected="a YAML file (not a FIFO, device or socket)")
         if info.st_size > MAX_FILE_BYTES:
             raise ConfigError.one(display, "file too large", expected=f"at most {MAX_FILE_BYTES} bytes")
-        raw = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         raise ConfigError.one(display, "file not found") from None
     except IsADirectoryError:
         raise ConfigError.one(display, "is a directory", expected="a YAML file") from None
     except OSError as exc:
         raise ConfigError.one(display, f"cannot read: {exc.strerror}") from None
+
+
+def parse_yaml_bytes(raw: bytes, display: str) -> YamlDoc:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -33,9 +33,10 @@ __all__ = ["Host", "Inventory", "read_inventory"]
 YAML_EXTENSIONS = (".yml", ".yaml", ".json")
 
 
-def read_inventory(path: Path, display: str) -> Inventory:
-    """Read the inventory file at ``path`` (``display`` names it in messages) and the variables beside it."""
-    raw = read_bytes(path, display)
+def read_inventory(path: Path, display: str, raw: bytes | None = None) -> Inventory:
+    """Read the inventory file at ``path`` (``display`` names it in messages) and the variables beside it;
+    ``raw``: the file's bytes, when the caller has read them already."""
+    raw = read_bytes(path, display) if raw is None else raw
     if is_script(path, raw):
         raise ConfigError.one(
             display, "executable inventory script is not run", expected="a static YAML or INI inventory"
