@@ -128,6 +128,21 @@ def test_a_corrupt_cache_is_rebuilt(mini: MiniProject, cache_dir: Path, reads: l
     assert load(mini).plants == first.plants and len(reads) == 7
 
 
+def test_a_cache_file_others_may_write_is_not_trusted(mini: MiniProject, cache_dir: Path, reads: list[str]) -> None:
+    load(mini)
+    (file,) = cache_dir.glob("plants-*.json")
+    data = json.loads(file.read_text())
+    data["plants"]["p1.yaml"]["inventory"]["hosts"][0][1] = "203.0.113.9"  # an address of someone's choosing
+    file.write_text(json.dumps(data))
+    file.chmod(0o666)
+    found = load(mini).plants["p1"].inventory.hosts["p1-gw"].address
+    assert found != "203.0.113.9" and len(reads) == 6
+    data["plants"]["p2.yaml"]["inventory"]["hosts"] = {"not": "a list"}
+    file.write_text(json.dumps(data))
+    load(mini)  # an entry of the wrong shape is read again, never an internal error
+    assert len(reads) == 7
+
+
 def test_an_empty_cache_dir_turns_the_cache_off(
     mini: MiniProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reads: list[str]
 ) -> None:

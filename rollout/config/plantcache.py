@@ -195,6 +195,8 @@ def inventory_from_json(data: Mapping[str, Any]) -> Inventory:
         return MappingProxyType({g: tuple(v) for g, v in data[key].items()})
 
     hosts = {name: Host(name, address, MappingProxyType(variables)) for name, address, variables in data["hosts"]}
+    if not all(type(h.name) is str and type(h.address) is str and type(h.vars.copy()) is dict for h in hosts.values()):
+        raise TypeError("not an inventory's hosts")  # a damaged entry: the plant is read again
     return Inventory(data["file"], MappingProxyType(hosts), groups("groups"), groups("children"), groups("direct"))
 
 
@@ -217,6 +219,16 @@ def survives_json(value: Any) -> bool:
         return False
 
 
+def _own_file_bytes(file: Path) -> bytes:
+    """The cache file's bytes, if this user owns it and no one else may write it: its entries are
+    trusted as parsed plants, so a file another user could have written is not read."""
+    with open(file, "rb") as f:
+        info = os.fstat(f.fileno())
+        if info.st_uid != os.getuid() or info.st_mode & 0o022:
+            raise ValueError("not this user's own cache file")
+        return f.read()
+
+
 class PlantCache:
     """The entries of one project, read once, written back whole when they changed."""
 
@@ -231,7 +243,7 @@ class PlantCache:
             return cls(None, {})
         file = folder / f"plants-{digest(str(root.resolve()).encode())}.json"
         try:
-            data = json.loads(file.read_bytes())
+            data = json.loads(_own_file_bytes(file))
         except (OSError, ValueError):
             return cls(file, {})
         fresh = isinstance(data, dict) and data.get("code") == code_version() and isinstance(data.get("plants"), dict)

@@ -126,7 +126,7 @@ class _Load:
                 inventory_from_json(entry["inventory"]),
                 f"{PLANTS_DIR}/{path.name}",
             )
-        except (OSError, ConfigError, KeyError, TypeError, ValueError):  # changed, or an entry of no use
+        except (OSError, ConfigError, AttributeError, KeyError, TypeError, ValueError):  # changed, or of no use
             return None
         if fresh != inputs:  # the same content, newly old enough to be known by its status
             self.cache.put(path.name, fresh, entry["config"], entry["inventory"])
