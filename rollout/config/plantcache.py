@@ -194,10 +194,15 @@ def inventory_from_json(data: Mapping[str, Any]) -> Inventory:
     def groups(key: str) -> MappingProxyType[str, tuple[str, ...]]:
         return MappingProxyType({g: tuple(v) for g, v in data[key].items()})
 
-    hosts = {name: Host(name, address, MappingProxyType(variables)) for name, address, variables in data["hosts"]}
-    if not all(type(h.name) is str and type(h.address) is str and type(h.vars.copy()) is dict for h in hosts.values()):
+    rows = data["hosts"]
+    if type(rows) is not list or not all(_host_row(row) for row in rows):
         raise TypeError("not an inventory's hosts")  # a damaged entry: the plant is read again
+    hosts = {name: Host(name, address, MappingProxyType(variables)) for name, address, variables in rows}
     return Inventory(data["file"], MappingProxyType(hosts), groups("groups"), groups("children"), groups("direct"))
+
+
+def _host_row(row: Any) -> bool:
+    return type(row) is list and len(row) == 3 and type(row[0]) is type(row[1]) is str and type(row[2]) is dict
 
 
 def same(a: Any, b: Any) -> bool:

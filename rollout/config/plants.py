@@ -170,9 +170,10 @@ def _listing(folder: Path) -> frozenset[str]:
 
 
 def _load_plant(
-    root: Path, path: Path, config: ProjectConfig | None, trees: TreeFingerprints | None, started_ns: int = 0
+    root: Path, path: Path, config: ProjectConfig | None, trees: TreeFingerprints | None, started_ns: int
 ) -> _Loaded:
-    """Read one plant; with ``trees``, also what the cache would keep of it."""
+    """Read one plant; with ``trees``, also what the cache would keep of it (files changed since
+    ``started_ns``, less the racy margin, are kept by content alone)."""
     display = f"{PLANTS_DIR}/{path.name}"
     name = path.stem
     if re.match(NAME_PATTERN, name) is None:
