@@ -334,49 +334,13 @@ PLAYBOOK = """
 """
 
 REGIONS: dict[str, tuple[float, list[str]]] = {
-    "eu": (
-        0.35,
-        [
-            "Europe/Berlin",
-            "Europe/Paris",
-            "Europe/Madrid",
-            "Europe/Warsaw",
-            "Europe/Prague",
-            "Europe/Rome",
-            "Europe/London",
-            "Europe/Stockholm",
-            "Europe/Budapest",
-            "Europe/Lisbon",
-        ],
-    ),
-    "na": (
-        0.25,
-        [
-            "America/Chicago",
-            "America/New_York",
-            "America/Detroit",
-            "America/Denver",
-            "America/Los_Angeles",
-            "America/Monterrey",
-            "America/Toronto",
-            "America/Mexico_City",
-        ],
-    ),
+    "eu": (0.35, ["Europe/Berlin", "Europe/Paris", "Europe/Madrid", "Europe/Warsaw", "Europe/Prague", "Europe/Rome",
+                  "Europe/London", "Europe/Stockholm", "Europe/Budapest", "Europe/Lisbon"]),
+    "na": (0.25, ["America/Chicago", "America/New_York", "America/Detroit", "America/Denver", "America/Los_Angeles",
+                  "America/Monterrey", "America/Toronto", "America/Mexico_City"]),
     "sa": (0.10, ["America/Sao_Paulo", "America/Argentina/Buenos_Aires", "America/Santiago", "America/Bogota"]),
-    "apac": (
-        0.30,
-        [
-            "Asia/Tokyo",
-            "Asia/Shanghai",
-            "Asia/Kolkata",
-            "Asia/Seoul",
-            "Asia/Bangkok",
-            "Asia/Jakarta",
-            "Australia/Sydney",
-            "Asia/Ho_Chi_Minh",
-            "Asia/Manila",
-        ],
-    ),
+    "apac": (0.30, ["Asia/Tokyo", "Asia/Shanghai", "Asia/Kolkata", "Asia/Seoul", "Asia/Bangkok", "Asia/Jakarta",
+                    "Australia/Sydney", "Asia/Ho_Chi_Minh", "Asia/Manila"]),
 }
 ARCHETYPES = {"assembly": 0.5, "packaging": 0.3, "process": 0.2}
 EXTRA_TAGS = ["brownfield", "greenfield", "24x7", "union", "food-grade", "high-volume", "export"]
@@ -438,11 +402,8 @@ def _plants(n: int, rng: random.Random) -> list[PlantSpec]:
     fixed = [("eu", "assembly"), ("eu", "assembly"), ("eu", "assembly"), ("apac", "process"), ("na", "packaging")]
     out = []
     for i in range(n):
-        region, archetype = (
-            fixed[i]
-            if i < len(fixed)
-            else (_pick(rng, {r: w for r, (w, _) in REGIONS.items()}), _pick(rng, ARCHETYPES))
-        )
+        region, archetype = fixed[i] if i < len(fixed) else (_pick(rng, {r: w for r, (w, _) in REGIONS.items()}),
+                                                              _pick(rng, ARCHETYPES))
         tags = (region, *sorted(rng.sample(EXTRA_TAGS, rng.randint(0, 3))))
         lines = rng.randint(1, 6)
         out.append(PlantSpec(f"{region}-plant-{i:05d}", region, archetype, rng.choice(REGIONS[region][1]), tags, lines))
@@ -457,7 +418,7 @@ def _windows(rng: random.Random) -> str:
     for chosen in rng.sample(days, rng.randint(1, 2)):
         start = rng.choice(["01:00", "02:00", "22:00", "23:30", "06:00"])
         end = rng.choice(["05:00", "06:00", "04:30"]) if start != "06:00" else "14:00"
-        parts.append(f'  - {{days: [{", ".join(chosen)}], start: "{start}", end: "{end}"}}\n')
+        parts.append(f"  - {{days: [{', '.join(chosen)}], start: \"{start}\", end: \"{end}\"}}\n")
     return "".join(parts)
 
 
@@ -651,7 +612,7 @@ def measure(project: Path, scratch: Path, size: int, runs: int, pythonpath: str 
         f = figure(size, command, runs, once)
         figures.append(f)
         print(
-            f"  {size:>6} {command:<10} {f.seconds:8.3f} s {f.user_s:8.2f} user {f.sys_s:8.2f} sys {f.rss_mb:7.1f} MB",
+            f"  {size:>6} {command:<11} {f.seconds:8.3f} s {f.user_s:8.2f} user {f.sys_s:8.2f} sys {f.rss_mb:7.1f} MB",
             file=sys.stderr,
             flush=True,
         )
@@ -680,12 +641,12 @@ def table(figures: list[Figure], start: Figure) -> str:
     smallest = min(f.size for f in figures)
     by = {(f.size, f.command): f for f in figures}
     head = (
-        f"{'plants':>7} {'command':<10} {'runs':>4} {'median s':>9} {'user s':>7} {'sys s':>6} {'ms/plant':>9} "
+        f"{'plants':>7} {'command':<11} {'runs':>4} {'median s':>9} {'user s':>7} {'sys s':>6} {'ms/plant':>9} "
         f"{'vs smallest':>11} {'x prev size':>11} {'vs render':>9} {'peak MB':>8}"
     )
     rows = [head, "-" * len(head)]
     rows.append(
-        f"{'-':>7} {'startup':<10} {start.runs:>4} {start.seconds:>9.3f} {start.user_s:>7.2f} {start.sys_s:>6.2f} {'':>9} "
+        f"{'-':>7} {'startup':<11} {start.runs:>4} {start.seconds:>9.3f} {start.user_s:>7.2f} {start.sys_s:>6.2f} {'':>9} "
         f"{'':>11} {'':>11} {'':>9} {start.rss_mb:>8.1f}"
     )
     sizes = sorted({f.size for f in figures})
@@ -696,7 +657,7 @@ def table(figures: list[Figure], start: Figure) -> str:
         growth = f"{f.seconds / by[(prev[-1], f.command)].seconds:.2f}" if prev else "-"
         vs_render = f"{f.seconds / by[(f.size, 'render')].seconds:.3f}" if f.command != "render" else "1"
         rows.append(
-            f"{f.size:>7} {f.command:<10} {f.runs:>4} {f.seconds:>9.3f} {f.user_s:>7.2f} {f.sys_s:>6.2f} {per * 1000:>9.3f} "
+            f"{f.size:>7} {f.command:<11} {f.runs:>4} {f.seconds:>9.3f} {f.user_s:>7.2f} {f.sys_s:>6.2f} {per * 1000:>9.3f} "
             f"{rel:>11.3f} {growth:>11} {vs_render:>9} {f.rss_mb:>8.1f}"
         )
     return "\n".join(rows)
@@ -725,9 +686,8 @@ def verdicts(figures: list[Figure]) -> list[str]:
             )
     if (1000, "render") in by:
         s = by[(1000, "render")].seconds
-        out.append(
-            f"1,000 plants rendered in < 10 s on {os.cpu_count()} cores: {'met' if s < 10 else 'not met'} ({s:.2f} s)"
-        )
+        out.append(f"1,000 plants rendered in < 10 s on {os.cpu_count()} cores: {'met' if s < 10 else 'not met'} "
+                   f"({s:.2f} s)")
     big = max(sizes)
     first, again, plan_s = (by[(big, c)].seconds for c in ("render", "re-render", "plan"))
     # Loading the project (all a plan does) is paid again by any re-render: what must be nearly
@@ -738,19 +698,16 @@ def verdicts(figures: list[Figure]) -> list[str]:
         f"({big:,} plants: re-render {again:.2f} s = {again / first:.0%} of the first render {first:.2f} s; "
         f"beyond loading the project (plan, {plan_s:.2f} s) it costs {left:.0%} of what rendering did; met if <= 20%)"
     )
-    if (BIG, "plan") in by:
-        plan = by[(BIG, "plan")]
-        ok = plan.seconds < 2 and plan.rss_mb < 500
-        out.append(
-            f"10,000-plant plan under 2 s and 500 MB: {'met' if ok else 'not met'} "
-            f"({plan.seconds:.2f} s, {plan.rss_mb:.0f} MB)"
-        )
+    for command, what in (("plan", "every plant parsed"), ("plan-cached", "unchanged plants from the cache")):
+        if (BIG, command) in by:
+            plan = by[(BIG, command)]
+            ok = plan.seconds < 2 and plan.rss_mb < 500
+            out.append(f"10,000-plant plan under 2 s and 500 MB, {what}: {'met' if ok else 'not met'} "
+                       f"({plan.seconds:.2f} s, {plan.rss_mb:.0f} MB)")
     if (BIG, "validate") in by:
         check = by[(BIG, "validate")]
-        out.append(
-            f"10,000-plant validate under 10 s: {'met' if check.seconds < 10 else 'not met'} "
-            f"({check.seconds:.2f} s; hot paths: bench/speed.py)"
-        )
+        out.append(f"10,000-plant validate under 10 s: {'met' if check.seconds < 10 else 'not met'} "
+                   f"({check.seconds:.2f} s; hot paths: bench/speed.py)")
     return out
 
 
