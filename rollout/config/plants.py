@@ -150,7 +150,7 @@ class _Load:
         return Inputs(**{**inputs.__dict__, "plant": plant, "inventory_file": inventory_file})
 
     def read(self, path: Path) -> _Loaded:
-        return _load_plant(self.root, path, self.config, self.trees if self.cache.enabled else None, self.started_ns)
+        return _load_plant(self.root, path, self.config, self if self.cache.enabled else None)
 
     def remember(self, name: str, loaded: _Loaded) -> None:
         inputs = loaded.inputs
@@ -169,11 +169,8 @@ def _listing(folder: Path) -> frozenset[str]:
         return frozenset()
 
 
-def _load_plant(
-    root: Path, path: Path, config: ProjectConfig | None, trees: TreeFingerprints | None, started_ns: int
-) -> _Loaded:
-    """Read one plant; with ``trees``, also what the cache would keep of it (files changed since
-    ``started_ns``, less the racy margin, are kept by content alone)."""
+def _load_plant(root: Path, path: Path, config: ProjectConfig | None, load: _Load | None) -> _Loaded:
+    """Read one plant; with the ``load`` it is part of, also what the cache would keep of it."""
     display = f"{PLANTS_DIR}/{path.name}"
     name = path.stem
     if re.match(NAME_PATTERN, name) is None:
@@ -182,7 +179,7 @@ def _load_plant(
             f"invalid plant name {name!r} (from the file name)",
             expected="lower-case letters, digits, '-' and '_'",
         )
-    plant_info = _stat(path) if trees is not None else None  # before the read: a change after it shows
+    plant_info = _stat(path) if load is not None else None  # before the read: a change after it shows
     raw = read_yaml_bytes(path, display)
     doc = parse_yaml_bytes(raw, display)
     plant_config = validate_doc(PlantConfig, doc)
@@ -192,26 +189,26 @@ def _load_plant(
             [doc.problem(("inventory",), f"{inventory_rel!r} is not a file", expected="the plant's inventory file")]
         )
     inventory_path = root / inventory_rel
-    vars_trees = trees.of(os.path.dirname(inventory_path)) if trees is not None else None  # before the trees are read
-    inventory_info = _stat(inventory_path) if trees is not None else None
+    vars_trees = load.trees.of(os.path.dirname(inventory_path)) if load is not None else None  # before they are read
+    inventory_info = _stat(inventory_path) if load is not None else None
     inventory_raw = read_bytes(inventory_path, inventory_rel)
     inventory = read_inventory(inventory_path, inventory_rel, inventory_raw)
     if config is not None:
         check_inventory(inventory, config, inventory_rel)
     plant = Plant(name, plant_config, inventory, display)
-    if vars_trees is None or plant_info is None or inventory_info is None:
+    if load is None or vars_trees is None or plant_info is None or inventory_info is None:
         return _Loaded(plant)
     kept = inventory_as_json(inventory)
     if not (survives_json(doc.data) and survives_json(kept)):
         return _Loaded(plant)
     inputs = Inputs(
-        plant=Seen.of(raw, plant_info, started_ns),
+        plant=Seen.of(raw, plant_info, load.started_ns),
         inventory=inventory_rel,
         chosen_by_default=plant_config.inventory is None,
-        inventory_file=Seen.of(inventory_raw, inventory_info, started_ns),
+        inventory_file=Seen.of(inventory_raw, inventory_info, load.started_ns),
         executable=os.access(inventory_path, os.X_OK),
         vars_trees=vars_trees,
-        groups=groups_digest(None if config is None else [layer.inventory_group for layer in config.layers]),
+        groups=load.groups,
     )
     return _Loaded(plant, inputs, doc.data, kept)
 
