@@ -7,13 +7,13 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from types import MappingProxyType
-from typing import Any
-
-import git
-from gitdb.exc import BadName, BadObject
+from typing import TYPE_CHECKING, Any
 
 from rollout.config.filenames import name_problems, name_refusal
 from rollout.errors import Problem, ReleaseError
+
+if TYPE_CHECKING:  # GitPython costs ~80 ms to import: only a verb that reads a release pays it
+    import git
 
 MAX_CODEBASE_BYTES = 512 * 1024 * 1024
 # Which setting a ReleaseError is about; the project maps these onto rollout.yaml.
@@ -51,6 +51,8 @@ def open_release(repo_dir: Path, subdir: str, ref: str, display_repo: str) -> Re
         raise ReleaseError.one(
             display_repo, f"invalid release ref {ref!r}", location=REF, expected="a tag, branch or commit"
         )
+    import git
+
     try:
         repo = git.Repo(repo_dir, search_parent_directories=True)
     except (git.NoSuchPathError, git.InvalidGitRepositoryError):
@@ -98,6 +100,9 @@ def _inner_path(repo: git.Repo, repo_dir: Path, subdir: str, display: str) -> st
 
 
 def _resolve(repo: git.Repo, ref: str, display: str) -> git.Commit:
+    import git
+    from gitdb.exc import BadName, BadObject
+
     try:
         return repo.commit(ref)
     except (BadName, BadObject, ValueError, IndexError, git.GitCommandError):
