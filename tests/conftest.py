@@ -35,8 +35,8 @@ LONGEST_FIRST = (
     "test_deploy.py",  # 370 s
     "test_agent.py",  # 154 s
     "test_pg_faults.py",  # 147 s
-    "test_example_deploy.py",  # 131 s
     "test_rollout.py",  # 136 s
+    "test_example_deploy.py",  # 131 s
     "test_fuzz.py",  # 100 s
     "test_shared_host.py",  # 73 s
     "test_state_postgres.py",  # 68 s
