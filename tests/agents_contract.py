@@ -128,3 +128,7 @@ class AgentContract:
         journal.beat(Heartbeat("detroit", "agent-detroit", 15.0, "{}"))
         beats = backend.open().heartbeats()
         assert beats["berlin"] == Heartbeat("berlin", "agent-berlin", 20.0, '{"order": "o1"}') and len(beats) == 2
+        journal.beat(Heartbeat("berlin", "agent-berlin", 30.0, "{}"), Heartbeat("tokyo", "agent-tokyo", 31.0, "{}"))
+        journal.beat()  # nothing gathered: nothing written
+        beats = backend.open().heartbeats()
+        assert [(b.plant, b.at) for b in beats.values()] == [("berlin", 30.0), ("detroit", 15.0), ("tokyo", 31.0)]

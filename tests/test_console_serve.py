@@ -1,5 +1,6 @@
 """``rollout serve`` and ``rollout user`` from the command line: bad settings are exit 2 with a
-clear message and nothing served; HTTPS served directly with Secure cookies."""
+clear message and nothing served; HTTPS served directly with Secure cookies and the security
+headers on every answer."""
 
 from __future__ import annotations
 
@@ -72,6 +73,14 @@ def test_https_is_served_directly_with_secure_cookies(tmp_path, made) -> None:
             assert "Secure" in cookie and "HttpOnly" in cookie, cookie
             me = client.get("/api/v1/me", headers={"Authorization": f"Bearer {made.tokens['rita']}"})
             assert me.json()["role"] == "release-engineer"
+            refused = client.get("/api/v1/me", headers={"Authorization": "Bearer rol_wrong"})
+            assert refused.status_code == 401
+            for answer in (form, me, refused):  # pages, the API and its errors alike
+                assert answer.headers["x-content-type-options"] == "nosniff", answer.headers
+                assert answer.headers["x-frame-options"] == "DENY"
+                assert answer.headers["referrer-policy"] == "same-origin"
+                assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
+                assert len(answer.headers.get_list("x-frame-options")) == 1
         with pytest.raises(httpx.ConnectError):
             httpx.get(server.url, timeout=5)  # not trusted without its certificate: verified by default
     finally:

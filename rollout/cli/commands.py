@@ -41,6 +41,8 @@ EXIT_BLOCKED = 4
 EXIT_INTERNAL = 70
 GC_THRESHOLD = 100_000
 """Allocations between young-generation collections (the default is 700)."""
+SWITCH_INTERVAL_S = 0.0005
+"""How long one thread may hold the interpreter while others wait for it (the default is 5 ms)."""
 
 F = TypeVar("F", bound=Callable[..., object])
 
@@ -243,6 +245,11 @@ def main() -> None:
     # A command is a short process that builds large, acyclic structures (ten thousand plants and
     # their plan): the default thresholds would rescan them over and over, a third of a plan's time.
     gc.set_threshold(GC_THRESHOLD, 50, 100)
+    # A rollout's threads (a plant each) and the server's workers mostly wait on the state and the
+    # hosts; under the default 5 ms switch interval each one's return from a round trip queued
+    # behind whichever thread held the interpreter (an event post's p99 at 7.6 s with the CPUs
+    # half idle, docs/benchmarks.md §8). A shorter slice hands it back sooner.
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     code = run(sys.argv[1:])
     if _Quiet.broken:  # keep the interpreter's final flush from failing on the closed pipe
         devnull = os.open(os.devnull, os.O_WRONLY)

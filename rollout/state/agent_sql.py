@@ -189,13 +189,16 @@ class SqlAgents(AgentStore):
             found |= {str(r[0]) for r in self._agent_read(sql, tuple(chunk))}
         return found
 
-    def beat(self, beat: Heartbeat) -> None:
+    def beat(self, *beats: Heartbeat) -> None:
+        if not beats:
+            return
         sql = self._sql(
             "INSERT INTO @heartbeats (plant, agent, at, detail) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (plant) DO UPDATE SET agent = excluded.agent, at = excluded.at, detail = excluded.detail"
         )
         with self._agent_write() as run:
-            run(sql, (beat.plant, beat.agent, beat.at, beat.detail))
+            for beat in beats:
+                run(sql, (beat.plant, beat.agent, beat.at, beat.detail))
 
     def heartbeats(self) -> dict[str, Heartbeat]:
         rows = self._agent_read(self._sql("SELECT plant, agent, at, detail FROM @heartbeats ORDER BY plant"))

@@ -121,8 +121,9 @@ class AgentStore(ABC):
         """Those of ``plants`` with an open order (what a server's waiting agents look for at once)."""
 
     @abstractmethod
-    def beat(self, beat: Heartbeat) -> None:
-        """Record the plant agent's heartbeat, replacing its last."""
+    def beat(self, *beats: Heartbeat) -> None:
+        """Record plant agents' heartbeats, each replacing its plant's last, in one write (a server
+        gathers its agents' beats and writes them together)."""
 
     @abstractmethod
     def heartbeats(self) -> dict[str, Heartbeat]:

@@ -143,7 +143,8 @@ class PostgresJournal(PostgresAccess, PostgresAssets, SqlAgents, Journal):
 
     @contextmanager
     def _agent_write(self) -> Iterator[Run]:
-        with self._tx("write") as db:
+        # pipelined: an agent's events post is its inserts and one read, not a round trip each
+        with self._connection("write") as db, db.pipeline(), db.transaction():
             yield lambda sql, args: db.execute(sql, args).fetchall() if _returns(sql) else _none(db.execute(sql, args))
 
     def _agent_read(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:

@@ -28,7 +28,7 @@ MAX_EVENTS = 1000
 """Events in one post; an agent's outbox sends more in several."""
 
 
-def agent(principal: Who) -> Principal:
+async def agent(principal: Who) -> Principal:
     """An agent token of exactly one plant; every other role is refused here."""
     require(principal, "agent")
     if len(principal.plants) != 1:
@@ -146,9 +146,11 @@ class BeatIn(BaseModel):
 
 
 @router.post("/heartbeat", status_code=204)
-def heartbeat(ctx: Ctx, who: Agent, body: BeatIn) -> Response:
+async def heartbeat(ctx: Ctx, who: Agent, body: BeatIn) -> Response:
+    """Kept with the other agents' beats and written with them within ``BEAT_WRITE_S``: a beat
+    only says the agent is alive, and ten thousand agents' beats are one write, not thousands."""
     detail = json.dumps(body.detail, separators=(",", ":"))[:4000]
-    ctx.journal.beat(Heartbeat(_plant(who), who.name, time.time(), detail))
+    ctx.beats.add(Heartbeat(_plant(who), who.name, time.time(), detail))
     return Response(status_code=204)
 
 

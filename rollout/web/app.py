@@ -18,6 +18,7 @@ from rollout.service.options import project_options
 from rollout.state.journal import Journal
 from rollout.web import actions, agent_api, api, errors, live, pages, signin, users_api
 from rollout.web.context import Console
+from rollout.web.headers import SecurityHeaders
 from rollout.web.templating import HERE
 
 log = logging.getLogger("rollout.web")
@@ -42,6 +43,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         notifier = _notifier(project, journal) if notify else None
         yield
+        await app.state.console.beats.flush()
         runner.join(JOB_GRACE_S)
         if notifier is not None:
             for problem in notifier.stop(NOTIFY_GRACE_S):
@@ -60,20 +62,10 @@ def create_app(
     errors.install(app)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     routers = (signin.router, pages.router, actions.router, actions.api, api.router, users_api.router, live.router)
-    for router in (*routers, agent_api.router):
+    for router in (agent_api.router, *routers):  # the agents' routes first: most requests, matched soonest
         app.include_router(router)
 
-    @app.middleware("http")
-    async def headers(request, call_next):  # type: ignore[no-untyped-def]
-        response = await call_next(request)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault(
-            "Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'"
-        )
-        return response
-
+    app.add_middleware(SecurityHeaders)
     return app
 
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 
 from rollout.core.access import Action, Principal
 from rollout.service import users
+from rollout.state.access import User
 from rollout.web.context import Console, console
 
 COOKIE = "rollout_session"
@@ -37,17 +39,18 @@ def _bearer(request: Request) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-def who(request: Request, ctx: Annotated[Console, Depends(console)]) -> Principal:
-    """The signed-in principal of the request; raises ``NotSignedIn``."""
+async def who(request: Request, ctx: Annotated[Console, Depends(console)]) -> Principal:
+    """The signed-in principal of the request; raises ``NotSignedIn``. Async, with the state's
+    lookup on a worker thread: an agent's request whose token was just seen costs no thread hop."""
     token = _bearer(request)
     if token is not None:
-        user = users.by_token(ctx.journal, token)
+        user = await _by_token(ctx, token)
         if user is None:
             raise NotSignedIn()
         request.state.via = "bearer"
     else:
         cookie = request.cookies.get(COOKIE)
-        user = users.by_session(ctx.journal, cookie) if cookie else None
+        user = await run_in_threadpool(users.by_session, ctx.journal, cookie) if cookie else None
         if user is None:
             raise NotSignedIn()
         request.state.via = "cookie"
@@ -55,10 +58,22 @@ def who(request: Request, ctx: Annotated[Console, Depends(console)]) -> Principa
     return users.principal(user)
 
 
+async def _by_token(ctx: Console, token: str) -> User | None:
+    if not token.startswith(users.TOKEN_PREFIX):
+        return None
+    digest = users.hash_token(token)
+    user = ctx.agent_tokens.get(digest)
+    if user is None:
+        user = await run_in_threadpool(ctx.journal.user_by_token, digest)
+        if user is not None:
+            ctx.agent_tokens.keep(digest, user)
+    return user
+
+
 Who = Annotated[Principal, Depends(who)]
 
 
-def reader(principal: Who) -> Principal:
+async def reader(principal: Who) -> Principal:
     """The principal of a request that reads the console's data (every role but ``agent``)."""
     require(principal, "read")
     return principal

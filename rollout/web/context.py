@@ -12,6 +12,8 @@ from fastapi import Request
 from rollout.config.project import Project
 from rollout.service.jobs import JobRunner
 from rollout.state.journal import Journal
+from rollout.web.agent_beats import BeatWriter
+from rollout.web.agent_tokens import AgentTokens
 from rollout.web.agent_watch import OrderWatch
 
 FAILURE_WINDOW = 900.0
@@ -62,11 +64,15 @@ class Console:
     throttle: Throttle = field(default_factory=Throttle)
     orders: OrderWatch = field(init=False)
     """The agents waiting on this instance for work, looked for together."""
+    beats: BeatWriter = field(init=False)
+    """The agents' heartbeats, gathered and written together."""
+    agent_tokens: AgentTokens = field(default_factory=AgentTokens)
 
     def __post_init__(self) -> None:
         self.orders = OrderWatch(self.journal)
+        self.beats = BeatWriter(self.journal)
 
 
-def console(request: Request) -> Console:
+async def console(request: Request) -> Console:
     found: Console = request.app.state.console
     return found
