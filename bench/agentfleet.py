@@ -43,6 +43,8 @@ class FleetStats:
     finished: dict[str, str] = field(default_factory=dict)
     """Plant -> outcome it reported."""
     errors: list[str] = field(default_factory=list)
+    retried: int = 0
+    """Requests sent again after their connection failed."""
     busy_s: float = 0.0
     """Seconds agents spent in requests other than long polls (summed over agents)."""
 
@@ -170,8 +172,16 @@ class SimAgent:
             beating.cancel()
 
     async def _call(self, work: Client, method: str, path: str, **kw: Any) -> Answer:
+        """One request, sent again once if the connection failed under it (a kept-alive connection
+        the server closed as it was reused): every agent request is idempotent, as ``rollout
+        agent`` relies on (events keyed by seq, a take or a result again answered alike)."""
         began = time.monotonic()
-        response = await work.request(method, path, headers=self.auth, **kw)
+        try:
+            response = await work.request(method, path, headers=self.auth, **kw)
+        except Failed:
+            self.stats.retried += 1
+            await asyncio.sleep(0.2)
+            response = await work.request(method, path, headers=self.auth, **kw)
         self.stats.busy_s += time.monotonic() - began
         if response.status_code >= 400:
             raise RuntimeError(f"{self.plant} {method} {path}: {response.status_code} {response.text[:200]}")
@@ -221,7 +231,7 @@ class SimAgent:
                                "" if outcome == "updated" else "check status failed")  # fmt: skip
             await self._call(work, "POST", f"/orders/{oid}/result", json={"last_seq": seq, "result": result})
             self.stats.finished[self.plant] = outcome
-        except (Failed, RuntimeError, KeyError, ValueError) as exc:
+        except (*Failed, RuntimeError, KeyError, ValueError) as exc:
             self.stats.errors.append(f"{self.plant} order {oid}: {type(exc).__name__}: {exc}")
         finally:
             self.current = ""

@@ -55,7 +55,7 @@ def report(m: Measured) -> str:
         f" PostgreSQL, {m.failing} seeded failures; rollout deploy exit {m.exit_code}",
         f"  outcomes: {dict(sorted(kinds.items()))}",
         f"  agents: {f.posts} event posts ({f.events} events), {f.blobs} blobs ({f.blob_bytes / MB:.1f} MB),"
-        f" {f.polls} polls answered, {f.beats} heartbeats, {len(f.errors)} errors",
+        f" {f.polls} polls answered, {f.beats} heartbeats, {f.retried} requests sent again, {len(f.errors)} errors",
         "",
         f"  {'figure':<38} {'measured':>12}  {'target':>12}  verdict",
         f"  {'wall time of rollout deploy (s)':<38} {m.wall_s:12.1f}  {'< ' + format(wall_target, '.0f'):>12}"

@@ -27,6 +27,7 @@ import asyncio
 import hashlib
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -115,6 +116,18 @@ def postgres_cpu_s(pg: PgServer) -> float:
             fields = stat.read_text().rsplit(")", 1)[1].split()
             total += (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
     return total
+
+
+def open_files(wanted: int) -> None:
+    """Room for every agent's connections in this process and in ``rollout serve`` (its child):
+    two each, a long poll and the work, on both ends. Raised as far as this user may."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= wanted:
+        return
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, max(hard, wanted)))
+    except (ValueError, OSError):  # not root: as far as the hard limit goes
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def pwd_uid(name: str) -> int:
@@ -229,6 +242,7 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="keep the scratch folder (project, deploy output) here")
     args = parser.parse_args()
     stopping_on((15, 1))
+    open_files(4 * args.plants + 1024)
     with tempfile.TemporaryDirectory(prefix="rollout-bench-agents-") as scratch, running_server(durable=True) as pg:
         base = Path(args.keep) if args.keep else Path(scratch)
         base.mkdir(parents=True, exist_ok=True)

@@ -137,6 +137,17 @@ class AccessContract:
         assert journal.user_by_token(digest("t-agent")) is None, "a revoked user's token still lets it in"
         assert backend.open().user_by_token(digest("t-ann")) == person("ann", "t-ann")
 
+    def test_the_active_tokens_of_many_are_told_in_one_look(self, backend: Backend) -> None:
+        journal = backend.open()
+        for n in range(3):
+            journal.add_user(person(f"agent-{n}", f"t-{n}", "agent", (f"p{n}",)))
+        journal.revoke_user("agent-1", NOW + 1)
+        asked = [digest(f"t-{n}") for n in range(3)] + [digest(f"t-unknown-{n}") for n in range(1200)]
+        assert backend.open().active_tokens(asked) == {digest("t-0"), digest("t-2")}
+        assert journal.active_tokens([]) == set()
+        journal.add_user(person("agent-1", "t-1b", "agent", ("p1",)))  # the name given anew: its old token stays out
+        assert journal.active_tokens([digest("t-1"), digest("t-1b")]) == {digest("t-1b")}
+
     def test_a_revoke_ends_every_session_at_once_in_every_process(self, backend: Backend) -> None:
         journal, other = backend.open(), backend.open()
         journal.add_user(person("ann", "t-ann"))

@@ -282,6 +282,41 @@ class StateContract:
         assert left == ["plant.started"], f"half an outcome was recorded: {left}"
         assert journal.locks() == [lock], f"the lock went without its outcome: {journal.locks()}"
 
+    def test_groups_of_several_writers_are_one_write_that_releases_only_their_locks(self, backend: Backend) -> None:
+        journal = backend.open()
+        journal.create(record("r1"))
+        for plant in ("p1", "p2", "p3"):
+            journal.acquire(plant, "r1", "deploy", 60.0)
+        other = journal.acquire("p4", "r2", "deploy", 60.0)
+        groups = [
+            ([Event("layer.staging", "p1")], None),
+            ([Event("plant.done", "p2"), Event("plant.unlocked", "p2")], "p2"),
+            ([Event("layer.activated", "p3"), Event("layer.checking", "p3")], None),
+            ([Event("plant.failed", "p4")], "p4"),  # p4's lock is r2's: the group names it, but r1 owns none
+        ]
+        seqs = journal.append_groups("r1", groups, "r1")
+        assert [len(s) for s in seqs] == [1, 2, 2, 1]
+        flat = [seq for group in seqs for seq in group]
+        assert flat == sorted(flat) and len(set(flat)) == 6, f"seqs not in the groups' order: {seqs}"
+        kept = journal.events(rollout="r1")
+        assert [(e.seq, e.event.kind) for e in kept] == list(zip(flat, [
+            "layer.staging", "plant.done", "plant.unlocked", "layer.activated", "layer.checking", "plant.failed",
+        ], strict=True))  # fmt: skip
+        assert sorted(lock.plant for lock in journal.locks()) == ["p1", "p3", "p4"], journal.locks()
+        assert other in journal.locks(), "another rollout's lock went"
+        assert journal.append_groups("r1", [], "r1") == [] and len(journal.events(rollout="r1")) == 6
+
+    def test_a_failing_group_write_keeps_none_of_its_groups(self, backend: Backend) -> None:
+        journal = backend.open()
+        journal.create(record("r1"))
+        locks = [journal.acquire(plant, "r1", "deploy", 60.0) for plant in ("p1", "p2")]
+        backend.fail_event_inserts("boom")
+        groups = [([Event("plant.done", "p1")], "p1"), ([Event("layer.done", "p2"), Event("boom", "p2")], "p2")]
+        with pytest.raises(JournalError):
+            journal.append_groups("r1", groups, "r1")
+        assert journal.events() == [], "part of a failed group write was kept"
+        assert sorted(journal.locks(), key=lambda lock: lock.plant) == locks, "a lock went without its outcome"
+
     def test_a_lock_is_renewed_and_expires_on_the_injected_clock(self, backend: Backend) -> None:
         clock = ManualClock(START)
         mine, theirs = backend.open(clock), backend.open(clock)

@@ -5,6 +5,7 @@ CSRF and revocation. The real app (FastAPI's TestClient) on a real SQLite state.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from consolekit import ConsoleProject, console_project, run_cli
 from fastapi.testclient import TestClient
 
 from rollout.service import open_project, open_state
+from rollout.web.agent_tokens import CHECK_S
 from rollout.web.app import create_app
 
 ROLES = ("anon", "ada", "rita", "vic", "bert", "dora", "agnes")
@@ -293,6 +295,22 @@ def test_openapi_describes_the_api(client) -> None:
     paths = ("/api/v1/plants", "/api/v1/events", "/api/v1/history", "/api/v1/plants/{plant}/rollback")
     for path in (*paths, "/api/v1/plants/{plant}/restore", "/api/v1/plants/{plant}/verify"):
         assert path in spec["paths"], f"{path} is missing from the OpenAPI document"
+
+
+def test_a_revoked_agent_token_is_refused_within_the_instances_next_check(client, made) -> None:
+    added = client.post(
+        "/api/v1/users", json={"name": "agent-two", "role": "agent", "plants": ["berlin"]}, headers=bearer(made, "ada")
+    )
+    assert added.status_code == 201, added.text
+    agent = {"Authorization": f"Bearer {added.json()['token']}"}
+    assert client.get("/api/v1/agent/me", headers=agent).json() == {"name": "agent-two", "plant": "berlin"}
+    assert client.get("/api/v1/agent/me", headers=agent).status_code == 200  # now from the instance's memory
+    assert client.delete("/api/v1/users/agent-two", headers=bearer(made, "ada")).status_code == 200
+    revoked = time.monotonic()
+    while client.get("/api/v1/agent/me", headers=agent).status_code == 200:
+        assert time.monotonic() - revoked < 5 * CHECK_S, "a revoked agent token was still let in"
+        time.sleep(0.05)
+    assert client.post("/api/v1/agent/heartbeat", json={}, headers=agent).status_code == 401
 
 
 def test_an_admin_adds_and_revokes_a_user_over_the_api(client, made) -> None:

@@ -13,14 +13,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from rollout.core.events import DURABLE, PLANT_DONE, ROLLOUT, Event, EventKind, EventSink
 from rollout.core.projection import RolloutState, fold
 from rollout.errors import RolloutError
 from rollout.masking import mask_data
-from rollout.state.journal import Journal, Lock, LockedError
+from rollout.state.journal import Journal, JournalError, Lock, LockedError
 
 LOCK_TTL = 60.0
 """Seconds a lease lasts unless renewed; the heartbeat renews it four times as often."""
@@ -70,6 +70,19 @@ class LeaseLost(LockedError):
         )
 
 
+@dataclass
+class _Queued:
+    """One writer's events in the group commit, and how its write ended."""
+
+    events: list[Event]
+    unlock: str | None
+    finished: bool = False
+    error: Exception | None = None
+
+    def finish(self, error: Exception | None) -> None:
+        self.finished, self.error = True, error
+
+
 class Recorder:
     """The journal, the display and the folded state of one rollout, written as one."""
 
@@ -86,6 +99,9 @@ class Recorder:
         whose seqs may pass an abort written in between."""
         self._order = threading.Lock()
         """Journal order = display order = fold order."""
+        self._queue_guard = threading.Lock()
+        self._queue: list[_Queued] = []
+        """Writes waiting for the thread that holds ``_order`` to journal them with its own."""
         self._guard = threading.Lock()
         self._held: set[str] = set()
         self._leases: dict[str, Lock] = {}
@@ -154,16 +170,41 @@ class Recorder:
         return lease is None or self.journal.holding(lease)
 
     def _write(self, events: list[Event], unlock: str | None) -> None:
+        """Append, then fold and show, as one. Group commit: the thread that takes the lock writes
+        every group queued by then in one transaction, so plants' threads that write at once share
+        a commit instead of queueing one commit each behind the lock. Each returns once its own
+        events are journaled, and raises what its own write met."""
+        mine = _Queued(events, unlock)
+        with self._queue_guard:
+            self._queue.append(mine)
         with self._order:
-            if unlock is None:
-                seqs = [self.journal.append(self.rollout, e) for e in events]
+            if not mine.finished:
+                self._write_queued()
+        if mine.error is not None:
+            raise mine.error
+
+    def _write_queued(self) -> None:
+        with self._queue_guard:
+            batch, self._queue = self._queue, []
+        try:
+            written = self.journal.append_groups(self.rollout, [(q.events, q.unlock) for q in batch], self.rollout)
+        except BaseException as exc:  # nothing of the batch is journaled: every writer in it raises
+            for queued in batch:
+                queued.finish(exc if isinstance(exc, Exception) else JournalError("interrupted before it was written"))
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for queued, seqs in zip(batch, written, strict=True):
+            try:
+                for event, seq in zip(queued.events, seqs, strict=True):
+                    shown = replace(event, seq=seq, rollout=self.rollout)
+                    self.state.apply(shown)
+                    self._seen = max(self._seen, seq)
+                    self.display(shown)
+            except Exception as exc:  # the display failed (a closed pipe): raised by its own writer
+                queued.finish(exc)
             else:
-                seqs = self.journal.append_releasing(self.rollout, events, unlock, self.rollout)
-            for event, seq in zip(events, seqs, strict=True):
-                written = replace(event, seq=seq, rollout=self.rollout)
-                self.state.apply(written)
-                self._seen = max(self._seen, seq)
-                self.display(written)
+                queued.finish(None)
 
     # -- leases ------------------------------------------------------------------------
 

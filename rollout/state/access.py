@@ -10,9 +10,12 @@ random bits, so a plain hash is as strong as a slow one and costs nothing per re
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+TOKENS_A_LOOK = 500
+"""Token hashes asked about in one statement (both backends take far more parameters)."""
 ROLES = ("viewer", "plant-it", "release-engineer", "admin", "agent")
 """The roles of DESIGN.md; ``rollout.core.access`` says what each may do."""
 
@@ -111,6 +114,11 @@ class AccessStore(ABC):
     @abstractmethod
     def user_by_token(self, token_hash: str) -> User | None:
         """The ACTIVE user whose token has that hash, or None (also for a revoked one)."""
+
+    @abstractmethod
+    def active_tokens(self, token_hashes: Sequence[str]) -> set[str]:
+        """Those of ``token_hashes`` that are an active user's (a server re-checks the tokens it
+        keeps in memory so, all in one look, instead of one query a request)."""
 
     @abstractmethod
     def users(self) -> list[User]:

@@ -14,6 +14,7 @@ import datetime as dt
 import os
 import socket
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -24,6 +25,9 @@ from rollout.state.assets import AssetStore
 from rollout.state.errors import JournalError as JournalError  # the state's errors, named here as before
 from rollout.state.errors import LockedError as LockedError
 from rollout.state.errors import SchemaError as SchemaError
+
+EventGroup = tuple[list[Event], str | None]
+"""Events appended together, and the plant whose lock they release (None: none)."""
 
 
 @dataclass(frozen=True)
@@ -131,11 +135,18 @@ class Journal(AccessStore, AssetStore, AgentStore, ABC):
     def append(self, rollout: str, event: Event) -> int:
         """Record ``event`` of ``rollout`` and return its ``seq``, after every seq returned before."""
 
-    @abstractmethod
     def append_releasing(self, rollout: str, events: list[Event], plant: str, owner: str) -> list[int]:
         """Append ``events`` and release ``owner``'s lock of ``plant`` in one transaction: an
         outcome is never recorded with its lock still held, nor a lock released without it.
         On failure neither happened: no event of the list is stored and the lock is still held."""
+        return self.append_groups(rollout, [(events, plant)], owner)[0]
+
+    @abstractmethod
+    def append_groups(self, rollout: str, groups: Sequence[EventGroup], owner: str) -> list[list[int]]:
+        """Append every group's events, and release ``owner``'s lock of the plant each group names,
+        in one transaction: all of it or none. Returns each group's seqs. A rollout's plants'
+        threads write so together: one commit for what they had to write at once, not one each.
+        Synchronous (on disk when it returns) if any group releases a lock or holds a DURABLE event."""
 
     @abstractmethod
     def adopt(self, records: list[RolloutRecord], events: list[JournalEvent]) -> list[str]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import astuple
 from typing import Any
@@ -30,7 +30,16 @@ from rollout.core.clock import Clock
 from rollout.core.events import DURABLE, Event
 from rollout.state import postgres_schema
 from rollout.state.agent_sql import Run, SqlAgents
-from rollout.state.journal import Journal, JournalError, JournalEvent, Lock, LockedError, RolloutRecord, SchemaError
+from rollout.state.journal import (
+    EventGroup,
+    Journal,
+    JournalError,
+    JournalEvent,
+    Lock,
+    LockedError,
+    RolloutRecord,
+    SchemaError,
+)
 from rollout.state.postgres_access import PostgresAccess
 from rollout.state.postgres_assets import PostgresAssets
 from rollout.state.postgres_listen import CHANNEL, Listener, announce
@@ -177,16 +186,22 @@ class PostgresJournal(PostgresAccess, PostgresAssets, SqlAgents, Journal):
             else:
                 self._async_done += 1
 
-    def append_releasing(self, rollout: str, events: list[Event], plant: str, owner: str) -> list[int]:
-        rows = [event_row(rollout, e) for e in events]  # serialised first: a bad detail fails before the write
+    def append_groups(self, rollout: str, groups: Sequence[EventGroup], owner: str) -> list[list[int]]:
+        if len(groups) == 1 and groups[0][1] is None and len(groups[0][0]) == 1:
+            return [[self.append(rollout, groups[0][0][0])]]  # one statement, one round trip
+        rows = [[event_row(rollout, e) for e in events] for events, _ in groups]  # a bad detail fails first
+        durable = any(plant is not None or any(e.kind in DURABLE for e in events) for events, plant in groups)
         with self._flushing:
             before = self._async_done
         with self._appending("write") as db:
-            seqs = [int(seq) for seq in _batch(db, _INSERT_EVENT, rows)]
-            db.execute("DELETE FROM rollout.locks WHERE plant = %s AND owner = %s", (plant, owner))
+            if not durable:
+                db.execute("SELECT set_config('synchronous_commit', 'off', true)")
+            seqs = [int(seq) for seq in _batch(db, _INSERT_EVENT, [row for group in rows for row in group])]
+            for plant in sorted({plant for _, plant in groups if plant is not None}):
+                db.execute("DELETE FROM rollout.locks WHERE plant = %s AND owner = %s", (plant, owner))
             announce(db, seqs)
-        self._committed(True, before)
-        return seqs
+        self._committed(durable, before)
+        return _split(seqs, [len(group) for group in rows])
 
     def adopt(self, records: list[RolloutRecord], events: list[JournalEvent]) -> list[str]:
         with self._appending("import into") as db:
@@ -338,6 +353,14 @@ def _batch(db: Connection[Any], sql: str, rows: list[tuple[Any, ...]]) -> list[A
         found.extend(row[0] for row in cursor.fetchall())
         if not cursor.nextset():
             return found
+
+
+def _split(items: list[int], sizes: list[int]) -> list[list[int]]:
+    out, at = [], 0
+    for size in sizes:
+        out.append(items[at : at + size])
+        at += size
+    return out
 
 
 def _lock(row: tuple[Any, ...] | None) -> Lock | None:

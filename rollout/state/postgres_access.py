@@ -9,6 +9,7 @@ for the first's commit and then inserts nothing), a delivery by the row locks of
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -21,6 +22,7 @@ from rollout.state.access_rows import (
     SESSION_COLUMNS,
     USER_COLUMNS,
     USER_REPLACED,
+    active_tokens,
     delivery_row,
     in_claim_order,
     job_row,
@@ -85,6 +87,9 @@ class PostgresAccess(AccessStore):
             f"SELECT {USER_COLUMNS} FROM rollout.users WHERE token_hash = %s AND revoked IS NULL", (token_hash,)
         )
         return to_user(rows[0]) if rows else None
+
+    def active_tokens(self, token_hashes: Sequence[str]) -> set[str]:
+        return active_tokens(self._rows, "rollout.users", "%s", token_hashes)
 
     def users(self) -> list[User]:
         return [to_user(row) for row in self._rows(f"SELECT {USER_COLUMNS} FROM rollout.users ORDER BY name")]

@@ -9,7 +9,7 @@ import sqlite3
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import astuple
 from pathlib import Path
@@ -19,7 +19,16 @@ from rollout.core.clock import Clock, SystemClock
 from rollout.core.events import Event
 from rollout.state import sqlite_schema
 from rollout.state.agent_sql import Run, SqlAgents
-from rollout.state.journal import Journal, JournalError, JournalEvent, Lock, LockedError, RolloutRecord, SchemaError
+from rollout.state.journal import (
+    EventGroup,
+    Journal,
+    JournalError,
+    JournalEvent,
+    Lock,
+    LockedError,
+    RolloutRecord,
+    SchemaError,
+)
 from rollout.state.rows import EVENT_COLUMNS, event_filter, event_row, rollout_row, to_events, to_record
 from rollout.state.sqlite_access import SqliteAccess
 from rollout.state.sqlite_assets import SqliteAssets
@@ -163,11 +172,12 @@ class SqliteJournal(SqliteAccess, SqliteAssets, SqlAgents, Journal):
     def append(self, rollout: str, event: Event) -> int:
         return self._write(_INSERT_EVENT, event_row(rollout, event))
 
-    def append_releasing(self, rollout: str, events: list[Event], plant: str, owner: str) -> list[int]:
-        rows = [event_row(rollout, e) for e in events]  # serialised first: a bad detail fails before the write
+    def append_groups(self, rollout: str, groups: Sequence[EventGroup], owner: str) -> list[list[int]]:
+        rows = [[event_row(rollout, e) for e in events] for events, _ in groups]  # a bad detail fails first
         with self._writing() as db:
-            seqs = [int(db.execute(_INSERT_EVENT, row).lastrowid or 0) for row in rows]
-            db.execute("DELETE FROM locks WHERE plant = ? AND owner = ?", (plant, owner))
+            seqs = [[int(db.execute(_INSERT_EVENT, row).lastrowid or 0) for row in group] for group in rows]
+            for plant in sorted({plant for _, plant in groups if plant is not None}):
+                db.execute("DELETE FROM locks WHERE plant = ? AND owner = ?", (plant, owner))
             return seqs
 
     def adopt(self, records: list[RolloutRecord], events: list[JournalEvent]) -> list[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 from abc import abstractmethod
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -19,6 +20,7 @@ from rollout.state.access_rows import (
     SESSION_COLUMNS,
     USER_COLUMNS,
     USER_REPLACED,
+    active_tokens,
     delivery_row,
     in_claim_order,
     job_row,
@@ -70,6 +72,9 @@ class SqliteAccess(AccessStore):
     def user_by_token(self, token_hash: str) -> User | None:
         rows = self._read(f"SELECT {USER_COLUMNS} FROM users WHERE token_hash = ? AND revoked IS NULL", (token_hash,))
         return to_user(rows[0]) if rows else None
+
+    def active_tokens(self, token_hashes: Sequence[str]) -> set[str]:
+        return active_tokens(self._read, "users", "?", token_hashes)
 
     def users(self) -> list[User]:
         return [to_user(row) for row in self._read(f"SELECT {USER_COLUMNS} FROM users ORDER BY name")]

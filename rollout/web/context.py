@@ -66,11 +66,13 @@ class Console:
     """The agents waiting on this instance for work, looked for together."""
     beats: BeatWriter = field(init=False)
     """The agents' heartbeats, gathered and written together."""
-    agent_tokens: AgentTokens = field(default_factory=AgentTokens)
+    agent_tokens: AgentTokens = field(init=False)
+    """The agent tokens let in lately, re-checked together."""
 
     def __post_init__(self) -> None:
         self.orders = OrderWatch(self.journal)
         self.beats = BeatWriter(self.journal)
+        self.agent_tokens = AgentTokens(self.journal)
 
 
 async def console(request: Request) -> Console:
