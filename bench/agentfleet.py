@@ -282,10 +282,10 @@ class SimAgent:
         await asyncio.sleep(random.uniform(0, self.pace.beat_s))  # spread, as agents started at different times
         while not stop.is_set():
             try:
-                await work.post("/heartbeat", json={"detail": {"order": self.current, "outbox": 0, "node": "sim"}},
-                                headers=self.auth)  # fmt: skip
+                detail = {"order": self.current, "outbox": 0, "node": "sim"}
+                await self._call(work, "POST", "/heartbeat", json={"detail": detail})
                 self.stats.beats += 1
-            except Failed as exc:
+            except (*Failed, RuntimeError) as exc:
                 self.stats.errors.append(f"{self.plant} beat: {type(exc).__name__}")
             await asyncio.sleep(self.pace.beat_s)
 

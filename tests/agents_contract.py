@@ -115,9 +115,12 @@ class AgentContract:
         assert journal.events_of_orders({}) == {}
         journal.take_order("o2", "agent-detroit")
         journal.finish_order("o3", "done", "{}")
-        states = {oid: o.state for oid, o in journal.orders_by_id(["o1", "o2", "o3", "nowhere"]).items()}
-        assert states == {"o1": "pending", "o2": "taken", "o3": "done"}
+        states = journal.order_states(["o1", "o2", "o3", "nowhere"])
+        assert {oid: o.state for oid, o in states.items()} == {"o1": "pending", "o2": "taken", "o3": "done"}
+        assert states["o3"].result == "{}" and states["o1"].taken is None and states["o2"].taken is not None
         assert journal.open_plants(["berlin", "detroit", "sydney", "oslo"]) == {"berlin", "detroit"}
+        waiting = [f"plant{i:05d}" for i in range(1200)] + ["detroit", "sydney"]  # a server's many waiting agents
+        assert journal.open_plants(waiting) == {"detroit"} and journal.open_plants([]) == set()
         many = {f"x{i}": 0 for i in range(1200)} | {"o1": 0}  # more than one statement's worth
         assert [seq for seq, _ in backend.open().events_of_orders(many)["o1"]] == [1, 2, 3]
 

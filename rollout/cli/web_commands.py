@@ -16,6 +16,9 @@ from rollout.errors import ConfigError
 from rollout.service import users
 
 DEFAULT_LISTEN = "127.0.0.1:8470"
+KEEP_ALIVE_S = 75
+"""Seconds an idle connection is kept open: longer than an agent's long poll and beat interval,
+so an agent's connections stay up between requests instead of racing the server's close."""
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -84,6 +87,7 @@ def serve(directory: Path | None, as_json: bool, listen: str, tls_cert: Path | N
         http="httptools",  # both in C: an agent's small request costs a fraction of asyncio's and h11's
         log_level="warning",
         timeout_graceful_shutdown=5,
+        timeout_keep_alive=KEEP_ALIVE_S,
         proxy_headers=False,  # the client address (sign-in throttling) is the peer's, not a header's
     )
     uvicorn.Server(config).run()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 
-from rollout.state.agents import AgentOrder, Heartbeat
+from rollout.state.agents import Heartbeat, OrderState
 from rollout.state.journal import Journal
 
 POLL_S = 0.25
@@ -32,7 +32,7 @@ class OrderHub:
         self._after: dict[str, int] = {}
         """Order id -> the last seq fetched."""
         self._events: dict[str, list[tuple[int, str]]] = {}
-        self._orders: dict[str, AgentOrder | None] = {}
+        self._orders: dict[str, OrderState | None] = {}
         """Order id -> the order as the last look found it (None: not in the state)."""
         self._beats: dict[str, Heartbeat] = {}
         self._beats_at = 0.0
@@ -62,7 +62,7 @@ class OrderHub:
             found, self._events[order_id] = self._events.get(order_id, []), []
             return found
 
-    def order(self, order_id: str) -> AgentOrder | None:
+    def order(self, order_id: str) -> OrderState | None:
         """The order as the last look found it (None: not in the state), waiting for the first look."""
         with self._cond:
             self._cond.wait_for(lambda: order_id in self._orders or self._error is not None)
@@ -96,7 +96,7 @@ class OrderHub:
 
     def _look(self, after: dict[str, int]) -> None:
         try:
-            orders = self.journal.orders_by_id(list(after))  # states first: see the module's note
+            orders = self.journal.order_states(list(after))  # states first: see the module's note
             events = self.journal.events_of_orders(after)
             beats = self.journal.heartbeats() if time.monotonic() - self._beats_at >= BEAT_LOOK_S else None
             error: Exception | None = None

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
-from rollout.state.agents import AgentOrder, AgentStore, Heartbeat
+from rollout.state.agents import AgentOrder, AgentStore, Heartbeat, OrderState
 
 ORDER_COLUMNS = "id, plant, rollout, action, body, state, created, taken, result, updated"
 Run = Callable[[str, tuple[Any, ...]], list[tuple[Any, ...]]]
@@ -52,6 +52,15 @@ class SqlAgents(AgentStore):
     def _sql(self, statement: str) -> str:
         return statement.replace("?", self._agent_mark).replace("@", self._agent_schema)
 
+    def _any(self, column: str, values: Sequence[str]) -> tuple[str, tuple[Any, ...]]:
+        """``column`` is one of ``values``: a mark each here; PostgreSQL binds one array, so that the
+        statement's text stays the same (parsed and prepared once, not once a look)."""
+        return f"{column} IN ({', '.join('?' for _ in values)})", tuple(values)
+
+    def _pairs(self, pairs: Sequence[tuple[str, int]]) -> tuple[str, tuple[Any, ...]]:
+        """The rows (order id, seq) of a ``WITH w (o, s)``; PostgreSQL binds two arrays instead."""
+        return "VALUES " + ", ".join("(?, ?)" for _ in pairs), tuple(x for pair in pairs for x in pair)
+
     def put_blobs(self, blobs: Mapping[str, bytes]) -> None:
         if not blobs:
             return
@@ -64,9 +73,8 @@ class SqlAgents(AgentStore):
         wanted = sorted(set(hashes))
         kept: set[str] = set()
         for chunk in _chunks(wanted):
-            marks = ", ".join("?" for _ in chunk)
-            rows = self._agent_read(self._sql(f"SELECT hash FROM @blobs WHERE hash IN ({marks})"), tuple(chunk))
-            kept |= {str(r[0]) for r in rows}
+            where, args = self._any("hash", chunk)
+            kept |= {str(r[0]) for r in self._agent_read(self._sql(f"SELECT hash FROM @blobs WHERE {where}"), args)}
         return set(wanted) - kept
 
     def blob(self, digest: str) -> bytes | None:
@@ -161,33 +169,36 @@ class SqlAgents(AgentStore):
     def events_of_orders(self, after: Mapping[str, int]) -> dict[str, list[tuple[int, str]]]:
         found: dict[str, list[tuple[int, str]]] = {}
         for chunk in _chunks(sorted(after)):
-            marks = ", ".join("(?, ?)" for _ in chunk)
+            pairs, args = self._pairs([(oid, int(after[oid])) for oid in chunk])
             sql = self._sql(
-                f"WITH w (o, s) AS (VALUES {marks}) SELECT e.order_id, e.seq, e.body FROM @order_events e "
+                f"WITH w (o, s) AS ({pairs}) SELECT e.order_id, e.seq, e.body FROM @order_events e "
                 "JOIN w ON e.order_id = w.o AND e.seq > w.s ORDER BY e.order_id, e.seq"
             )
-            args = tuple(x for oid in chunk for x in (oid, int(after[oid])))
             for oid, seq, body in self._agent_read(sql, args):
                 found.setdefault(str(oid), []).append((int(seq), str(body)))
         return found
 
-    def orders_by_id(self, order_ids: Sequence[str]) -> dict[str, AgentOrder]:
-        found: dict[str, AgentOrder] = {}
+    def order_states(self, order_ids: Sequence[str]) -> dict[str, OrderState]:
+        found: dict[str, OrderState] = {}
         for chunk in _chunks(sorted(set(order_ids))):
-            marks = ", ".join("?" for _ in chunk)
-            sql = self._sql(f"SELECT {ORDER_COLUMNS} FROM @agent_orders WHERE id IN ({marks})")
-            found.update((o.id, o) for o in map(_order, self._agent_read(sql, tuple(chunk))))
+            where, args = self._any("id", chunk)
+            sql = self._sql(f"SELECT id, state, taken, result FROM @agent_orders WHERE {where}")
+            for oid, state, taken, result in self._agent_read(sql, args):
+                found[str(oid)] = OrderState(str(oid), str(state), None if taken is None else float(taken), result)
         return found
 
     def open_plants(self, plants: Sequence[str]) -> set[str]:
-        found: set[str] = set()
-        for chunk in _chunks(sorted(set(plants))):
-            marks = ", ".join("?" for _ in chunk)
-            sql = self._sql(
-                f"SELECT DISTINCT plant FROM @agent_orders WHERE plant IN ({marks}) AND state IN ('pending', 'taken')"
-            )
-            found |= {str(r[0]) for r in self._agent_read(sql, tuple(chunk))}
-        return found
+        wanted = set(plants)
+        if not wanted:
+            return set()
+        if len(wanted) <= _CHUNK:
+            where, args = self._any("plant", sorted(wanted))
+            sql = self._sql(f"SELECT DISTINCT plant FROM @agent_orders WHERE {where} AND state IN ('pending', 'taken')")
+            return {str(r[0]) for r in self._agent_read(sql, args)}
+        # more plants than one statement asks about (a server's ten thousand waiting agents): the
+        # open orders are the few in flight, so one read of them all beats a statement a chunk
+        sql = self._sql("SELECT DISTINCT plant FROM @agent_orders WHERE state IN ('pending', 'taken')")
+        return {str(r[0]) for r in self._agent_read(sql)} & wanted
 
     def beat(self, *beats: Heartbeat) -> None:
         if not beats:

@@ -159,6 +159,12 @@ class PostgresJournal(PostgresAccess, PostgresAssets, SqlAgents, Journal):
     def _agent_read(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         return self._rows(sql, args)
 
+    def _any(self, column: str, values: Sequence[str]) -> tuple[str, tuple[Any, ...]]:
+        return f"{column} = ANY(%s::text[])", (list(values),)
+
+    def _pairs(self, pairs: Sequence[tuple[str, int]]) -> tuple[str, tuple[Any, ...]]:
+        return "SELECT * FROM unnest(%s::text[], %s::bigint[])", ([o for o, _ in pairs], [s for _, s in pairs])
+
     def schema(self) -> int:
         with self._connection("read") as db:
             return postgres_schema.stored_version(db)
