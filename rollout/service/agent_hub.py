@@ -34,9 +34,10 @@ class OrderHub:
         self._events: dict[str, list[tuple[int, str]]] = {}
         self._orders: dict[str, OrderState | None] = {}
         """Order id -> the order as the last look found it (None: not in the state)."""
+        self._news: dict[str, threading.Event] = {}
+        """Order id -> set by a look that brought the order new events or a new state."""
         self._beats: dict[str, Heartbeat] = {}
         self._beats_at = 0.0
-        self._looks = 0
         self._error: Exception | None = None
         self._thread: threading.Thread | None = None
 
@@ -45,6 +46,7 @@ class OrderHub:
         with self._cond:
             self._after[order_id] = after
             self._events[order_id] = []
+            self._news[order_id] = threading.Event()
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, daemon=True, name="agent orders")
                 self._thread.start()
@@ -54,6 +56,7 @@ class OrderHub:
             self._after.pop(order_id, None)
             self._events.pop(order_id, None)
             self._orders.pop(order_id, None)
+            self._news.pop(order_id, None)
 
     def take(self, order_id: str) -> list[tuple[int, str]]:
         """The order's events fetched since the last take, by seq."""
@@ -73,11 +76,15 @@ class OrderHub:
         with self._cond:
             return self._beats.get(plant)
 
-    def wait(self, timeout: float) -> None:
-        """Until the next look is done (or ``timeout``)."""
+    def wait(self, order_id: str, timeout: float) -> None:
+        """Until a look brings the order news (new events, a new state, a failure), or ``timeout``.
+        Only that order's thread wakes: a thousand plants' threads woken by every look, four times
+        a second, were most of a large rollout's work."""
         with self._cond:
-            seen = self._looks
-            self._cond.wait_for(lambda: self._looks != seen, timeout)
+            news = self._news.get(order_id)
+        if news is not None:
+            news.wait(timeout)
+            news.clear()  # before the take that follows: news of a later look is kept for the next wait
 
     def _raise(self) -> None:
         if self._error is not None:
@@ -104,14 +111,27 @@ class OrderHub:
             orders, events, beats, error = {}, {}, None, exc
         with self._cond:
             self._error = error
+            woken = set(after) if error is not None else set()
             for oid in after:
                 if oid in self._after and error is None:
-                    self._orders[oid] = orders.get(oid)
+                    found = orders.get(oid)
+                    if oid not in self._orders or _changed(self._orders[oid], found):
+                        woken.add(oid)
+                    self._orders[oid] = found
             for oid, rows in events.items():
                 if oid in self._after and rows:
                     self._events[oid].extend(rows)
                     self._after[oid] = rows[-1][0]
+                    woken.add(oid)
+            for oid in woken:
+                if oid in self._news:
+                    self._news[oid].set()
             if beats is not None:
                 self._beats, self._beats_at = beats, time.monotonic()
-            self._looks += 1
             self._cond.notify_all()
+
+
+def _changed(before: OrderState | None, now: OrderState | None) -> bool:
+    if before is None or now is None:
+        return before is not now
+    return (before.state, before.taken) != (now.state, now.taken)

@@ -29,6 +29,8 @@ from rollout.service.kit import kit_files
 from rollout.state.agents import AgentOrder
 from rollout.state.journal import Journal, local_time
 
+WATCH_S = 4 * POLL_S
+"""The longest a plant's thread waits for news of its order before it looks at the agent's silence."""
 UNREACHABLE_S = 15.0
 """Silence after which the plant shows as "agent unreachable" (the agent beats every 5 s)."""
 
@@ -165,7 +167,7 @@ class _Follower:
             if found is None or found.state == "abandoned":
                 return self._abandoned("its order was abandoned")
             self._watch(found.taken)
-            self.r.hub.wait(4 * POLL_S)
+            self.r.hub.wait(self.order.id, WATCH_S)
         return self._abandoned("waited a year for it")
 
     def _pass_on(self) -> int:
