@@ -297,6 +297,29 @@ def test_openapi_describes_the_api(client) -> None:
         assert path in spec["paths"], f"{path} is missing from the OpenAPI document"
 
 
+def test_bad_agent_requests_are_json_errors_and_keep_nothing(client, made) -> None:
+    agent = bearer(made, "agnes")
+    answers = {
+        "a wait out of range": (client.get("/api/v1/agent/orders/next?wait=31", headers=agent), 422, "query.wait"),
+        "a wait not a number": (client.get("/api/v1/agent/orders/next?wait=soon", headers=agent), 422, "query.wait"),
+        "events not a list": (
+            client.post("/api/v1/agent/orders/x/events", json={"events": 3}, headers=agent),
+            422,
+            "body.events",
+        ),
+        "a body not JSON": (client.post("/api/v1/agent/heartbeat", content=b"{", headers=agent), 422, "body"),
+        "an unknown field": (client.post("/api/v1/agent/heartbeat", json={"x": 1}, headers=agent), 422, "body.x"),
+        "a wrong method": (client.get("/api/v1/agent/heartbeat", headers=agent), 405, ""),
+        "no such route": (client.get("/api/v1/agent/nothing", headers=agent), 404, ""),
+        "no token": (client.get("/api/v1/agent/me"), 401, "sign in"),
+        "a person's token": (client.get("/api/v1/agent/me", headers=bearer(made, "ada")), 403, ""),
+    }
+    for what, (answer, status, says) in answers.items():
+        assert answer.status_code == status, (what, answer.status_code, answer.text)
+        assert says in answer.json()["error"]["message"] and "Traceback" not in answer.text, (what, answer.text)
+        assert answer.headers["x-content-type-options"] == "nosniff", what
+
+
 def test_a_revoked_agent_token_is_refused_within_the_instances_next_check(client, made) -> None:
     added = client.post(
         "/api/v1/users", json={"name": "agent-two", "role": "agent", "plants": ["berlin"]}, headers=bearer(made, "ada")

@@ -60,9 +60,10 @@ def create_app(
     )
     app.state.console = Console(project, journal, runner, secure)
     errors.install(app)
+    app.mount(agent_api.PREFIX, agent_api.router)  # first: the agents make most requests
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     routers = (signin.router, pages.router, actions.router, actions.api, api.router, users_api.router, live.router)
-    for router in (agent_api.router, *routers):  # the agents' routes first: most requests, matched soonest
+    for router in routers:
         app.include_router(router)
 
     app.add_middleware(SecurityHeaders)
