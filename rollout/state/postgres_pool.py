@@ -109,14 +109,20 @@ def _get(pool: Pool, conninfo: str, doing: str) -> Connection[Any]:
         return pool.getconn(_QUICK_WAIT)
     except PoolTimeout:
         pass
+    slow = ""
     try:
         psycopg.connect(conninfo).close()
+    except psycopg.errors.ConnectionTimeout:
+        # slow to answer is not a refusal: a loaded machine (a rollout of a thousand plants at
+        # once) can take longer than the connect timeout; the pool may still hand one back
+        slow = "; a new connection timed out too"
     except psycopg.Error as exc:
         raise JournalError(f"cannot {doing}: {reason(exc)}") from None
-    try:  # the server answers: every pooled connection is busy, wait for one
+    try:  # the server answers (or is slow to): every pooled connection is busy, wait for one
         return pool.getconn(_BUSY_WAIT)
     except PoolTimeout:
-        raise JournalError(f"cannot {doing}: no free connection within {_QUICK_WAIT + _BUSY_WAIT:g} s") from None
+        waited = _QUICK_WAIT + _BUSY_WAIT
+        raise JournalError(f"cannot {doing}: no free connection within {waited:g} s{slow}") from None
 
 
 def with_defaults(conninfo: str) -> str:
