@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,7 +22,7 @@ from pgserver import SECRET, SECRET_USER, TESTER, PgServer, free_port
 from rollout.core.clock import Clock
 from rollout.core.events import Event
 from rollout.service.state_admin import import_sqlite, migrate
-from rollout.state import postgres_listen, postgres_schema
+from rollout.state import postgres_listen, postgres_pool, postgres_schema
 from rollout.state.access import Delivery, Job, User
 from rollout.state.journal import Journal, JournalError, SchemaError
 from rollout.state.postgres import PostgresJournal
@@ -398,3 +399,24 @@ def test_a_transaction_left_open_is_ended_by_the_server(backend: PostgresBackend
     with journal._connection("read") as db:  # noqa: SLF001 (the pool's own session settings)
         row = db.execute("SHOW idle_in_transaction_session_timeout").fetchone()
     assert row == ("30s",), row
+
+
+def test_a_server_slow_to_answer_new_connections_is_waited_for_not_failed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every pooled connection busy and a new one timing out (a machine loaded by a rollout of a
+    thousand plants) is a wait for the pool, not the state's refusal; only a pool that stays busy
+    fails the write, saying both."""
+    monkeypatch.setattr(postgres_pool, "_BUSY_WAIT", 1.0)
+    with socket.socket() as hole:  # accepts and never answers: a connection to it times out
+        hole.bind(("127.0.0.1", 0))
+        hole.listen(64)
+        conninfo = f"postgresql://nobody@127.0.0.1:{hole.getsockname()[1]}/none?connect_timeout=1"
+        pool = postgres_pool.POOLS.take(conninfo)
+        try:
+            began = time.monotonic()
+            with pytest.raises(JournalError) as raised, postgres_pool.lend(pool, conninfo, "write the state"):
+                pass
+            waited = time.monotonic() - began
+        finally:
+            postgres_pool.POOLS.give_back(conninfo)
+    assert "no free connection within 3 s; a new connection timed out too" in str(raised.value), raised.value
+    assert waited >= 3.0, f"gave up after {waited:.1f} s, before the busy pool's wait"
