@@ -13,6 +13,7 @@ every kit that stops what it started by pid.
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import socket
@@ -84,6 +85,7 @@ class Fleet:
         return self
 
     def launch(self, host: SshHost) -> None:
+        ensure_free(host.address, PORT)
         log = open(host.home / "sshd.log", "ab")  # noqa: SIM115 (the server keeps it open)
         host.process = subprocess.Popen(self.server_command(host), stdout=log, stderr=log)
         log.close()
@@ -107,6 +109,20 @@ class Fleet:
     def stop(self) -> None:
         for host in self.hosts:
             self.kill(host)
+
+
+def ensure_free(address: str, port: int) -> None:
+    """Refuse to start a server where another one listens: the new one would fail to bind, and
+    the wait for its port would meet the old one (another fleet's host key: "does not match
+    known_hosts"). An address this machine does not have (a namespace's) is not checked here."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((address, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                message = f"another server listens on {address}:{port}: give this fleet a range of its own"
+                raise RuntimeError(message) from None
 
 
 def keygen(path: Path) -> None:

@@ -195,7 +195,7 @@ class MemoryState(AccessStore):
     def _unused(self, *_: object) -> Any:
         raise NotImplementedError("users, sessions and jobs are not the notifier's")
 
-    add_user = user = user_by_token = users = revoke_user = _unused  # type: ignore[assignment]
+    add_user = user = user_by_token = active_tokens = users = revoke_user = _unused  # type: ignore[assignment]
     add_session = session = end_session = claim_job = update_job = job = jobs = _unused  # type: ignore[assignment]
 
 

@@ -205,7 +205,7 @@ def test_a_secret_in_a_message_or_crash_log_is_masked(tmp_path: Path, monkeypatc
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    fleet = Fleet(tmp_path_factory.mktemp("fleet"), 2).start()
+    fleet = Fleet(tmp_path_factory.mktemp("fleet"), 2, first=101).start()  # test_deploy's session fleet has 1-8
     yield fleet
     fleet.stop()
 

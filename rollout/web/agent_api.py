@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 from fastapi.concurrency import run_in_threadpool
@@ -154,11 +155,16 @@ def _take(ctx: Console, principal: Principal, order_id: str) -> dict[str, Any]:
     return {"id": order_id, "state": "closed"} if taken is None else _order(taken)
 
 
+async def _posted(request: Request, model: type[M], work: Callable[[Console, Principal, str, M], Any]) -> Response:
+    """An agent's post about one of its orders: checked, its body read, ``work`` done on a worker thread."""
+    ctx, principal = await _agent(request)
+    body = await _body(request, model)
+    return JSONResponse(await run_in_threadpool(work, ctx, principal, request.path_params["order_id"], body))
+
+
 async def events(request: Request) -> Response:
     """Keep the agent's events (a replayed seq is kept once); says up to where all are kept."""
-    ctx, principal = await _agent(request)
-    body = await _body(request, EventsIn)
-    return JSONResponse(await run_in_threadpool(_events, ctx, principal, request.path_params["order_id"], body))
+    return await _posted(request, EventsIn, _events)
 
 
 def _events(ctx: Console, principal: Principal, order_id: str, body: EventsIn) -> dict[str, Any]:
@@ -178,9 +184,7 @@ def _events(ctx: Console, principal: Principal, order_id: str, body: EventsIn) -
 
 async def result(request: Request) -> Response:
     """The order's result, accepted once every event before it is kept (else 409: send those first)."""
-    ctx, principal = await _agent(request)
-    body = await _body(request, ResultIn)
-    return JSONResponse(await run_in_threadpool(_result, ctx, principal, request.path_params["order_id"], body))
+    return await _posted(request, ResultIn, _result)
 
 
 def _result(ctx: Console, principal: Principal, order_id: str, body: ResultIn) -> dict[str, Any]:
