@@ -298,6 +298,7 @@ def test_openapi_describes_the_api(client) -> None:
 
 
 def test_bad_agent_requests_are_json_errors_and_keep_nothing(client, made) -> None:
+    client.cookies.clear()  # an earlier test's session would stand in for "no token"
     agent = bearer(made, "agnes")
     answers = {
         "a wait out of range": (client.get("/api/v1/agent/orders/next?wait=31", headers=agent), 422, "query.wait"),
