@@ -64,11 +64,15 @@ def principal(user: User) -> Principal:
     return Principal(user.name, user.role, user.plants)
 
 
+def token_digest(token: str) -> str | None:
+    """How the state keys a bearer token (None: not one of rollout's tokens)."""
+    return hash_token(token) if token.startswith(TOKEN_PREFIX) else None
+
+
 def by_token(journal: Journal, token: str) -> User | None:
     """The active user of a bearer token, or None."""
-    if not token.startswith(TOKEN_PREFIX):
-        return None
-    return journal.user_by_token(hash_token(token))
+    digest = token_digest(token)
+    return None if digest is None else journal.user_by_token(digest)
 
 
 def sign_in(journal: Journal, token: str) -> tuple[User, str] | None:

@@ -14,8 +14,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-TOKENS_A_LOOK = 500
-"""Token hashes asked about in one statement (both backends take far more parameters)."""
 ROLES = ("viewer", "plant-it", "release-engineer", "admin", "agent")
 """The roles of DESIGN.md; ``rollout.core.access`` says what each may do."""
 

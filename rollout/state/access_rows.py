@@ -5,13 +5,9 @@ details are (``rollout.state.rows``)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
 from typing import Any
 
-from rollout.state.access import TOKENS_A_LOOK, Delivery, Job, Session, User
-
-Read = Callable[[str, tuple[Any, ...]], list[tuple[Any, ...]]]
-"""A backend's query: the rows of one statement."""
+from rollout.state.access import Delivery, Job, Session, User
 
 USER_COLUMNS = "name, role, plants, token_hash, created, created_by, revoked"
 SESSION_COLUMNS = "token_hash, user_name, created, expires"
@@ -26,18 +22,6 @@ USER_REPLACED = ", ".join(f"{c} = excluded.{c}" for c in USER_COLUMNS.split(", "
 def marks(columns: str, mark: str) -> str:
     """One placeholder ``mark`` per column of ``columns``: ``?, ?, ?`` or ``%s, %s, %s``."""
     return ", ".join([mark] * len(columns.split(",")))
-
-
-def active_tokens(read: Read, table: str, mark: str, token_hashes: Sequence[str]) -> set[str]:
-    """``AccessStore.active_tokens`` by ``read`` (a backend's query) of its users ``table``."""
-    wanted, found = sorted(set(token_hashes)), set()
-    for at in range(0, len(wanted), TOKENS_A_LOOK):
-        chunk = wanted[at : at + TOKENS_A_LOOK]
-        sql = (
-            f"SELECT token_hash FROM {table} WHERE token_hash IN ({', '.join([mark] * len(chunk))}) AND revoked IS NULL"
-        )
-        found |= {str(row[0]) for row in read(sql, tuple(chunk))}
-    return found
 
 
 def qualified(columns: str, alias: str) -> str:

@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import time
 from abc import abstractmethod
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
 from rollout.state.agents import AgentOrder, AgentStore, Heartbeat, OrderState
+from rollout.state.rows import IN_CHUNK, chunks
 
 ORDER_COLUMNS = "id, plant, rollout, action, body, state, created, taken, result, updated"
 Run = Callable[[str, tuple[Any, ...]], list[tuple[Any, ...]]]
 """Runs one statement inside the open transaction and returns its rows."""
-_CHUNK = 500
-"""Hashes asked about in one statement (both backends take far more parameters than this)."""
 
 
 def _order(row: tuple[Any, ...]) -> AgentOrder:
@@ -28,11 +27,6 @@ def _order(row: tuple[Any, ...]) -> AgentOrder:
         str(row[0]), str(row[1]), str(row[2]), str(row[3]), str(row[4]), str(row[5]), float(row[6]),
         taken, None if row[8] is None else str(row[8]), float(row[9]),
     )  # fmt: skip
-
-
-def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
-    for start in range(0, len(items), _CHUNK):
-        yield items[start : start + _CHUNK]
 
 
 class SqlAgents(AgentStore):
@@ -72,7 +66,7 @@ class SqlAgents(AgentStore):
     def missing_blobs(self, hashes: Sequence[str]) -> set[str]:
         wanted = sorted(set(hashes))
         kept: set[str] = set()
-        for chunk in _chunks(wanted):
+        for chunk in chunks(wanted):
             where, args = self._any("hash", chunk)
             kept |= {str(r[0]) for r in self._agent_read(self._sql(f"SELECT hash FROM @blobs WHERE {where}"), args)}
         return set(wanted) - kept
@@ -168,7 +162,7 @@ class SqlAgents(AgentStore):
 
     def events_of_orders(self, after: Mapping[str, int]) -> dict[str, list[tuple[int, str]]]:
         found: dict[str, list[tuple[int, str]]] = {}
-        for chunk in _chunks(sorted(after)):
+        for chunk in chunks(sorted(after)):
             pairs, args = self._pairs([(oid, int(after[oid])) for oid in chunk])
             sql = self._sql(
                 f"WITH w (o, s) AS ({pairs}) SELECT e.order_id, e.seq, e.body FROM @order_events e "
@@ -180,7 +174,7 @@ class SqlAgents(AgentStore):
 
     def order_states(self, order_ids: Sequence[str]) -> dict[str, OrderState]:
         found: dict[str, OrderState] = {}
-        for chunk in _chunks(sorted(set(order_ids))):
+        for chunk in chunks(sorted(set(order_ids))):
             where, args = self._any("id", chunk)
             sql = self._sql(f"SELECT id, state, taken, result FROM @agent_orders WHERE {where}")
             for oid, state, taken, result in self._agent_read(sql, args):
@@ -191,7 +185,7 @@ class SqlAgents(AgentStore):
         wanted = set(plants)
         if not wanted:
             return set()
-        if len(wanted) <= _CHUNK:
+        if len(wanted) <= IN_CHUNK:
             where, args = self._any("plant", sorted(wanted))
             sql = self._sql(f"SELECT DISTINCT plant FROM @agent_orders WHERE {where} AND state IN ('pending', 'taken')")
             return {str(r[0]) for r in self._agent_read(sql, args)}

@@ -4,12 +4,23 @@ the same for every SQL backend, whatever its placeholder."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from rollout.core.events import Event
 from rollout.state.journal import JournalEvent, RolloutRecord
 
 EVENT_COLUMNS = "seq, rollout, time, kind, plant, layer, host, release, detail"
+
+
+IN_CHUNK = 500
+"""Values asked about in one statement's ``IN (...)`` list (both backends take far more parameters)."""
+
+
+def chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
+    """``items`` in runs of ``IN_CHUNK``, one statement each."""
+    for start in range(0, len(items), IN_CHUNK):
+        yield items[start : start + IN_CHUNK]
 
 
 def event_row(rollout: str, event: Event) -> tuple[Any, ...]:

@@ -20,7 +20,6 @@ from rollout.state.access_rows import (
     SESSION_COLUMNS,
     USER_COLUMNS,
     USER_REPLACED,
-    active_tokens,
     delivery_row,
     in_claim_order,
     job_row,
@@ -33,6 +32,7 @@ from rollout.state.access_rows import (
     to_user,
     user_row,
 )
+from rollout.state.rows import chunks
 
 _ADD_USER = (
     f"INSERT INTO users ({USER_COLUMNS}) VALUES ({marks(USER_COLUMNS, '?')}) "
@@ -74,7 +74,12 @@ class SqliteAccess(AccessStore):
         return to_user(rows[0]) if rows else None
 
     def active_tokens(self, token_hashes: Sequence[str]) -> set[str]:
-        return active_tokens(self._read, "users", "?", token_hashes)
+        found: set[str] = set()
+        for chunk in chunks(sorted(set(token_hashes))):
+            marks = ", ".join("?" for _ in chunk)
+            sql = f"SELECT token_hash FROM users WHERE token_hash IN ({marks}) AND revoked IS NULL"
+            found |= {str(row[0]) for row in self._read(sql, tuple(chunk))}
+        return found
 
     def users(self) -> list[User]:
         return [to_user(row) for row in self._read(f"SELECT {USER_COLUMNS} FROM users ORDER BY name")]

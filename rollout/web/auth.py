@@ -59,9 +59,9 @@ async def who(request: Request, ctx: Annotated[Console, Depends(console)]) -> Pr
 
 
 async def _by_token(ctx: Console, token: str) -> User | None:
-    if not token.startswith(users.TOKEN_PREFIX):
+    digest = users.token_digest(token)
+    if digest is None:
         return None
-    digest = users.hash_token(token)
     user = ctx.agent_tokens.get(digest)
     if user is None:
         user = await run_in_threadpool(ctx.journal.user_by_token, digest)
