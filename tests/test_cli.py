@@ -116,14 +116,16 @@ HEAVY = ("paramiko", "fabric", "invoke", "ansible_runner", "jinja2", "fastapi", 
 render, or serve (what start-up costs is measured in bench/speed.py)."""
 READS_NO_RELEASE = ("git",)
 """GitPython, for the verbs that never read a release from git (plan does: it names the commit)."""
+FOR_PEOPLE = ("rich",)
+"""rich, for what is shown to a person: help is click's, an answer in JSON is written raw."""
 
 
 @pytest.mark.parametrize("verb", [["--help"], ["plan", "--json"], ["status", "--json"]])
-def test_help_plan_and_status_load_no_host_render_or_web_library(mini: MiniProject, verb: list[str]) -> None:
+def test_help_plan_and_status_load_no_host_render_web_or_terminal_library(mini: MiniProject, verb: list[str]) -> None:
     import subprocess
     import sys
 
-    heavy = HEAVY + (READS_NO_RELEASE if verb[0] != "plan" else ())
+    heavy = HEAVY + FOR_PEOPLE + (READS_NO_RELEASE if verb[0] != "plan" else ())
     probe = (
         "import sys\nfrom rollout.cli import run\ncode = run(sys.argv[1:])\n"
         f"print(sorted(m for m in {heavy!r} if m in sys.modules))\nsys.exit(code)\n"

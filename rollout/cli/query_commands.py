@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
 
 from rollout import service
 from rollout.cli.commands import (
@@ -27,6 +27,9 @@ from rollout.cli.views import preview, records
 from rollout.config.models.common import parse_duration
 from rollout.config.project import Project
 from rollout.core.clock import SystemClock
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 @cli.command()

@@ -7,9 +7,9 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
 
 from rollout import service
 from rollout.cli.commands import (
@@ -36,6 +36,9 @@ from rollout.engine.executor import default_operator
 from rollout.service.junit import junit_report
 from rollout.service.notify import notifying
 from rollout.service.orchestrator import RolloutResult
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def _sink(console: Console, as_json: bool) -> EventSink:

@@ -13,6 +13,11 @@ import time
 from abc import ABC, abstractmethod
 
 
+def local_time(stamp: float) -> str:
+    """A time as people read it here, with its offset from UTC so it means the same anywhere."""
+    return dt.datetime.fromtimestamp(stamp).astimezone().isoformat(timespec="seconds")
+
+
 class Clock(ABC):
     """Aware UTC times and waits."""
 

@@ -12,24 +12,30 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-# Eager: light, and two of their functions share their module's name, which the import system
-# would otherwise replace with the module once something imported the module itself.
-from rollout.service.history import HistoryEntry, history, plant_locks, rollout_state, under_way
-from rollout.service.status import HostStatus, RecordedStatus, recorded, status
-
 if TYPE_CHECKING:
     from rollout.service import notify
     from rollout.service.drift import HostDrift, verify_plants
+    from rollout.service.history_queries import HistoryEntry, history, plant_locks, rollout_state, under_way
     from rollout.service.queries import Diff, Rendered, Validation, diff, explain, open_project, plan, render, validate
     from rollout.service.rehearsal import rehearse
     from rollout.service.rollbacks import locked_rollback, rollback
     from rollout.service.rollouts import abort, approve, resume_rollout, start_rollout
     from rollout.service.state import JOURNAL_FILE, REHEARSAL_DIR, STATE_ENV, open_state, rehearsal_journal, state_url
+    from rollout.service.status_queries import HostStatus, RecordedStatus, recorded, status
     from rollout.service.watch import Update, follow, position
     from rollout.service.workorders import render_work
 
 _WHERE = {
     "notify": "",
+    "HistoryEntry": "rollout.service.history_queries",
+    "history": "rollout.service.history_queries",
+    "plant_locks": "rollout.service.history_queries",
+    "rollout_state": "rollout.service.history_queries",
+    "under_way": "rollout.service.history_queries",
+    "HostStatus": "rollout.service.status_queries",
+    "RecordedStatus": "rollout.service.status_queries",
+    "recorded": "rollout.service.status_queries",
+    "status": "rollout.service.status_queries",
     "HostDrift": "rollout.service.drift",
     "verify_plants": "rollout.service.drift",
     "Diff": "rollout.service.queries",

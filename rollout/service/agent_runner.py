@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from rollout.config.project import Project
 from rollout.core.agentwork import Action, Assignment, pack_bundle, pack_kit, recheck_from_json, result_from_json
+from rollout.core.clock import local_time
 from rollout.core.events import Event, EventSink
 from rollout.core.steps import PlantResult, Targets, commits_of, targets_to_json
 from rollout.core.workorder import RenderSteps, WorkOrder
@@ -26,7 +27,7 @@ from rollout.errors import ConfigError
 from rollout.service.agent_hub import POLL_S, OrderHub
 from rollout.service.kit import kit_files
 from rollout.state.agents import AgentOrder
-from rollout.state.journal import Journal, local_time
+from rollout.state.journal import Journal
 
 WATCH_S = 4 * POLL_S
 """The longest a plant's thread waits for news of its order before it looks at the agent's silence."""

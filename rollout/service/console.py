@@ -20,7 +20,7 @@ from rollout.core.events import ROLLOUT, Event
 from rollout.core.fleet import PlantView, fleet
 from rollout.core.plan import make_plan
 from rollout.errors import ConfigError
-from rollout.service.history import HistoryEntry, history
+from rollout.service.history_queries import HistoryEntry, history
 from rollout.service.recorder import is_run_lease
 from rollout.state.journal import Journal, JournalEvent, Lock
 

@@ -14,7 +14,7 @@ from rollout.core.projection import ENDED, PlantState, RolloutState, WaveState, 
 from rollout.errors import ConfigError
 from rollout.service.assets import AssetRow, query
 from rollout.service.console import Filters, PlantRow, history_for, local_and_utc, network
-from rollout.service.history import HistoryEntry
+from rollout.service.history_queries import HistoryEntry
 from rollout.state.journal import Journal, Lock, RolloutRecord
 
 

@@ -12,7 +12,7 @@ from rollout.core.plan import Plan, WavePlan, make_plan
 from rollout.core.projection import ENDED, fold
 from rollout.engine.executor import Options
 from rollout.errors import ConfigError
-from rollout.service.history import rollout_state
+from rollout.service.history_queries import rollout_state
 from rollout.service.orchestrator import Orchestrator, RolloutResult, new_rollout_id, plan_spec
 from rollout.service.recorder import LOCK_TTL, run_key
 from rollout.service.runners import runner_for

@@ -10,7 +10,6 @@ passes the same contract suite (``tests/state_contract.py``).
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import socket
 from abc import ABC, abstractmethod
@@ -18,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from rollout.core.clock import local_time
 from rollout.core.events import Event
 from rollout.state.access import AccessStore
 from rollout.state.agents import AgentStore
@@ -66,11 +66,6 @@ class Lock:
         if self.expires < now:
             return True
         return self.hostname == socket.gethostname() and not _alive(self.pid)
-
-
-def local_time(stamp: float) -> str:
-    """A time as people read it here, with its offset from UTC so it means the same anywhere."""
-    return dt.datetime.fromtimestamp(stamp).astimezone().isoformat(timespec="seconds")
 
 
 @dataclass(frozen=True)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
-
+from rollout.cli.views import styled
 from rollout.cli.views.output import emit_json
 from rollout.service.assets import AssetRow, Collected
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 CSV_COLUMNS = ("plant", "host", "os", "os_version", "kernel", "arch", "package", "version", "collected", "stale")
 
@@ -49,11 +50,15 @@ def _table(console: Console, rows: list[AssetRow], package: str | None) -> None:
         console.print(f"no host has {package} as asked" if package else f"no asset records yet: {kept}")
         return
     title = f"Hosts with {package}" if package else "What every host is and runs"
-    table = Table("plant", "host", "os", "kernel", "arch", package or "packages", "releases", "collected", title=title)
+    table = styled.table(
+        "plant", "host", "os", "kernel", "arch", package or "packages", "releases", "collected", title=title
+    )
     for row in rows:
         r, p = row.record, row.record.probe
         releases = ", ".join(f"{layer} {release or 'nothing'}" for layer, release in r.releases.items())
-        when = Text(f"{_iso(r.collected)} (stale)", style="yellow") if row.stale else Text(_iso(r.collected))
+        when = (
+            styled.text(f"{_iso(r.collected)} (stale)", style="yellow") if row.stale else styled.text(_iso(r.collected))
+        )
         count = row.package if package else str(len(p.packages))
         table.add_row(r.plant, r.host, f"{p.os_name} {p.os_version}".strip(), p.kernel, p.arch, count, releases, when)
     console.print(table)
@@ -68,4 +73,4 @@ def collected(console: Console, result: Collected, as_json: bool) -> None:
         return
     console.print(f"collected the assets of {len(result.records)} host(s)")
     for host, error in result.unreachable.items():
-        console.print(Text(f"{host}: unreachable, its record was left as it was: {error}", style="red"))
+        console.print(styled.text(f"{host}: unreachable, its record was left as it was: {error}", style="red"))

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
-
+from rollout.cli.views import styled
 from rollout.cli.views.output import emit_json
 
 if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.text import Text
+
     from rollout.service.drift import HostDrift
 
 
@@ -18,7 +18,7 @@ def verified(console: Console, rows: list[HostDrift], as_json: bool) -> None:
     if as_json:
         emit_json(console, (r.as_dict() for r in rows))
         return
-    table = Table("plant", "layer", "host", "release", "files", title="Files against their manifests")
+    table = styled.table("plant", "layer", "host", "release", "files", title="Files against their manifests")
     for row in rows:
         table.add_row(row.plant, row.layer, row.host, *_cells(row))
     console.print(table)
@@ -30,10 +30,10 @@ def verified(console: Console, rows: list[HostDrift], as_json: bool) -> None:
 def _cells(row: HostDrift) -> tuple[str, Text]:
     state = row.verified
     if state is None:
-        return "-", Text(f"unreachable: {row.error}", style="red")
+        return "-", styled.text(f"unreachable: {row.error}", style="red")
     if state.drift.drifted:
         what = state.release or state.release_dir or "-"
-        return what, Text(f"drifted: {state.drift.summary(limit=10)}", style="bold red")
+        return what, styled.text(f"drifted: {state.drift.summary(limit=10)}", style="bold red")
     if state.release_dir is None:
-        return "nothing", Text("nothing installed")
-    return state.release or state.release_dir, Text("as released", style="green")
+        return "nothing", styled.text("nothing installed")
+    return state.release or state.release_dir, styled.text("as released", style="green")

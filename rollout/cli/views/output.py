@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.text import Text
-
+from rollout.cli.views import styled
 from rollout.errors import Problem
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def emit_json(console: Console, records: Iterable[dict[str, Any]]) -> None:
@@ -26,4 +27,4 @@ def problems(console: Console, found: list[Problem], as_json: bool) -> None:
     noun = "problem" if len(found) == 1 else "problems"
     console.print(f"[bold red]error:[/] {len(found)} {noun}", highlight=False)
     for problem in found:
-        console.print(Text("  " + problem.render()), highlight=False, soft_wrap=True)
+        console.print(styled.text("  " + problem.render()), highlight=False, soft_wrap=True)

@@ -6,16 +6,16 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
-
+from rollout.cli.views import styled
 from rollout.cli.views.output import emit_json
 from rollout.config.yamlfile import Path_, format_path
 from rollout.core.plan import Plan
 from rollout.core.values import Source
 
 if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
     from rollout.service import Diff, Rendered, Validation
 
 
@@ -36,7 +36,7 @@ def plan(console: Console, result: Plan, as_json: bool) -> None:
         f"{result.plant_count} plants in {len(result.waves)} waves; layers {' -> '.join(result.layers)}",
         highlight=False,
     )
-    waves = Table(
+    waves = styled.table(
         "#", "wave", "plants", "parallel", "max failures", "then", "bake", "approval", "closed window", title="Waves"
     )
     for w in result.waves:
@@ -54,7 +54,9 @@ def plan(console: Console, result: Plan, as_json: bool) -> None:
             w.outside_window,
         )
     console.print(waves)
-    plants = Table("wave", "order", "plant", "archetype", "time zone", "windows", "hosts", title="Plants in order")
+    plants = styled.table(
+        "wave", "order", "plant", "archetype", "time zone", "windows", "hosts", title="Plants in order"
+    )
     for w in result.waves:
         for order, p in enumerate(w.plants):
             plants.add_row(w.name, str(order + 1), p.name, p.archetype, p.timezone, p.windows, str(p.hosts))
@@ -94,7 +96,7 @@ def validation(console: Console, result: Validation, as_json: bool) -> None:
 
 def _customization_table(result: Validation) -> Table:
     """What overlays change from the base, per plant."""
-    table = Table(
+    table = styled.table(
         "plant",
         "archetype",
         "values changed",
@@ -142,7 +144,7 @@ def rendered(console: Console, results: list[Rendered], out: str | None, as_json
             ),
         )
         return
-    table = Table(
+    table = styled.table(
         "plant", "layer", "files", "bytes", "bundle hash", "output", title=f"Bundles in {out}" if out else "Bundles"
     )
     for r in results:
@@ -181,14 +183,14 @@ def explained(console: Console, plant: str, leaves: list[tuple[Path_, object, So
             ),
         )
         return
-    table = Table("key", "value", "set by", "where", title=f"Values of plant {plant}")
+    table = styled.table("key", "value", "set by", "where", title=f"Values of plant {plant}")
     for path, value, source in leaves:
         style = "bold" if source.layer != "base" else ""
         where = f"{source.file}:{source.line}" if source.line else source.file
         table.add_row(
             format_path(path),
-            Text(json.dumps(value, ensure_ascii=False, default=str)),
-            Text(source.layer, style=style),
+            styled.text(json.dumps(value, ensure_ascii=False, default=str)),
+            styled.text(source.layer, style=style),
             where,
         )
     console.print(table)
@@ -236,7 +238,7 @@ def diffed(console: Console, err: Console, result: Diff, as_json: bool) -> None:
                 if line.startswith("@@")
                 else ""
             )
-            console.print(Text(line, style=style), highlight=False, soft_wrap=True)
+            console.print(styled.text(line, style=style), highlight=False, soft_wrap=True)
     basis = f"release {against}" if against else "nothing deployed (no --against given)"
     err.print(
         f"plant {result.plant}: {len(result.changes)} files differ between {basis} and release {result.release.id}",

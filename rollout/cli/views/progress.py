@@ -5,18 +5,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.live import Live
-from rich.table import Table
-from rich.text import Text
-
+from rollout.cli.views import styled
 from rollout.cli.views.output import emit_json
 from rollout.config.project import Project
+from rollout.core.clock import local_time
 from rollout.core.events import Event
 from rollout.core.projection import PlantState, RolloutState
-from rollout.state.journal import local_time
 
 if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
     from rollout.engine.executor import PlantResult
     from rollout.service.orchestrator import RolloutResult
 
@@ -92,7 +91,7 @@ def plant_results(console: Console, results: list[PlantResult], as_json: bool) -
             ),
         )
         return
-    table = Table("plant", "outcome", "release", "reason", title="Plants")
+    table = styled.table("plant", "outcome", "release", "reason", title="Plants")
     colours = {
         "updated": "green",
         "unchanged": "green",
@@ -101,7 +100,9 @@ def plant_results(console: Console, results: list[PlantResult], as_json: bool) -
         "attention": "bold red",
     }
     for r in results:
-        table.add_row(r.plant, Text(r.outcome, style=colours[r.outcome]), r.release or "-", Text(r.reason[:200]))
+        table.add_row(
+            r.plant, styled.text(r.outcome, style=colours[r.outcome]), r.release or "-", styled.text(r.reason[:200])
+        )
     console.print(table)
 
 
@@ -120,7 +121,7 @@ def rollout_result(console: Console, result: RolloutResult, as_json: bool) -> No
             ],
         )
         return
-    table = Table("plant", "outcome", title=f"Rollout {result.id}: {result.state}")
+    table = styled.table("plant", "outcome", title=f"Rollout {result.id}: {result.state}")
     colours = {
         "updated": "green",
         "unchanged": "green",
@@ -130,7 +131,7 @@ def rollout_result(console: Console, result: RolloutResult, as_json: bool) -> No
         "attention": "bold red",
     }
     for plant, outcome in result.plants.items():
-        table.add_row(plant, Text(outcome, style=colours.get(outcome, "")))
+        table.add_row(plant, styled.text(outcome, style=colours.get(outcome, "")))
     console.print(table)
 
 
@@ -154,7 +155,9 @@ class LiveView:
         self.state = RolloutState()
         self.order: list[str] = []
         self.last = ""
-        self.live = Live(console=console, refresh_per_second=8, transient=False)
+        from rich.live import Live
+
+        self.live = Live(console=styled.real(console), refresh_per_second=8, transient=False)
 
     def __enter__(self) -> LiveView:
         self.live.__enter__()
@@ -173,12 +176,12 @@ class LiveView:
         self.live.update(self._table())
 
     def _table(self) -> Table:
-        table = Table("wave", "plant", *self.layers, "plant state", title="rollout", caption=self.last)
+        table = styled.table("wave", "plant", *self.layers, "plant state", title="rollout", caption=self.last)
         for name in self.order:
             plant = self.state.plants.get(name) or PlantState(name)
-            row = [Text(*_cell(plant, layer)) for layer in self.layers]
+            row = [styled.text(*_cell(plant, layer)) for layer in self.layers]
             text, style = _PHASE.get(plant.phase, (plant.phase, "cyan"))
-            table.add_row(plant.wave or "", name, *row, Text(text, style=style))
+            table.add_row(plant.wave or "", name, *row, styled.text(text, style=style))
         return table
 
 

@@ -7,15 +7,15 @@ import datetime as dt
 import time
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
-
+from rollout.cli.views import styled
 from rollout.cli.views.output import emit_json
-from rollout.state.journal import Lock, local_time
+from rollout.core.clock import local_time
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from rollout.service import HistoryEntry, HostStatus, RecordedStatus
+    from rollout.state.journal import Lock
 
 _CONDITION_STYLE = {"healthy": "green", "in progress": "cyan", "never deployed": "dim"}
 
@@ -25,7 +25,7 @@ def recorded(console: Console, rows: list[RecordedStatus], now: float, as_json: 
     if as_json:
         emit_json(console, (_recorded_record(r, now) for r in rows))
         return
-    table = Table(
+    table = styled.table(
         "plant", "layer", "host", "release", "commit", "since", "state", "recorded",
         title="What runs where, as the state records it",
         caption="no host was asked; rollout status --live asks them",
@@ -39,7 +39,7 @@ def recorded(console: Console, rows: list[RecordedStatus], now: float, as_json: 
             row.release or "nothing",
             (row.commit or "-")[:12],
             _when(row.since),
-            Text(condition, style=_CONDITION_STYLE.get(row.condition, "bold red")),
+            styled.text(condition, style=_CONDITION_STYLE.get(row.condition, "bold red")),
             _freshness(row.recorded, now),
         )
     console.print(table)
@@ -88,23 +88,30 @@ def status(console: Console, rows: list[HostStatus], now: float, as_json: bool) 
     if as_json:
         emit_json(console, (_status_record(r, now) for r in rows))
         return
-    table = Table(
+    table = styled.table(
         "plant", "layer", "host", "release", "bundle", "since", "by", "state", title="What runs where, as the hosts say"
     )
     for row in rows:
         state = row.running
         if state is None:
             table.add_row(
-                row.plant, row.layer, row.host, "-", "-", "-", "-", Text(f"unreachable: {row.error}", style="red")
+                row.plant,
+                row.layer,
+                row.host,
+                "-",
+                "-",
+                "-",
+                "-",
+                styled.text(f"unreachable: {row.error}", style="red"),
             )
             continue
         record = state.record
         condition = (
-            Text(f"needs attention: {state.attention}", style="bold red")
+            styled.text(f"needs attention: {state.attention}", style="bold red")
             if state.attention
-            else Text("ok", style="green")
+            else styled.text("ok", style="green")
             if state.whole
-            else Text("record and link disagree", style="red")
+            else styled.text("record and link disagree", style="red")
         )
         table.add_row(
             row.plant,
@@ -151,7 +158,9 @@ def history(console: Console, entries: list[HistoryEntry], as_json: bool) -> Non
     if as_json:
         emit_json(console, (e.as_dict() for e in entries))
         return
-    table = Table("rollout", "kind", "release", "by", "started (UTC)", "state", "plants", "reason", title="History")
+    table = styled.table(
+        "rollout", "kind", "release", "by", "started (UTC)", "state", "plants", "reason", title="History"
+    )
     for e in entries:
         counts: dict[str, int] = {}
         for outcome in e.outcomes.values():
@@ -165,7 +174,7 @@ def history(console: Console, entries: list[HistoryEntry], as_json: bool) -> Non
             _iso(e.record.created),
             e.state,
             summary,
-            Text(e.reason or "-"),  # people's words: shown as written, never read as markup
+            styled.text(e.reason or "-"),  # people's words: shown as written, never read as markup
         )
     console.print(table)
 
@@ -196,7 +205,7 @@ def under_way(console: Console, entries: list[HistoryEntry], locks: list[Lock], 
         )
         return
     if entries:
-        table = Table("rollout", "release", "state", "by", "plants done", title="Rollouts under way")
+        table = styled.table("rollout", "release", "state", "by", "plants done", title="Rollouts under way")
         for e in entries:
             table.add_row(e.record.id, e.release or "-", e.state, e.record.operator, str(len(e.outcomes)))
         console.print(table)

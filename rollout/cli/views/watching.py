@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.markup import escape
-
+from rollout.cli.views import styled
 from rollout.cli.views.output import emit_json
 from rollout.cli.views.progress import event_text
 from rollout.core.events import PLANT_DONE, ROLLOUT, Event
 from rollout.core.projection import RolloutState
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from rollout.service import Update
 
 _ROLLOUT_TEXT = {
@@ -44,7 +44,7 @@ def update(console: Console, item: Update, as_json: bool) -> None:
         return
     if event.kind in PLANT_DONE:
         text += f"  ({_done(item.state)})"
-    console.print(f"{escape(item.event.rollout)}  {text}", highlight=False)
+    console.print(f"{styled.escape(item.event.rollout)}  {text}", highlight=False)
 
 
 def _rollout_text(event: Event, state: RolloutState) -> str | None:
@@ -72,4 +72,4 @@ def _done(state: RolloutState) -> str:
 
 def _words(value: object) -> str:
     text = ", ".join(str(v) for v in value) if isinstance(value, list) else str(value)
-    return escape(text)
+    return styled.escape(text)
