@@ -88,6 +88,23 @@ def test_a_yml_inventory_beside_the_yaml_one_is_chosen(mini: MiniProject, cache_
     assert found.file == "inventories/p3.yml" and "p3-edge" in found.hosts
 
 
+def test_a_default_inventory_gone_or_dangling_falls_back_to_the_yaml_one(
+    mini: MiniProject, cache_dir: Path, reads: list[str]
+) -> None:
+    yml = mini.root / "inventories/p3.yml"
+    text = yml.read_text()
+    mini.write("inventories/p3.yaml", text.replace("p3-gw:", "p3-edge:"))
+    assert load(mini).plants["p3"].inventory.file == "inventories/p3.yml"
+    yml.unlink()
+    yml.symlink_to(mini.root / "inventories/absent.yml")  # listed in the folder, but no file behind it
+    found = load(mini).plants["p3"].inventory
+    assert found.file == "inventories/p3.yaml" and "p3-edge" in found.hosts
+    yml.unlink()
+    reads.clear()
+    assert load(mini).plants["p3"].inventory.file == "inventories/p3.yaml"
+    assert reads == [], "the plant that chose the .yaml is known unchanged"
+
+
 def test_an_inventory_made_executable_is_refused(mini: MiniProject, cache_dir: Path) -> None:
     path = mini.root / "inventories/p1.yml"
     path.write_text("#!/usr/bin/env python3\n" + path.read_text())

@@ -103,6 +103,7 @@ class _Load:
 
     def __init__(self, root: Path, config: ProjectConfig | None, cache: PlantCache) -> None:
         self.root, self.config, self.cache = root, config, cache
+        self.root_text = str(root)
         self.started_ns = time.time_ns()  # before any file is read: a later change is never missed
         self.groups = groups_digest(None if config is None else [layer.inventory_group for layer in config.layers])
         self.trees = TreeFingerprints()
@@ -139,9 +140,9 @@ class _Load:
         if inputs.chosen_by_default and _default_inventory(self.root, path.stem, self.inventories) != inputs.inventory:
             return None
         plant = recheck(str(path), inputs.plant, lambda: read_yaml_bytes(path, path.name), self.started_ns)
-        inventory = self.root / inputs.inventory
+        inventory = os.path.join(self.root_text, inputs.inventory)  # ten thousand of them: no pathlib
         inventory_file = recheck(
-            str(inventory), inputs.inventory_file, lambda: read_bytes(inventory, inputs.inventory), self.started_ns
+            inventory, inputs.inventory_file, lambda: read_bytes(Path(inventory), inputs.inventory), self.started_ns
         )
         if plant is None or inventory_file is None or inputs.vars_trees != self.trees.of(os.path.dirname(inventory)):
             return None
@@ -225,6 +226,8 @@ def _default_inventory(root: Path, name: str, listing: frozenset[str] | None = N
     """``inventories/<plant>.yml``, else ``.yaml``; ``listing`` (the folder's names) spares most lookups."""
     for suffix in (".yml", ".yaml"):
         candidate = f"{INVENTORIES_DIR}/{name}{suffix}"
-        if (listing is None or f"{name}{suffix}" in listing) and (root / candidate).exists():
+        # A name the listing holds is taken as it is: the cache's check of the file then finds it
+        # gone or changed, and the plant is read again, choosing as the loop without a listing does.
+        if f"{name}{suffix}" in listing if listing is not None else (root / candidate).exists():
             return candidate
     return f"{INVENTORIES_DIR}/{name}.yml"

@@ -62,7 +62,13 @@ class Window(Model):
         return self
 
     def describe(self) -> str:
-        return f"{_day_ranges(self.days)} {self.start:%H:%M}-{self.end:%H:%M}"
+        return _described(tuple(self.days), self.start, self.end)
+
+
+@functools.lru_cache(maxsize=4096)
+def _described(days: tuple[Day, ...], start: time, end: time) -> str:
+    """A window as a plan shows it; plants share a few windows, and ten thousand are shown at once."""
+    return f"{_day_ranges(list(days))} {start:%H:%M}-{end:%H:%M}"
 
 
 class PlantConfig(Model):
