@@ -94,9 +94,7 @@ class SshTransport(Transport):
             raise TransportError(self.host, f"connection lost: {exc or type(exc).__name__}") from None
         try:
             channel.settimeout(timeout)
-            channel.exec_command("sh -c " + shlex.quote(script))
-            _send(channel, stdin)
-            channel.shutdown_write()
+            _start(channel, script, stdin)
             stdout, stderr = _drain(channel, deadline)
             code = channel.recv_exit_status() if channel.exit_status_ready() else -1
         except TimeoutError:
@@ -174,6 +172,24 @@ def _parsed_known_hosts(path: str, mtime_ns: int, size: int) -> paramiko.HostKey
 
 
 CHUNK = 256 * 1024
+
+
+def _start(channel: paramiko.Channel, script: str, stdin: bytes) -> None:
+    """Run ``script`` on the channel with ``stdin`` as its input.
+
+    With no input the script's stdin is /dev/null on the host, and no end-of-file of ours is
+    sent: paramiko sends an end-of-file outside its channel lock, so after a command that ended
+    at once it could follow the close it had sent meanwhile, and OpenSSH drops the whole
+    connection over an end-of-file for a channel it freed ("ieof packet referred to
+    nonexistent channel"), failing the next command on it. ``exec`` inside the script keeps
+    the remote shell's own exit (a signal stays a signal).
+    """
+    if not stdin:
+        channel.exec_command("sh -c " + shlex.quote("exec </dev/null\n" + script))
+        return
+    channel.exec_command("sh -c " + shlex.quote(script))
+    _send(channel, stdin)
+    channel.shutdown_write()
 
 
 def _send(channel: paramiko.Channel, data: bytes) -> None:
