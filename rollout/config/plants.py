@@ -228,6 +228,7 @@ def _default_inventory(root: Path, name: str, listing: frozenset[str] | None = N
         candidate = f"{INVENTORIES_DIR}/{name}{suffix}"
         # A name the listing holds is taken as it is: the cache's check of the file then finds it
         # gone or changed, and the plant is read again, choosing as the loop without a listing does.
-        if f"{name}{suffix}" in listing if listing is not None else (root / candidate).exists():
+        found = f"{name}{suffix}" in listing if listing is not None else (root / candidate).exists()
+        if found:
             return candidate
     return f"{INVENTORIES_DIR}/{name}.yml"

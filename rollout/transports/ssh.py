@@ -184,12 +184,10 @@ def _start(channel: paramiko.Channel, script: str, stdin: bytes) -> None:
     nonexistent channel"), failing the next command on it. ``exec`` inside the script keeps
     the remote shell's own exit (a signal stays a signal).
     """
-    if not stdin:
-        channel.exec_command("sh -c " + shlex.quote("exec </dev/null\n" + script))
-        return
-    channel.exec_command("sh -c " + shlex.quote(script))
-    _send(channel, stdin)
-    channel.shutdown_write()
+    channel.exec_command("sh -c " + shlex.quote(script if stdin else "exec </dev/null\n" + script))
+    if stdin:
+        _send(channel, stdin)
+        channel.shutdown_write()
 
 
 def _send(channel: paramiko.Channel, data: bytes) -> None:
