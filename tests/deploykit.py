@@ -85,12 +85,17 @@ here=$(cd "$(dirname "$0")" && pwd -P)
 state="$here/../../state"
 mkdir -p "$state"
 pidfile="$state/svc.pid"
+# A server that exited is a zombie until whoever adopted it reaps it (seconds, under some
+# inits): it holds no port any more, so it counts as stopped.
+alive() {
+    [ "$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)" != Z ] && kill -0 "$1" 2>/dev/null
+}
 stop() {
     if [ -f "$pidfile" ]; then
         pid=$(cat "$pidfile")
         kill "$pid" 2>/dev/null || true
         i=0
-        while kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+        while alive "$pid" && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
         rm -f "$pidfile"
     fi
 }

@@ -359,6 +359,23 @@ class StateContract:
         taken = journal.acquire("p1", "r-next", "deploy", 60.0)
         assert journal.locks() == [taken] and taken.pid == os.getpid(), f"not taken over: {journal.locks()}"
 
+    def test_the_lock_of_a_killed_holder_not_yet_reaped_is_taken_over(self, backend: Backend) -> None:
+        """A holder that ended is a zombie until its parent reaps it, and a parent (an init) may
+        take seconds or never: its pid still answers kill -0, yet it holds nothing."""
+        journal = backend.open()
+        child, _ = holder_in_child(backend, "p1", "r-child")
+        assert child.pid is not None
+        try:
+            os.kill(child.pid, signal.SIGKILL)
+            deadline = time.monotonic() + WAIT
+            while Path(f"/proc/{child.pid}/stat").read_bytes().rpartition(b") ")[2][:1] != b"Z":
+                assert time.monotonic() < deadline, "the killed child never became a zombie"
+                time.sleep(0.01)
+            taken = journal.acquire("p1", "r-next", "deploy", 60.0)
+            assert journal.locks() == [taken] and taken.pid == os.getpid(), f"not taken over: {journal.locks()}"
+        finally:
+            reap([child])
+
     def test_a_lock_is_reentrant_for_its_owner_in_this_process_only(self, backend: Backend) -> None:
         journal = backend.open()
         journal.acquire("p1", "r1", "deploy", 60.0)

@@ -209,10 +209,16 @@ class Journal(AccessStore, AssetStore, AgentStore, ABC):
 
 
 def _alive(pid: int) -> bool:
+    """Whether the process runs: one that ended but was not reaped yet (a zombie, which an init
+    may leave for seconds or for good) holds nothing any more."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
+        pass
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rpartition(b") ")[2][:1] != b"Z"
+    except OSError:  # no /proc here, or it just went: kill's answer stands
         return True
-    return True
