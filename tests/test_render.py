@@ -155,6 +155,23 @@ def test_check_templates_render_per_host(mini: MiniProject) -> None:
     assert steps[("edge", "p1-gw")]["checks.config"] == {"command": "test -f current/config.yaml"}
 
 
+def test_a_dotted_name_is_a_key_unless_a_dict_has_it_and_internals_stay_out(mini: MiniProject) -> None:
+    # The sandbox looks a plain dict's keys up directly; a name every dict has is still its method,
+    # a missing key is still undefined, and a dunder is still refused.
+    mini.write("app/edge/config.yaml.j2", "{{ values.kpi.oee }} {{ values.kpi.items() | list | to_json }}\n")
+    mini.write("app/values.yaml", "port: 8000\nlines: 2\nsensors: {}\nkpi: {oee: 0.85, items: 3}\n")
+    mini.commit()
+    assert bundles(mini, "p2")["edge"]["config.yaml"] == b'0.85 [["oee", 0.85], ["items", 3]]\n'
+    mini.write("app/edge/config.yaml.j2", "{{ values.kpi.nothing }}\n")
+    mini.commit()
+    with pytest.raises(ConfigError, match="undefined value"):
+        bundles(mini, "p2")
+    mini.write("app/edge/config.yaml.j2", "{{ values.kpi.__class__.__mro__ }}\n")
+    mini.commit()
+    with pytest.raises(ConfigError, match="undefined value|not allowed"):
+        bundles(mini, "p2")
+
+
 def test_a_template_cannot_change_what_the_next_one_sees(mini: MiniProject) -> None:
     # Base templates are trusted, not sandboxed: each renders from its own copy of the values.
     mini.write("app/edge/a.j2", "{% set _ = values.sensors.update({'x': 1}) %}{{ values.sensors | to_json }}\n")

@@ -23,6 +23,10 @@ OUTPUT_BATCH = 32
 """Template output chunks counted at a time against MAX_OUTPUT_BYTES."""
 
 
+_DICT_ATTRIBUTES = frozenset(dir(dict))
+"""Every attribute a plain dict has: all it has, its instances holding none of their own."""
+
+
 def _to_json(value: Any, indent: int | None = None) -> str:
     return json.dumps(value, indent=indent, sort_keys=True, ensure_ascii=False)
 
@@ -40,6 +44,17 @@ class _Bounded(SandboxedEnvironment):
     """
 
     intercepted_binops = frozenset({"*", "**"})
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        # ``values.port`` on a plain dict is its key: looked up straight away, where Jinja's lookup
+        # first raises and catches an AttributeError (millions of times over a fleet's templates).
+        # Any name a dict does have (``values.items``) still goes the general way.
+        if type(obj) is dict and type(attribute) is str and attribute not in _DICT_ATTRIBUTES:
+            try:
+                return obj[attribute]
+            except KeyError:
+                return self.undefined(obj=obj, name=attribute)
+        return super().getattr(obj, attribute)
 
     def call_binop(self, context: jinja2.runtime.Context, operator_: str, left: Any, right: Any) -> Any:
         if operator_ == "**" and isinstance(right, (int, float)) and abs(right) > 1000:
