@@ -26,22 +26,22 @@ os.environ.pop("COLUMNS", None)
 _CACHE = tempfile.mkdtemp(prefix="rollout-test-cache-")
 os.environ["ROLLOUT_CACHE_DIR"] = _CACHE
 atexit.register(shutil.rmtree, _CACHE, True)
-# The test files that take longest (seconds on one worker, ./scripts/test of 2026-12-03), run
+# The test files that take longest (seconds on one worker, ./scripts/test of 2026-12-04), run
 # first: with --dist loadfile a file stays on one worker, so the longest must not start last
 # and leave the other workers idle while it finishes (scripts/test turns xdist's own
 # reordering, by number of tests, off).
 LONGEST_FIRST = (
-    "test_faults.py",  # 355 s, one test of 300 s
-    "test_deploy.py",  # 370 s
-    "test_agent.py",  # 154 s
-    "test_pg_faults.py",  # 147 s
-    "test_rollout.py",  # 136 s
-    "test_example_deploy.py",  # 131 s
-    "test_fuzz.py",  # 100 s
-    "test_shared_host.py",  # 73 s
-    "test_state_postgres.py",  # 68 s
-    "test_inventory.py",  # 66 s
-    "test_agent_netns.py",  # 66 s
+    "test_deploy.py",  # 348 s
+    "test_faults.py",  # 189 s, one test of 150 s
+    "test_agent.py",  # 157 s
+    "test_example_deploy.py",  # 128 s
+    "test_rollout.py",  # 118 s
+    "test_pg_faults.py",  # 108 s
+    "test_fuzz.py",  # 95 s
+    "test_state_postgres.py",  # 86 s
+    "test_shared_host.py",  # 69 s
+    "test_inventory.py",  # 68 s
+    "test_agent_netns.py",  # 63 s
 )
 
 
