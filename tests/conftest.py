@@ -23,9 +23,8 @@ from rollout import cli
 REPO = Path(__file__).resolve().parent.parent
 # A suite started in the background (a CI runner's or a script's `&`) inherits SIGINT ignored, and
 # so would every command a test starts, as an exec keeps an ignored signal: a test of Ctrl-C then
-# fails or passes by which worker runs it (one that ran `rollout agent` in-process holds the agent's
-# handler, which an exec resets). A person's Ctrl-C reaches a command started from a terminal,
-# where SIGINT is not ignored: the suite starts its commands so, however it was started itself.
+# fails (test_watch.py's did on a fresh clone). A person's Ctrl-C reaches a command started from a
+# terminal, where SIGINT is not ignored: the suite starts its commands so, however it was started.
 if signal.getsignal(signal.SIGINT) == signal.SIG_IGN and threading.current_thread() is threading.main_thread():
     signal.signal(signal.SIGINT, signal.default_int_handler)
 # The CLI sizes its tables off a terminal by COLUMNS (default 160); a worker of the test
