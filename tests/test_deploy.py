@@ -7,6 +7,7 @@ of the plant runs one whole release.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -112,6 +113,58 @@ def test_a_failed_restart_step_rolls_back(dp: DeployProject) -> None:
     assert result.outcome == "rolled_back" and "refuses to start" in result.reason
     dp.assert_whole(release="v1")
     assert health(dp) == "healthy 1"
+    assert not dp.states()[("ingest", "p1-in")].running.restart_owed  # v1's restart on the way back settled it
+
+
+def test_a_host_that_owes_its_restart_gets_it_from_the_next_deploy(dp: DeployProject) -> None:
+    deploy(dp, "v2")
+    layer = dp.host_roots["p1-in"] / "srv/dp/ingest"
+    owed = layer / ".rollout/unsettled"
+    assert not owed.exists() and not dp.states()[("ingest", "p1-in")].running.restart_owed
+    owed.write_text("v1-000000000000\n")  # another folder's note: what runs was restarted since
+    again, events = deploy(dp, "v2")
+    assert again.outcome == "unchanged" and not kinds(events, "layer.restarting")
+    # A run stopped between switch and restart: the new link, the service gone or still the old one.
+    dp.stop_services()
+    owed.write_text(Path(os.readlink(layer / "current")).name + "\n")
+    assert dp.states()[("ingest", "p1-in")].running.restart_owed
+    result, events = deploy(dp, "v2")
+    assert result.outcome == "updated", result.reason
+    assert kinds(events, "layer.restarting", "layer.activating") == [("layer.restarting", "ingest")]
+    assert health(dp) == "healthy 2" and not owed.exists()
+    dp.assert_whole(release="v2")
+
+
+def test_a_restart_playbook_settles_the_hosts_it_restarted(tmp_path: Path) -> None:
+    dp = build(tmp_path, "local", None)
+    try:
+        config = dp.root / "rollout.yaml"
+        step = "    restart: {playbook: playbooks/restart.yml, timeout: 120s}\n"
+        config.write_text(config.read_text().replace("    activation: {playbook", step + "    activation: {playbook"))
+        (dp.root / "playbooks/restart.yml").write_text(RESTART_PLAYBOOK)
+        layer = dp.host_roots["p1-dash"] / "srv/dp/dashboards"
+        result, events = deploy(dp, "v1")
+        assert result.outcome == "updated", result.reason
+        assert ("layer.restarting", "dashboards") in kinds(events, "layer.restarting")
+        assert (layer / "restarted").read_text().split() == ["v1"] and not (layer / ".rollout/unsettled").exists()
+        (layer / ".rollout/unsettled").write_text(Path(os.readlink(layer / "current")).name + "\n")
+        again, events = deploy(dp, "v1")
+        assert ("layer.restarting", "dashboards") in kinds(events, "layer.restarting")
+        assert (layer / "restarted").read_text().split() == ["v1", "v1"] and not (layer / ".rollout/unsettled").exists()
+    finally:
+        dp.stop_services()
+
+
+RESTART_PLAYBOOK = """
+- name: Restart the dashboards
+  hosts: dashboards
+  gather_facts: false
+  tasks:
+    - name: Note the restart
+      ansible.builtin.shell:
+        cmd: echo "{{ rollout_release }}" >> restarted
+        chdir: "{{ rollout_target }}"
+"""
 
 
 def test_a_failed_playbook_check_rolls_back_all_three_layers(dp: DeployProject) -> None:

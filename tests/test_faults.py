@@ -17,9 +17,11 @@ the host's own record agree), its service serves that release, no lock is left.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
+import select
 import signal
 import subprocess
 import sys
@@ -339,6 +341,72 @@ def test_a_removed_journal_stops_the_rollout_before_its_next_step(tmp_path: Path
     assert again.code == 0, again.text
     assert_plants(dp, {f"p{i}": "v2" for i in range(1, 7)}, "after deploying again")
     journal_complete(dp)
+
+
+def test_a_host_switched_but_not_restarted_when_the_journal_went_is_restarted_by_the_next_deploy(
+    tmp_path: Path, rollout, made
+) -> None:
+    # The journal goes after p4's ingest host switched and before its restart: the run stops
+    # there, and only the host itself still knows that a restart is owed.
+    dp = six(tmp_path, made)
+    assert rollout("deploy", "-C", dp.root, "--release", "v1", "--yes").code == 0
+    layer = dp.host_roots["p4-in"] / "srv/dp/ingest"
+    run = Run(dp, "v2")
+    with held_history(layer / ".rollout/history.jsonl"):
+        assert run.until(event("layer.activating", "p4", "ingest"))
+        wait_for_link(layer, "v2")  # switched; its activation now waits on its history
+        (dp.root / ".rollout" / "state.db").unlink()
+    code, err = run.finish()
+    assert code == 3, err
+    assert "journal" in err and "removed" in err, err
+    assert not any(e.get("kind") == "layer.restarting" and e.get("plant") == "p4" for e in run.events)
+    dp.assert_whole("p4", "v2")
+    assert dp.health("p4") == f"healthy {RELEASES['v1']['version']}", "the old release serves behind the new link"
+    again = rollout("deploy", "-C", dp.root, "--release", "v2", "--yes")
+    assert again.code == 0, again.text
+    assert_plants(dp, {f"p{i}": "v2" for i in range(1, 7)}, "after deploying again")
+    journal_complete(dp)
+
+
+@contextlib.contextmanager
+def held_history(history: Path, limit: float = 60.0) -> Iterator[None]:
+    """The host's history becomes a FIFO, so its next activation, which appends to it after its
+    switch and record, waits there while the body runs; then the line it writes is kept."""
+    kept = history.read_bytes()
+    history.unlink()
+    os.mkfifo(history)
+    try:
+        yield
+        written = read_fifo(history, limit)
+    finally:
+        history.unlink()
+    history.write_bytes(kept + written)
+
+
+def read_fifo(path: Path, limit: float) -> bytes:
+    """What one writer writes to the FIFO ``path``, waiting for it up to ``limit`` seconds."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    data, deadline = b"", time.monotonic() + limit
+    try:
+        while not data.endswith(b"\n") and time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.1)
+            if ready:
+                data += os.read(fd, 65536)
+    finally:
+        os.close(fd)
+    assert data.endswith(b"\n"), f"no history line came within {limit}s: {data!r}"
+    return data
+
+
+def wait_for_link(layer: Path, release: str, limit: float = 60.0) -> None:
+    """Until ``current`` of the layer folder points at ``release``'s folder."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        link = os.readlink(layer / "current") if (layer / "current").is_symlink() else ""
+        if Path(link).name.startswith(f"{release}-"):
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"{layer}: current never pointed at {release}")
 
 
 def chattr(flag: str, *paths: Path) -> None:

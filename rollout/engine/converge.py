@@ -62,7 +62,7 @@ def converge(
         _switch(lr, moving)
         lr.emit("layer.activated", release, _provenance(lr, moving))
     settle = unsettled or set()
-    live = [h for h in hosts if lr.target_of[h.name].release_dir and (h in moving or (layer.name, h.name) in settle)]
+    live = [h for h in hosts if lr.target_of[h.name].release_dir and (h in moving or owed(lr, h, settle))]
     if layer.restart is not None and live:
         lr.emit("layer.restarting", release)
         run_step(lr, layer.restart, live, "restart")
@@ -71,6 +71,15 @@ def converge(
         return []
     lr.emit("layer.checking", release)
     return run_checks(lr, checked)
+
+
+def owed(lr: LayerRun, host: Host, unsettled: set[Key]) -> bool:
+    """The host runs its target but its restart step may never have run: a resumed run's journal
+    says it switched the host, or the host itself says so (a run stopped without its journal).
+    A recheck only checks."""
+    running = lr.running(host)
+    said = running is not None and running.restart_owed and lr.action != "recheck"
+    return said or (lr.layer.name, host.name) in unsettled
 
 
 def _provenance(lr: LayerRun, hosts: list[Host]) -> dict[str, object]:
@@ -134,6 +143,7 @@ def _switch(lr: LayerRun, hosts: list[Host]) -> None:
     lr.each(removing, lambda h: lr.exec(h, layout.deactivate(lr.dir(h), lr.record(h), timeout)))
     if not switching:
         return
+    restarts = lr.layer.restart is not None
     if isinstance(lr.layer.activation, PlaybookStep):
         playbook(lr, lr.layer.activation, switching, "activation")
         lr.each(switching, lambda h: _confirm_link(lr, h))
@@ -141,7 +151,7 @@ def _switch(lr: LayerRun, hosts: list[Host]) -> None:
         lr.each(
             switching,
             lambda h: lr.exec(
-                h, layout.activate(lr.dir(h), str(lr.target_of[h.name].release_dir), lr.record(h), timeout)
+                h, layout.activate(lr.dir(h), str(lr.target_of[h.name].release_dir), lr.record(h), timeout, restarts)
             ),
         )
 
@@ -153,13 +163,20 @@ def _confirm_link(lr: LayerRun, host: Host) -> None:
         raise TransportError(
             host.name, f"the activation playbook left current at {link or 'nothing'}, not {target.release_dir}"
         )
-    lr.exec(host, layout.write_record(lr.dir(host), lr.record(host), timeout))
+    owed = target.release_dir if lr.layer.restart is not None else None
+    lr.exec(host, layout.write_record(lr.dir(host), lr.record(host), timeout, owed))
 
 
 def run_step(lr: LayerRun, step: Step, hosts: list[Host], what: str) -> None:
     """A restart or stop step: a playbook, or a command on every host holding the layer's lock."""
+    settles = what == "restart"
     if isinstance(step, PlaybookStep):
         playbook(lr, step, hosts, what)
+        if settles:
+            timeout = lr.run.options.command_timeout
+            lr.each(
+                hosts, lambda h: lr.exec(h, HostStep(layout.restart_done(lr.dir(h)), timeout, "noting the restart"))
+            )
         return
     assert isinstance(step, CommandStep)
 
@@ -167,7 +184,11 @@ def run_step(lr: LayerRun, step: Step, hosts: list[Host], what: str) -> None:
         fields = lr.steps.fields.get((lr.name, host.name), {}).get(what)
         command = fields["command"] if fields else step.command
         directory = lr.dir(host)
-        script = layout.locked(directory, f"cd {shlex.quote(directory)} && {command}", step.timeout)
+        # A subshell, so that an ``exit`` of the command still lets the note of its success follow.
+        body = f"cd {shlex.quote(directory)} && (\n{command}\n)"
+        if settles:
+            body += f" && {layout.restart_done(directory)}"
+        script = layout.locked(directory, body, step.timeout)
         result = lr.exec(host, HostStep(script, step.timeout, f"{what} step"), check=False)
         if not result.ok:
             raise TransportError(host.name, f"{what} step exited {result.exit_code}: {result.output()}")

@@ -193,7 +193,10 @@ class Executor:
         bundles = order.bundles
         targets = {key: Target.of(bundles[key[0]]) for key in run.keys()}
         # changed: by this rollout, a resumed run's hosts that its killed run moved included
-        changed = any(not already(now[k], t) or before[k].release_dir != t.release_dir for k, t in targets.items())
+        changed = any(
+            not already(now[k], t) or now[k].restart_owed or before[k].release_dir != t.release_dir
+            for k, t in targets.items()
+        )
         # Hosts an interrupted run already moved are ours to put back if this run fails.
         touched = {key for key, state in now.items() if not already(state, before[key])}
         unsettled = set(touched)

@@ -6,6 +6,7 @@
     <target>/.rollout/record.json           what runs: release, bundle hash, when, by whom, previous
     <target>/.rollout/history.jsonl         every activation and removal, appended
     <target>/.rollout/attention.json        present while the layer needs a person
+    <target>/.rollout/unsettled             the release folder switched to whose restart step has not run yet
 
 Everything is plain POSIX shell and coreutils, so any host that can run a shell takes part,
 and the local and SSH transports run exactly the same scripts. Nothing here runs them: each
@@ -44,6 +45,7 @@ __all__ = [
     "prune",
     "read_running",
     "release_dir",
+    "restart_done",
     "set_attention",
     "stage",
     "staged_check",
@@ -51,6 +53,7 @@ __all__ = [
 ]
 
 MANIFEST_NAME = ".rollout-manifest.json"
+UNSETTLED = ".rollout/unsettled"
 _MARK = "\x1erollout:"  # record separator: cannot occur in JSON or in our file names
 
 
@@ -84,6 +87,9 @@ class Running:
     """The preflight probe's answer, when it was asked for."""
     assets: Probe | None = None
     """What the host is and runs (OS, kernel, packages), when it was asked for."""
+    restart_owed: bool = False
+    """A run switched the host to what it runs and stopped before its restart step ran: the
+    old release may still be serving behind the new link."""
 
     @property
     def whole(self) -> bool:
@@ -150,6 +156,7 @@ printf '{_MARK}current\\n'; readlink current 2>/dev/null || true
 printf '{_MARK}record\\n'; cat .rollout/record.json 2>/dev/null || true
 printf '{_MARK}manifest\\n'; cat current/{MANIFEST_NAME} 2>/dev/null || true
 printf '{_MARK}attention\\n'; cat .rollout/attention.json 2>/dev/null || true
+printf '{_MARK}unsettled\\n'; cat {UNSETTLED} 2>/dev/null || true
 printf '{_MARK}staged\\n'; ls -1t releases 2>/dev/null | grep -v '^[.]' || true
 printf '{_MARK}digests\\n'; sha256sum releases/*/{MANIFEST_NAME} 2>/dev/null || true
 """
@@ -176,6 +183,7 @@ def parse_running(stdout: str, probe: bool = False) -> Running:
         staged_manifests=_digests(parts.get("digests", "")),
         room=_room(parts.get("probe", "")) if probe else None,
         assets=parse_probe(parts) if "os" in parts else None,
+        restart_owed=current is not None and parts.get("unsettled", "").strip() == current,
     )
 
 
@@ -301,12 +309,16 @@ def staged_check(directory: str, name: str, timeout: float) -> HostStep:
     return HostStep(f"test -f {_q(directory)}/releases/{_q(name)}/{MANIFEST_NAME}", timeout, "finding the release")
 
 
-def activate(directory: str, name: str, record: dict[str, Any], timeout: float) -> HostStep:
-    """Point ``current`` at ``releases/<name>`` with one rename, then write the record."""
+def activate(directory: str, name: str, record: dict[str, Any], timeout: float, restart: bool) -> HostStep:
+    """Point ``current`` at ``releases/<name>`` with one rename, then write the record.
+
+    With ``restart`` (the layer has a restart step) the host first notes that it owes one, so
+    that a run stopped after the switch leaves the host saying so (``restart_done`` clears it)."""
     script = f"""
 set -eu
 cd {_q(directory)}
 test -f releases/{_q(name)}/{MANIFEST_NAME}
+{_owed_script(name if restart else None)}
 ln -sfn releases/{_q(name)} .current.next
 mv -T .current.next current
 {_record_script(record)}
@@ -323,9 +335,10 @@ def parse_link(stdout: str) -> str | None:
     return PurePosixPath(stdout.strip()).name if stdout.strip() else None
 
 
-def write_record(directory: str, record: dict[str, Any], timeout: float) -> HostStep:
-    """Write the host's record (after a playbook did the switch)."""
-    script = f"set -eu\ncd {_q(directory)}\n{_record_script(record)}"
+def write_record(directory: str, record: dict[str, Any], timeout: float, owed: str | None) -> HostStep:
+    """Write the host's record (after a playbook did the switch to the release folder ``owed``
+    names when the layer has a restart step, as ``activate`` notes it)."""
+    script = f"set -eu\ncd {_q(directory)}\n{_owed_script(owed)}\n{_record_script(record)}"
     return HostStep(locked(directory, script, timeout), timeout, "writing the record")
 
 
@@ -334,10 +347,22 @@ def deactivate(directory: str, record: dict[str, Any], timeout: float) -> HostSt
     script = f"""
 set -eu
 cd {_q(directory)} 2>/dev/null || exit 0
-rm -f current
+rm -f current {UNSETTLED}
 {_record_script(record)}
 """
     return HostStep(locked(directory, script, timeout), timeout, "removing the current link")
+
+
+def _owed_script(name: str | None) -> str:
+    """Note that the host owes the restart of release folder ``name`` (None: it owes none)."""
+    if name is None:
+        return f"rm -f {UNSETTLED}"
+    return f"mkdir -p .rollout\nprintf '%s\\n' {_q(name)} > {UNSETTLED}.next\nmv {UNSETTLED}.next {UNSETTLED}"
+
+
+def restart_done(directory: str) -> str:
+    """Shell that clears what ``activate`` noted, run right after the restart step succeeded."""
+    return f"rm -f {_q(directory)}/{UNSETTLED}"
 
 
 def _record_script(record: dict[str, Any]) -> str:

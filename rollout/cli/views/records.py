@@ -109,9 +109,11 @@ def status(console: Console, rows: list[HostStatus], now: float, as_json: bool) 
         condition = (
             styled.text(f"needs attention: {state.attention}", style="bold red")
             if state.attention
-            else styled.text("ok", style="green")
-            if state.whole
             else styled.text("record and link disagree", style="red")
+            if not state.whole
+            else styled.text("restart owed: a run stopped before it", style="yellow")
+            if state.restart_owed
+            else styled.text("ok", style="green")
         )
         table.add_row(
             row.plant,
@@ -150,6 +152,7 @@ def _status_record(row: HostStatus, now: float) -> dict[str, Any]:
         "by": state.record.get("by"),
         "whole": state.whole,
         "attention": state.attention,
+        "restart_owed": state.restart_owed,
         "staged": list(state.staged),
     }
 
