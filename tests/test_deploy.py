@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -120,7 +121,7 @@ def test_a_host_that_owes_its_restart_gets_it_from_the_next_deploy(dp: DeployPro
     deploy(dp, "v2")
     layer = dp.host_roots["p1-in"] / "srv/dp/ingest"
     owed = layer / ".rollout/unsettled"
-    assert not owed.exists() and not dp.states()[("ingest", "p1-in")].running.restart_owed
+    assert not owes(layer) and not dp.states()[("ingest", "p1-in")].running.restart_owed
     owed.write_text("v1-000000000000\n")  # another folder's note: what runs was restarted since
     again, events = deploy(dp, "v2")
     assert again.outcome == "unchanged" and not kinds(events, "layer.restarting")
@@ -131,7 +132,7 @@ def test_a_host_that_owes_its_restart_gets_it_from_the_next_deploy(dp: DeployPro
     result, events = deploy(dp, "v2")
     assert result.outcome == "updated", result.reason
     assert kinds(events, "layer.restarting", "layer.activating") == [("layer.restarting", "ingest")]
-    assert health(dp) == "healthy 2" and not owed.exists()
+    assert health(dp) == "healthy 2" and not owes(layer)
     dp.assert_whole(release="v2")
 
 
@@ -146,13 +147,19 @@ def test_a_restart_playbook_settles_the_hosts_it_restarted(tmp_path: Path) -> No
         result, events = deploy(dp, "v1")
         assert result.outcome == "updated", result.reason
         assert ("layer.restarting", "dashboards") in kinds(events, "layer.restarting")
-        assert (layer / "restarted").read_text().split() == ["v1"] and not (layer / ".rollout/unsettled").exists()
+        assert (layer / "restarted").read_text().split() == ["v1"] and not owes(layer)
         (layer / ".rollout/unsettled").write_text(Path(os.readlink(layer / "current")).name + "\n")
         again, events = deploy(dp, "v1")
         assert ("layer.restarting", "dashboards") in kinds(events, "layer.restarting")
-        assert (layer / "restarted").read_text().split() == ["v1", "v1"] and not (layer / ".rollout/unsettled").exists()
+        assert (layer / "restarted").read_text().split() == ["v1", "v1"] and not owes(layer)
     finally:
         dp.stop_services()
+
+
+def owes(layer: Path) -> bool:
+    """The layer's folder notes a restart owed (an empty note: none)."""
+    note = layer / ".rollout/unsettled"
+    return note.exists() and bool(note.read_text().strip())
 
 
 RESTART_PLAYBOOK = """
@@ -253,10 +260,26 @@ def test_staging_is_skipped_when_the_same_manifest_is_there(dp: DeployProject) -
 
 
 def test_old_releases_are_pruned_to_the_configured_count(dp: DeployProject) -> None:
-    for release in ("v1", "v2", "bad-ingest", "v1"):
-        deploy(dp, release)
-    staged = dp.states()[("edge", "p1-gw1")].running.staged
-    assert len(staged) <= 3  # current plus keep_releases: 2
+    # edge keeps 2 besides the one it runs and the one before: pruned in the switch itself
+    releases = dp.host_roots["p1-gw1"] / "srv/dp/edge/releases"
+    previous = None
+    for release in ("v1", "v2", "bad-fragile", "many", "bad-board", "v2"):
+        result, _ = deploy(dp, release)
+        state = dp.states()[("edge", "p1-gw1")].running
+        assert len(state.staged) <= 4, (release, result.outcome, state.staged)
+        assert state.release_dir in state.staged and (previous is None or previous in state.staged), state.staged
+        previous = state.release_dir
+    assert len(state.staged) == 4 and not [p for p in releases.iterdir() if p.name.startswith(".")]
+    # A host this deploy does not move is pruned after it: with two old copies beside, the
+    # two newest others stay besides the one it runs (the one before is that one now).
+    for name, age in (("old-1-000000000000", 2), ("old-2-000000000000", 1)):
+        shutil.copytree(releases / state.staged[-1], releases / name, symlinks=True)
+        os.utime(releases / name, (1_000_000 * age, 1_000_000 * age))
+    again, events = deploy(dp, "v2")
+    assert again.outcome == "unchanged" and not kinds(events, "layer.activating")
+    after = dp.states()[("edge", "p1-gw1")].running.staged
+    assert after == (state.staged[0], state.staged[1], state.release_dir), (after, state.staged)
+    dp.assert_whole(release="v2")
 
 
 @pytest.mark.two_plants

@@ -4,7 +4,7 @@ They replace the long parameter lists: every step of the pipeline takes the one 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -67,6 +67,8 @@ class LayerRun:
     """What the hosts said at the start (a host not asked: nothing known)."""
     steps: Steps
     action: str
+    prune: Mapping[Key, tuple[str, ...]]
+    """(layer, host) -> old release folders its switch removes (a deploy's, ``layout.to_prune``)."""
 
     @property
     def name(self) -> str:
@@ -89,6 +91,9 @@ class LayerRun:
         """``action`` on every host at once (by host name); any failure fails the layer, naming every failed host."""
         by_name = {h.name: h for h in hosts}
         return fan_out(list(by_name), lambda name: action(by_name[name])).or_fail(self.layer.name)
+
+    def pruned(self, host: Host) -> tuple[str, ...]:
+        return self.prune.get((self.layer.name, host.name), ())
 
     def record(self, host: Host) -> dict[str, object]:
         return self.run.records.make(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import shlex
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from rollout.config.inventory import Host
 from rollout.config.models import Check, CommandStep, LayerConfig, PlaybookCheck, PlaybookStep
@@ -36,17 +36,19 @@ def converge(
     touched: set[Key] | None = None,
     only: set[Key] | None = None,
     unsettled: set[Key] | None = None,
+    prune: Mapping[Key, tuple[str, ...]] | None = None,
 ) -> list[CheckResult]:
     """Stage, switch, restart and check ``layer`` on every host (of ``only``) that needs it.
 
     ``touched`` collects the hosts switched. ``unsettled`` hosts already run their target but an
     interrupted run switched them: their restart step may never have run, so it runs again.
+    ``prune``: the old release folders each host's switch removes.
     """
     hosts = [h for h in run.hosts(layer) if only is None or (layer.name, h.name) in only]
     if not hosts:
         return []
     target_of = {h.name: targets[(layer.name, h.name)] for h in hosts}
-    lr = LayerRun(run, layer, hosts, target_of, before or {}, steps, action)
+    lr = LayerRun(run, layer, hosts, target_of, before or {}, steps, action, prune or {})
     drifted = _drifted(lr, hosts)
     moving = [h for h in hosts if h.name in drifted or not already(lr.running(h), lr.target_of[h.name])]
     release = lr.release()
@@ -151,7 +153,10 @@ def _switch(lr: LayerRun, hosts: list[Host]) -> None:
         lr.each(
             switching,
             lambda h: lr.exec(
-                h, layout.activate(lr.dir(h), str(lr.target_of[h.name].release_dir), lr.record(h), timeout, restarts)
+                h,
+                layout.activate(
+                    lr.dir(h), str(lr.target_of[h.name].release_dir), lr.record(h), timeout, restarts, lr.pruned(h)
+                ),
             ),
         )
 
@@ -163,8 +168,9 @@ def _confirm_link(lr: LayerRun, host: Host) -> None:
         raise TransportError(
             host.name, f"the activation playbook left current at {link or 'nothing'}, not {target.release_dir}"
         )
-    owed = target.release_dir if lr.layer.restart is not None else None
-    lr.exec(host, layout.write_record(lr.dir(host), lr.record(host), timeout, owed))
+    name = str(target.release_dir)
+    owed = name if lr.layer.restart is not None else None
+    lr.exec(host, layout.write_record(lr.dir(host), lr.record(host), timeout, owed, name, lr.pruned(host)))
 
 
 def run_step(lr: LayerRun, step: Step, hosts: list[Host], what: str) -> None:
@@ -184,8 +190,9 @@ def run_step(lr: LayerRun, step: Step, hosts: list[Host], what: str) -> None:
         fields = lr.steps.fields.get((lr.name, host.name), {}).get(what)
         command = fields["command"] if fields else step.command
         directory = lr.dir(host)
-        # A subshell, so that an ``exit`` of the command still lets the note of its success follow.
-        body = f"cd {shlex.quote(directory)} && (\n{command}\n)"
+        # A subshell, so that an ``exit`` of the command still lets the note of its success follow;
+        # without the lock's descriptor, so that no service it starts holds the lock.
+        body = f"cd {shlex.quote(directory)} && (\n{command}\n) {layout.UNLOCKED}"
         if settles:
             body += f" && {layout.restart_done(directory)}"
         script = layout.locked(directory, body, step.timeout)

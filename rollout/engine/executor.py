@@ -32,7 +32,7 @@ from rollout.engine.fanout import HostResults, StepFailed, fan_out, reason_of
 from rollout.engine.layout import Running
 from rollout.engine.records import Records
 from rollout.engine.seen import Seen
-from rollout.engine.upkeep import commit_of, mark_attention, prune
+from rollout.engine.upkeep import commit_of, mark_attention, prune, to_prune
 from rollout.transports.base import TransportError
 
 __all__ = [
@@ -200,15 +200,20 @@ class Executor:
         # Hosts an interrupted run already moved are ours to put back if this run fails.
         touched = {key for key, state in now.items() if not already(state, before[key])}
         unsettled = set(touched)
+        moved: set[Key] = set()  # by this run: its switches also pruned
+        removals = to_prune(run, order, now, before)
         results: list[CheckResult] = []
         steps = order.new_steps()
         for layer in run.layers():
             try:
-                results += converge(run, layer, targets, now, steps, "deploy", touched, unsettled=unsettled)
+                results += converge(
+                    run, layer, targets, now, steps, "deploy", moved, unsettled=unsettled, prune=removals
+                )
             except StepFailed as failure:
                 run.emit("layer.failed", layer=layer.name, release=order.release, detail={"reason": failure.reason})
-                return self._roll_back(run, order, before, touched, failure, results)
-        prune(run, order, before, self.options.command_timeout)
+                return self._roll_back(run, order, before, touched | moved, failure, results)
+        left = {key: names for key, names in removals.items() if key not in moved}
+        prune(run, left, now, self.options.command_timeout)
         run.emit("plant.done", release=order.release, detail={"changed": changed})
         return PlantResult(order.plant, "updated" if changed else "unchanged", order.release, checks=results)
 

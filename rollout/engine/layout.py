@@ -40,12 +40,12 @@ __all__ = [
     "link_only",
     "locked",
     "parse_link",
-    "parse_pruned",
     "parse_running",
-    "prune",
     "read_running",
     "release_dir",
+    "remove_releases",
     "restart_done",
+    "to_prune",
     "set_attention",
     "stage",
     "staged_check",
@@ -128,15 +128,22 @@ LOCK_BUSY = 75
 def locked(directory: str, script: str, timeout: float) -> str:
     """``script`` holding the layer's lock on the host, so that a step left running by a
     killed rollout (hosts go on with what they were told) ends before the next one starts.
-    The lock is not passed to what the script starts (a service must not hold it)."""
+
+    The shell itself holds the lock on its descriptor 9 (no second shell for the script); a
+    command that may start a service runs with that descriptor closed (``UNLOCKED``), so
+    that no service ever holds the lock."""
     wait = max(1, int(timeout * 0.8))  # ends first, so the message says why
-    lock = f"{_q(directory)}/.rollout/lock"
-    return f"""mkdir -p {_q(directory)}/.rollout || exit 1
-flock -o -E {LOCK_BUSY} -w {wait} {lock} sh -c {_q(script)}
-rc=$?
-if [ $rc -eq {LOCK_BUSY} ]; then echo "another rollout step held this layer's lock for {wait}s" >&2; fi
-exit $rc
+    rollout = f"{_q(directory)}/.rollout"
+    busy = f"another rollout step held this layer's lock for {wait}s"
+    return f"""[ -d {rollout} ] || mkdir -p {rollout} || exit 1
+exec 9>>{rollout}/lock || exit 1
+flock -E {LOCK_BUSY} -w {wait} 9 || {{ rc=$?; [ $rc -ne {LOCK_BUSY} ] || echo {_q(busy)} >&2; exit $rc; }}
+{script}
 """
+
+
+UNLOCKED = "9>&-"
+"""The redirection that runs a command of ``locked``'s script without the lock's descriptor."""
 
 
 def read_running(
@@ -153,38 +160,63 @@ def read_running(
         + f"""
 cd {_q(directory)} 2>/dev/null || exit 0
 printf '{_MARK}current\\n'; readlink current 2>/dev/null || true
-printf '{_MARK}record\\n'; cat .rollout/record.json 2>/dev/null || true
-printf '{_MARK}manifest\\n'; cat current/{MANIFEST_NAME} 2>/dev/null || true
-printf '{_MARK}attention\\n'; cat .rollout/attention.json 2>/dev/null || true
-printf '{_MARK}unsettled\\n'; cat {UNSETTLED} 2>/dev/null || true
-printf '{_MARK}staged\\n'; ls -1t releases 2>/dev/null | grep -v '^[.]' || true
+printf '{_MARK}files\\n'; grep -a -H -s '' {" ".join(_FILES.values())} || true
+printf '{_MARK}staged\\n'; ls -1t releases 2>/dev/null || true
 printf '{_MARK}digests\\n'; sha256sum releases/*/{MANIFEST_NAME} 2>/dev/null || true
 """
     )
     return HostStep(script, timeout, "reading the layer's state")
 
 
+_FILES = {
+    "record": ".rollout/record.json",
+    "manifest": f"current/{MANIFEST_NAME}",
+    "attention": ".rollout/attention.json",
+    "unsettled": UNSETTLED,
+}
+"""Section -> the file of the layer's folder it holds: one ``grep -H`` prints them all."""
+
+
 def parse_running(stdout: str, probe: bool = False) -> Running:
     """What ``read_running``'s script printed."""
     parts = _sections(stdout)
+    files = _files(parts.get("files", ""))
     link = parts.get("current", "").strip()
     current = PurePosixPath(link).name if link else None
-    manifest = _json(parts.get("manifest", ""))
-    attention = _json(parts.get("attention", ""))
+    manifest = _json(files.get("manifest", ""))
+    attention = _json(files.get("attention", ""))
     release = manifest.get("release", {}) if current else {}
     return Running(
         release_dir=current,
         release=release.get("id"),
         commit=release.get("commit"),
         bundle_hash=manifest.get("bundle_hash") if current else None,
-        record=_json(parts.get("record", "")),
+        record=_json(files.get("record", "")),
         attention=str(attention.get("reason")) if attention else None,
-        staged=tuple(line for line in parts.get("staged", "").splitlines() if line),
+        staged=tuple(line for line in parts.get("staged", "").splitlines() if line and not line.startswith(".")),
         staged_manifests=_digests(parts.get("digests", "")),
         room=_room(parts.get("probe", "")) if probe else None,
-        assets=parse_probe(parts) if "os" in parts else None,
-        restart_owed=current is not None and parts.get("unsettled", "").strip() == current,
+        assets=parse_probe(_uname(parts)) if "os" in parts else None,
+        restart_owed=current is not None and files.get("unsettled", "").strip() == current,
     )
+
+
+def _files(text: str) -> dict[str, str]:
+    """``grep -H`` lines (``<path>:<line>``) of the ``_FILES`` -> {section: the file's text}."""
+    by_path = {f"{path}:": name for name, path in _FILES.items()}
+    lines: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        path, colon, rest = line.partition(":")
+        name = by_path.get(path + colon)
+        if name is not None:
+            lines.setdefault(name, []).append(rest)
+    return {name: "\n".join(found) for name, found in lines.items()}
+
+
+def _uname(parts: dict[str, str]) -> dict[str, str]:
+    """The sections with ``uname -rm``'s answer as the kernel and arch sections ``parse_probe`` reads."""
+    kernel, _, arch = parts.get("uname", "").strip().rpartition(" ")
+    return {**parts, "kernel": kernel, "arch": arch}
 
 
 def _digests(text: str) -> dict[str, str]:
@@ -216,8 +248,7 @@ def _json(text: str) -> dict[str, Any]:
 
 ASSET_SCRIPT = r"""
 printf '{mark}os\n'; cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release 2>/dev/null || true
-printf '{mark}kernel\n'; uname -r
-printf '{mark}arch\n'; uname -m
+printf '{mark}uname\n'; uname -rm
 known={known}
 if command -v dpkg-query >/dev/null 2>&1; then
     stamp=$(stat -L -c '%y %s %i' "${DPKG_ADMINDIR:-/var/lib/dpkg}/status" 2>/dev/null)
@@ -254,7 +285,7 @@ while [ ! -e "$d" ]; do d=$(dirname "$d"); done
 printf '{mark}probe\\n'
 if [ ! -d "$d" ]; then echo "blocked: $d is not a folder"
 elif ! ( : > "$d/.rollout-probe-$$" ) 2>/dev/null; then echo "not writable: $d"
-else rm -f "$d/.rollout-probe-$$"; printf 'free '; df -Pk "$d" | awk 'NR==2 {{print $4}}'
+else rm -f "$d/.rollout-probe-$$"; df -Pk "$d"
 fi
 """
 """Preflight: can the layer's folder be written, and how much room is there (KiB)? Creates
@@ -269,10 +300,12 @@ class Room:
 
 
 def _room(text: str) -> Room:
-    out = text.strip()
-    if out.startswith("free ") and out.split()[1:2] and out.split()[1].isdigit():
-        return Room(True, "", int(out.split()[1]))
-    return Room(False, out or "probe gave no answer", 0)
+    """``df -Pk``'s answer (a header, then the folder's file system: available KiB in the 4th column), or why not."""
+    lines = text.strip().splitlines()
+    fields = lines[-1].split() if len(lines) == 2 else []  # the header's words depend on the locale
+    if len(fields) >= 4 and fields[3].isdigit():
+        return Room(True, "", int(fields[3]))
+    return Room(False, text.strip() or "probe gave no answer", 0)
 
 
 def stage(
@@ -290,16 +323,19 @@ def stage(
     digest = hashlib.sha256(bundle.manifest_bytes()).hexdigest()
     if running is not None and running.staged_manifests.get(name) == digest:
         return None
+    partial, old = _q(f".{name}.partial"), _q(f".{name}.old")
+    # Every process a host starts costs it a fork and an exec: shell tests spare the needless ones.
     script = f"""
 set -eu
-mkdir -p {_q(directory)}/releases
-cd {_q(directory)}/releases
-rm -rf .{_q(name)}.partial .{_q(name)}.old
-mkdir .{_q(name)}.partial
-tar -xf - --no-same-owner -C .{_q(name)}.partial
-if [ -e {_q(name)} ]; then mv {_q(name)} .{_q(name)}.old; fi
-mv .{_q(name)}.partial {_q(name)}
-rm -rf .{_q(name)}.old
+cd {_q(directory)}
+[ -d releases ] || mkdir releases
+cd releases
+[ ! -e {partial} ] && [ ! -e {old} ] || rm -rf {partial} {old}
+mkdir {partial}
+tar -xf - --no-same-owner -C {partial}
+if [ -e {_q(name)} ]; then mv {_q(name)} {old}; fi
+mv {partial} {_q(name)}
+[ ! -e {old} ] || rm -rf {old}
 """
     return HostStep(locked(directory, script, timeout), timeout, "unpacking the bundle", payload or archive(bundle))
 
@@ -309,8 +345,11 @@ def staged_check(directory: str, name: str, timeout: float) -> HostStep:
     return HostStep(f"test -f {_q(directory)}/releases/{_q(name)}/{MANIFEST_NAME}", timeout, "finding the release")
 
 
-def activate(directory: str, name: str, record: dict[str, Any], timeout: float, restart: bool) -> HostStep:
-    """Point ``current`` at ``releases/<name>`` with one rename, then write the record.
+def activate(
+    directory: str, name: str, record: dict[str, Any], timeout: float, restart: bool, remove: tuple[str, ...] = ()
+) -> HostStep:
+    """Point ``current`` at ``releases/<name>`` with one rename, write the record, then remove
+    the old release folders ``remove`` names (``to_prune``; a deploy prunes as it switches).
 
     With ``restart`` (the layer has a restart step) the host first notes that it owes one, so
     that a run stopped after the switch leaves the host saying so (``restart_done`` clears it)."""
@@ -322,6 +361,7 @@ test -f releases/{_q(name)}/{MANIFEST_NAME}
 ln -sfn releases/{_q(name)} .current.next
 mv -T .current.next current
 {_record_script(record)}
+{_remove_script(name, remove)}
 """
     return HostStep(locked(directory, script, timeout), timeout, "switching the current link")
 
@@ -335,10 +375,13 @@ def parse_link(stdout: str) -> str | None:
     return PurePosixPath(stdout.strip()).name if stdout.strip() else None
 
 
-def write_record(directory: str, record: dict[str, Any], timeout: float, owed: str | None) -> HostStep:
-    """Write the host's record (after a playbook did the switch to the release folder ``owed``
-    names when the layer has a restart step, as ``activate`` notes it)."""
-    script = f"set -eu\ncd {_q(directory)}\n{_owed_script(owed)}\n{_record_script(record)}"
+def write_record(
+    directory: str, record: dict[str, Any], timeout: float, owed: str | None, name: str, remove: tuple[str, ...] = ()
+) -> HostStep:
+    """Write the host's record after a playbook switched it to release folder ``name``, and
+    remove ``remove`` as ``activate`` does (``owed``: ``name`` when the layer has a restart step)."""
+    parts = ["set -eu", f"cd {_q(directory)}", _owed_script(owed), _record_script(record), _remove_script(name, remove)]
+    script = "\n".join(parts)
     return HostStep(locked(directory, script, timeout), timeout, "writing the record")
 
 
@@ -347,64 +390,66 @@ def deactivate(directory: str, record: dict[str, Any], timeout: float) -> HostSt
     script = f"""
 set -eu
 cd {_q(directory)} 2>/dev/null || exit 0
-rm -f current {UNSETTLED}
+rm -f current
+{_owed_script(None)}
 {_record_script(record)}
 """
     return HostStep(locked(directory, script, timeout), timeout, "removing the current link")
 
 
 def _owed_script(name: str | None) -> str:
-    """Note that the host owes the restart of release folder ``name`` (None: it owes none)."""
+    """Note that the host owes the restart of release folder ``name`` (None: it owes none).
+
+    Written before the switch, so a note cut short can only be beside the old link, whose
+    release was settled; not renamed into place, as a shell builtin writes it."""
     if name is None:
-        return f"rm -f {UNSETTLED}"
-    return f"mkdir -p .rollout\nprintf '%s\\n' {_q(name)} > {UNSETTLED}.next\nmv {UNSETTLED}.next {UNSETTLED}"
+        return f"[ ! -s {UNSETTLED} ] || : > {UNSETTLED}"
+    return f"printf '%s\\n' {_q(name)} > {UNSETTLED}"
 
 
 def restart_done(directory: str) -> str:
-    """Shell that clears what ``activate`` noted, run right after the restart step succeeded."""
-    return f"rm -f {_q(directory)}/{UNSETTLED}"
+    """Shell that clears what ``activate`` noted (empties it), run right after the restart step succeeded."""
+    owed = f"{_q(directory)}/{UNSETTLED}"
+    return f"{{ [ ! -s {owed} ] || : > {owed}; }}"
+
+
+def _remove_script(current: str, remove: tuple[str, ...]) -> str:
+    """Remove the old release folders ``remove``; a failure to prune does not fail the switch."""
+    if current in remove:
+        raise ValueError(f"refusing to prune {current}, the release being switched to")
+    if not remove:
+        return ""
+    return "rm -rf -- " + " ".join(_q(f"releases/{name}") for name in remove) + " || true"
+
+
+def to_prune(staged: tuple[str, ...], keep: int, protect: set[str]) -> tuple[str, ...]:
+    """The release folders to remove of ``staged`` (newest first): all but the ``keep`` newest
+    of those not in ``protect``."""
+    return tuple([name for name in staged if name not in protect][keep:])
 
 
 def _record_script(record: dict[str, Any]) -> str:
     line = canonical_json(record).decode()
     # A host brought to a whole release by rollout no longer needs a person.
-    return f"""mkdir -p .rollout
-printf '%s\\n' {_q(line)} > .rollout/record.json.next
+    return f"""printf '%s\\n' {_q(line)} > .rollout/record.json.next
 mv .rollout/record.json.next .rollout/record.json
 printf '%s\\n' {_q(line)} >> .rollout/history.jsonl
-rm -f .rollout/attention.json"""
+[ ! -e .rollout/attention.json ] || rm -f .rollout/attention.json"""
 
 
 def set_attention(directory: str, reason: str | None, timeout: float) -> HostStep:
     """Mark (or, with None, clear) the layer as needing a person."""
     if reason is None:
-        script = f"rm -f {_q(directory)}/.rollout/attention.json"
+        mark = f"{_q(directory)}/.rollout/attention.json"
+        script = f"[ ! -e {mark} ] || rm -f {mark}"
     else:
         body = canonical_json({"reason": reason}).decode()
-        script = (
-            f"mkdir -p {_q(directory)}/.rollout && printf '%s\\n' {_q(body)} > {_q(directory)}/.rollout/attention.json"
-        )
+        script = f"printf '%s\\n' {_q(body)} > {_q(directory)}/.rollout/attention.json"
     return HostStep(locked(directory, script, timeout), timeout, "writing the attention mark")
 
 
-def prune(directory: str, keep: int, protect: set[str], timeout: float) -> HostStep:
-    """Remove all but the ``keep`` newest release folders, never the current one or one in ``protect``."""
-    spared = " ".join(_q(name) for name in sorted(protect))
-    script = f"""
-cd {_q(directory)}/releases 2>/dev/null || exit 0
-current=$(readlink ../current 2>/dev/null || true)
-kept=0
-ls -1t | grep -v '^[.]' | while IFS= read -r name; do
-    for spare in {spared} "${{current##*/}}"; do
-        if [ "$name" = "$spare" ]; then continue 2; fi
-    done
-    kept=$((kept + 1))
-    if [ "$kept" -gt {keep} ]; then rm -rf -- "$name" && printf '%s\\n' "$name"; fi
-done
-"""
+def remove_releases(directory: str, current: str | None, names: tuple[str, ...], timeout: float) -> HostStep:
+    """Remove the old release folders ``names`` of a host that runs ``current`` (``to_prune``
+    chose them; a host a deploy switched removes them in its switch instead)."""
+    script = f"cd {_q(directory)}\n{_remove_script(current or '', names)}"
     return HostStep(locked(directory, script, timeout), timeout, "pruning old releases")
-
-
-def parse_pruned(stdout: str) -> list[str]:
-    """The release folders ``prune``'s script removed."""
-    return [line for line in stdout.splitlines() if line]
