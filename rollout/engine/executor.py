@@ -99,12 +99,15 @@ class Executor:
         probe: bool = False,
         assets: bool = False,
         stamps: Mapping[str, str] | None = None,
+        leaving: Mapping[str, str] | None = None,
     ) -> HostResults[Key, Running]:
         """Every (layer, host)'s state or the error that stood in its way, in one fan-out.
 
         ``assets``: each host's first layer also says what the host is and runs (``assets_of``);
         ``stamps``: host -> its package database's stamp in its last record, so a host whose
-        database is unchanged sends no package list (see ``rollout.core.assets``)."""
+        database is unchanged sends no package list (see ``rollout.core.assets``); ``leaving``:
+        layer -> a deploy's target folder, so that a host running another release also hashes
+        its files (``Running.drift``)."""
         own = conns is None
         conns = conns or Connections(self.project, plant, self.options)
         try:
@@ -116,7 +119,8 @@ class Executor:
                 layer, host = where[key]
                 ask = asked.get(host.name) == key
                 known = (stamps or {}).get(host.name, "")
-                step = layout.read_running(conns.dir(host, layer), timeout, probe, ask, known)
+                unless = None if leaving is None else leaving.get(layer.name, "")
+                step = layout.read_running(conns.dir(host, layer), timeout, probe, ask, known, unless)
                 state = layout.parse_running(conns.run(host, step).stdout, probe)
                 self.seen.note(plant.name, layer.name, host.name, state)
                 return state
@@ -169,7 +173,8 @@ class Executor:
         run = self._run(self.project.plants[order.plant])
         run.emit("plant.started", release=order.release)
         try:
-            found = self.read(run.plant, run.conns, True, self.options.assets, order.asset_stamps)
+            targets = {lay.layer: lay.release_dir or "" for lay in order.layers}  # what each host's layer leaves
+            found = self.read(run.plant, run.conns, True, self.options.assets, order.asset_stamps, targets)
             if found.failed:
                 return preflight.unreachable(run, found, order.release)
             now = found.succeeded

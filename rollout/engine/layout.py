@@ -27,6 +27,7 @@ from typing import Any
 
 from rollout.core.assets import Probe, parse_probe
 from rollout.core.bundle import Bundle, canonical_json
+from rollout.core.drift import Drift, compare, parse_sums
 from rollout.core.steps import release_dir
 
 __all__ = [
@@ -90,6 +91,9 @@ class Running:
     restart_owed: bool = False
     """A run switched the host to what it runs and stopped before its restart step ran: the
     old release may still be serving behind the new link."""
+    drift: Drift | None = None
+    """How the files of the release it runs differ from their manifest, when it was asked for
+    (``read_running``'s ``verify_unless``); None: not asked, or it runs nothing."""
 
     @property
     def whole(self) -> bool:
@@ -147,13 +151,20 @@ UNLOCKED = "9>&-"
 
 
 def read_running(
-    directory: str, timeout: float, probe: bool = False, assets: bool = False, known: str = ""
+    directory: str,
+    timeout: float,
+    probe: bool = False,
+    assets: bool = False,
+    known: str = "",
+    verify_unless: str | None = None,
 ) -> HostStep:
     """One round trip: the link, the record, the manifest in use, attention, staged folders,
     with ``probe`` the preflight's answer (see ``PROBE_SCRIPT``) and with ``assets`` what the
     host is and runs (``ASSET_SCRIPT``; ``known``: the package database's stamp in the host's
-    last record, so the package list is left out if it is still the same); read by
-    ``parse_running``."""
+    last record, so the package list is left out if it is still the same); with
+    ``verify_unless`` the hash of every file of the release it runs, unless that is the
+    release folder named (a deploy's target: the host leaves any other, and a rollback to it
+    must know whether it is still clean); read by ``parse_running``."""
     script = (
         (ASSET_SCRIPT.replace("{mark}", _MARK).replace("{known}", _q(known)) if assets else "")
         + (PROBE_SCRIPT.format(directory=_q(directory), mark=_MARK) if probe else "")
@@ -164,8 +175,19 @@ printf '{_MARK}files\\n'; grep -a -H -s '' {" ".join(_FILES.values())} || true
 printf '{_MARK}staged\\n'; ls -1t releases 2>/dev/null || true
 printf '{_MARK}digests\\n'; sha256sum releases/*/{MANIFEST_NAME} 2>/dev/null || true
 """
+        + (_VERIFY_SCRIPT.format(mark=_MARK, unless=_q(verify_unless)) if verify_unless is not None else "")
     )
     return HostStep(script, timeout, "reading the layer's state")
+
+
+_VERIFY_SCRIPT = """
+link=$(readlink current 2>/dev/null || true)
+if [ -n "$link" ] && [ "${{link##*/}}" != {unless} ]; then
+    printf '{mark}sums\\n'
+    (cd current 2>/dev/null && find . ! -type d -print0 | xargs -0 -r sha256sum 2>/dev/null) || true
+fi
+"""
+"""The sums ``rollout.core.drift`` compares with the manifest of the release a host runs (see ``verify_unless``)."""
 
 
 _FILES = {
@@ -198,6 +220,7 @@ def parse_running(stdout: str, probe: bool = False) -> Running:
         room=_room(parts.get("probe", "")) if probe else None,
         assets=parse_probe(_uname(parts)) if "os" in parts else None,
         restart_owed=current is not None and files.get("unsettled", "").strip() == current,
+        drift=compare(manifest, parse_sums(parts["sums"])) if current and "sums" in parts else None,
     )
 
 
