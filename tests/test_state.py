@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
@@ -361,3 +362,42 @@ def test_state_migrate_and_import_work_on_sqlite_too(mini: MiniProject, rollout:
     assert '"imported": []' in done.out, "a second import copied again"
     state = SqliteJournal(mini.root / ".rollout" / "state.db")
     assert [r.id for r in state.rollouts()] == ["r1"] and [e.event.kind for e in state.events()] == ["plant.started"]
+
+
+WRITE_THEN_END = """
+import gc, os, sys, threading
+from rollout.core.events import Event
+from rollout.service import settle_states
+from rollout.state.journal import RolloutRecord
+from rollout.state.sqlite import SqliteJournal
+journal = SqliteJournal(__import__("pathlib").Path(sys.argv[1]))
+journal.create(RolloutRecord("r1", "deploy", "v1", "c0ffee", 1.0, "tester", {"waves": [{"plants": ["p1"]}]}))
+def write(plant):
+    for n in range(50):
+        journal.append("r1", Event("plant.started", plant, detail={"n": n}))
+threads = [threading.Thread(target=write, args=(f"p{i}",)) for i in range(4)]
+for t in threads: t.start()
+for t in threads: t.join()
+print(settle_states())
+gc.freeze()
+os._exit(0)  # harsher than the CLI's end: not even exit handlers, no connection closed
+"""
+
+
+def test_a_process_that_ends_without_closing_its_journal_after_settling_keeps_every_event(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    done = subprocess.run([sys.executable, "-c", WRITE_THEN_END, str(path)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr
+    events = SqliteJournal(path).events(rollout="r1")
+    assert len(events) == 200 and {e.event.plant for e in events} == {"p0", "p1", "p2", "p3"}
+
+
+def test_settling_skips_a_journal_whose_file_was_removed(tmp_path: Path) -> None:
+    from rollout.service import settle_states
+
+    gone = SqliteJournal(tmp_path / "gone.db")
+    kept = SqliteJournal(tmp_path / "kept.db")
+    (tmp_path / "gone.db").unlink()
+    assert settle_states() == []  # the verb that used it has said so; the other is synced
+    kept.create(record("r1"))
+    assert settle_states() == [] and gone is not None

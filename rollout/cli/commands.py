@@ -210,6 +210,23 @@ def run(argv: list[str]) -> int:
     """Run the command line and return its exit code."""
     as_json = "--json" in argv
     err = _console(stderr=True)
+    return _settled(_run(argv, as_json, err), as_json, err)
+
+
+def _settled(code: int, as_json: bool, err: Console) -> int:
+    """``code``, once what the verb wrote to an embedded state is on the disk: the process ends
+    without closing it (``main``), so no close's checkpoint does that."""
+    if "rollout.state.sqlite" not in sys.modules:  # no state opened: nothing to import for
+        return code
+    from rollout.service import settle_states
+
+    problems = settle_states()
+    for problem in problems:
+        _report(as_json, "journal", problem, err)
+    return EXIT_ATTENTION if problems and code == 0 else code
+
+
+def _run(argv: list[str], as_json: bool, err: Console) -> int:
     try:
         code = cli.main(args=argv, prog_name="rollout", standalone_mode=False)
         return int(code or 0)
@@ -258,4 +275,8 @@ def main() -> None:
     if _Quiet.broken:  # keep the interpreter's final flush from failing on the closed pipe
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
+    # The process ends: the collector's last passes over all it built would only free memory the
+    # system takes back anyway (0.1 s of a 20-plant deploy's 1.6 s). Exit handlers still run, and
+    # the states are on the disk already (``_settled``), so no checkpoint at their close is missed.
+    gc.freeze()
     sys.exit(code)

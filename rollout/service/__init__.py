@@ -20,7 +20,15 @@ if TYPE_CHECKING:
     from rollout.service.rehearsal import rehearse
     from rollout.service.rollbacks import locked_rollback, rollback
     from rollout.service.rollouts import abort, approve, resume_rollout, start_rollout
-    from rollout.service.state import JOURNAL_FILE, REHEARSAL_DIR, STATE_ENV, open_state, rehearsal_journal, state_url
+    from rollout.service.state import (
+        JOURNAL_FILE,
+        REHEARSAL_DIR,
+        STATE_ENV,
+        open_state,
+        rehearsal_journal,
+        settle_states,
+        state_url,
+    )
     from rollout.service.status_queries import HostStatus, RecordedStatus, recorded, status
     from rollout.service.watch import Update, follow, position
     from rollout.service.workorders import render_work
@@ -59,6 +67,7 @@ _WHERE = {
     "STATE_ENV": "rollout.service.state",
     "open_state": "rollout.service.state",
     "rehearsal_journal": "rollout.service.state",
+    "settle_states": "rollout.service.state",
     "state_url": "rollout.service.state",
     "Update": "rollout.service.watch",
     "follow": "rollout.service.watch",
@@ -101,6 +110,7 @@ __all__ = [
     "notify",
     "open_project",
     "open_state",
+    "settle_states",
     "plan",
     "plant_locks",
     "position",

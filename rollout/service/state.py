@@ -13,7 +13,7 @@ from rollout.config.project import PROJECT_FILE, Project
 from rollout.core.clock import Clock
 from rollout.errors import ConfigError, Problem
 from rollout.state.journal import Journal
-from rollout.state.sqlite import SqliteJournal
+from rollout.state.sqlite import SqliteJournal, sync_open
 from rollout.state.url import SQLITE_FORMS, StateUrl, StateUrlError, parse_state_url
 from rollout.state.url import open_url as _open_url
 
@@ -79,3 +79,9 @@ def existing_state(project: Project, clock: Clock | None = None) -> Journal | No
 def rehearsal_journal(project: Project) -> SqliteJournal:
     """The rehearsal's own SQLite state, apart from the project's: a rehearsal never writes the real one."""
     return SqliteJournal(project.root / REHEARSAL_DIR / "state.db")
+
+
+def settle_states() -> list[str]:
+    """Everything this process wrote to an embedded state on the disk, before it ends without
+    closing them (a PostgreSQL state's commits are the server's); why a state could not be."""
+    return sync_open()

@@ -9,6 +9,7 @@ import sqlite3
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import astuple
@@ -40,6 +41,8 @@ _NEXT_FENCE = (
     "RETURNING fence"
 )
 POLL_INTERVAL = 0.1
+_OPEN: weakref.WeakSet[SqliteJournal] = weakref.WeakSet()
+"""Every journal this process opened and still holds (``sync_open``)."""
 """Seconds between two looks for new events while a follower waits."""
 _INSERT_EVENT = (
     "INSERT INTO events (rollout, time, kind, plant, layer, host, release, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -69,6 +72,7 @@ class SqliteJournal(SqliteAccess, SqliteAssets, SqlAgents, Journal):
             self._identity = _identity(path)
         except (OSError, sqlite3.Error) as exc:
             raise JournalError(f"cannot open the journal {path}: {exc}") from None
+        _OPEN.add(self)
 
     def close(self) -> None:
         """Close this thread's connection (others close with their threads)."""
@@ -283,6 +287,23 @@ class SqliteJournal(SqliteAccess, SqliteAssets, SqlAgents, Journal):
     def locks(self) -> list[Lock]:
         rows = self._read(f"SELECT {LOCK_COLUMNS} FROM locks ORDER BY plant")
         return [Lock(*row) for row in rows]
+
+
+def sync_open() -> list[str]:
+    """Put what every open journal of this process committed on the disk (``sync``), as a
+    close's checkpoint would, for a process about to end without closing them; why each
+    journal that could not be synced was not (a removed file, a failed disk)."""
+    problems: list[str] = []
+    for journal in list(_OPEN):
+        try:
+            journal._same_file()
+        except JournalError:
+            continue  # removed or replaced: the verb that used it has said so, and nothing is left to sync
+        try:
+            journal.sync()
+        except JournalError as exc:
+            problems.append(str(exc))
+    return problems
 
 
 def sqlite_version(path: Path) -> int:
