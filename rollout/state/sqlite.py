@@ -65,6 +65,9 @@ class SqliteJournal(SqliteAccess, SqliteAssets, SqlAgents, Journal):
         self.path = path
         self.clock = clock or SystemClock()
         self._local = threading.local()
+        self._writer = threading.Lock()
+        """This process's writers take turns here: on the file alone, a writer that finds it
+        busy sleeps in SQLite's busy handler (1, 2, 5, 10 ms and longer), not woken when it is free."""
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             with _taking_turns(path):
@@ -132,14 +135,15 @@ class SqliteJournal(SqliteAccess, SqliteAssets, SqlAgents, Journal):
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         db = self._db()
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            yield db
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
+        with self._writer:
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                yield db
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
 
     @contextmanager
     def _writing(self) -> Iterator[sqlite3.Connection]:
