@@ -173,8 +173,8 @@ class Executor:
         run = self._run(self.project.plants[order.plant])
         run.emit("plant.started", release=order.release)
         try:
-            targets = {lay.layer: lay.release_dir or "" for lay in order.layers}  # what each host's layer leaves
-            found = self.read(run.plant, run.conns, True, self.options.assets, order.asset_stamps, targets)
+            going = {lay.layer: lay.release_dir or "" for lay in order.layers}  # a host on another release leaves it
+            found = self.read(run.plant, run.conns, True, self.options.assets, order.asset_stamps, going)
             if found.failed:
                 return preflight.unreachable(run, found, order.release)
             now = found.succeeded

@@ -46,10 +46,10 @@ __all__ = [
     "release_dir",
     "remove_releases",
     "restart_done",
-    "to_prune",
     "set_attention",
     "stage",
     "staged_check",
+    "to_prune",
     "write_record",
 ]
 
