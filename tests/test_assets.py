@@ -27,7 +27,7 @@ from conftest import Result
 from deploykit import DeployProject, build, events_of
 from fleet import Fleet
 from rollout.core.assets import HostAssets, Probe, carried, compare_versions, from_json, parse_probe, to_json
-from rollout.engine import layout
+from rollout.engine import hoststate
 from rollout.service import open_state
 from rollout.web.app import create_app
 
@@ -258,7 +258,7 @@ def test_a_host_in_every_layer_has_one_record_with_each_layers_release(rollout: 
         dp.stop_services()
     found = _assets(rollout, dp)
     assert list(found) == ["p1-box"] and found["p1-box"]["releases"] == {"edge": "v1", "ingest": "v1"}, found
-    steps = [layout.read_running("/x", 5, assets=a).script for a in (True, False)]
+    steps = [hoststate.read_running("/x", 5, assets=a).script for a in (True, False)]
     assert "dpkg-query" in steps[0] and "dpkg-query" not in steps[1]
 
 
@@ -328,9 +328,9 @@ def test_a_probe_without_a_package_manager_still_says_the_os() -> None:
 
 def test_the_probe_reads_the_real_dpkg_database_of_this_machine(tmp_path: Path) -> None:
     """The probe's own dpkg-query command, unshadowed: every installed package, none other."""
-    step = layout.read_running(str(tmp_path / "none"), 30, assets=True)
+    step = hoststate.read_running(str(tmp_path / "none"), 30, assets=True)
     done = subprocess.run(["sh", "-c", step.script], capture_output=True, text=True, timeout=30, check=True)
-    probe = layout.parse_running(done.stdout).assets
+    probe = hoststate.parse_running(done.stdout).assets
     assert probe is not None and probe.packager == "dpkg"
     listed = subprocess.run(
         ["dpkg-query", "-W", "-f", "${db:Status-Status}\t${Package}\t${Version}\n"],
@@ -343,9 +343,9 @@ def test_the_probe_reads_the_real_dpkg_database_of_this_machine(tmp_path: Path) 
     assert dict(probe.packages) == expected and len(expected) > 10, len(probe.packages)
     assert probe.stamp and not probe.unchanged
     # asked again with the stamp it gave, the same script sends no list, and says so
-    step = layout.read_running(str(tmp_path / "none"), 30, assets=True, known=probe.stamp)
+    step = hoststate.read_running(str(tmp_path / "none"), 30, assets=True, known=probe.stamp)
     done = subprocess.run(["sh", "-c", step.script], capture_output=True, text=True, timeout=30, check=True)
-    same = layout.parse_running(done.stdout).assets
+    same = hoststate.parse_running(done.stdout).assets
     assert same is not None and same.unchanged and same.packager == "dpkg" and dict(same.packages) == {}
     assert same.stamp == probe.stamp and "\tinstalled" not in done.stdout and len(done.stdout) < 2000
 

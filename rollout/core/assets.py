@@ -1,7 +1,7 @@
 """What a host is and runs, to the patch level: the asset probe's output read into records,
 Debian version ordering for "older than", and staleness. Pure: no I/O.
 
-The probe (``rollout.engine.layout.ASSET_SCRIPT``) prints sections, each opened by a
+The probe (``rollout.engine.hoststate.ASSET_SCRIPT``) prints sections, each opened by a
 marker line: ``os`` (the os-release file), ``kernel`` (``uname -r``), ``arch``
 (``uname -m``), then ``dpkg`` or ``rpm`` with one ``name<TAB>version`` line per package
 (dpkg's lines lead with the package's status, only installed ones are kept).

@@ -24,7 +24,7 @@ from rollout.core.clock import Clock, SystemClock
 from rollout.core.events import EventSink
 from rollout.core.steps import CheckResult, Key, PlantResult, Steps, Target, Targets, targets_from_json, targets_to_json
 from rollout.core.workorder import RenderBundles, RenderSteps, WorkOrder
-from rollout.engine import layout, preflight
+from rollout.engine import hoststate, preflight
 from rollout.engine.connections import Connections, Options, default_operator
 from rollout.engine.context import PlantRun, common
 from rollout.engine.converge import already, converge
@@ -120,8 +120,8 @@ class Executor:
                 ask = asked.get(host.name) == key
                 known = (stamps or {}).get(host.name, "")
                 unless = None if leaving is None else leaving.get(layer.name, "")
-                step = layout.read_running(conns.dir(host, layer), timeout, probe, ask, known, unless)
-                state = layout.parse_running(conns.run(host, step).stdout, probe)
+                step = hoststate.read_running(conns.dir(host, layer), timeout, probe, ask, known, unless)
+                state = hoststate.parse_running(conns.run(host, step).stdout, probe)
                 self.seen.note(plant.name, layer.name, host.name, state)
                 return state
 
