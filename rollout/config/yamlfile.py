@@ -102,17 +102,25 @@ def read_yaml(path: Path, display: str) -> YamlDoc:
 
 def read_yaml_bytes(path: Path, display: str) -> bytes:
     """The bytes of a YAML file to parse: a regular file of bounded size."""
+    return read_bounded(path, display, "a YAML file")
+
+
+def read_bounded(path: Path, display: str, kind: str) -> bytes:
+    """The bytes of a file to parse, ``kind`` saying what it should be: a regular file of at most
+    ``MAX_FILE_BYTES``; every failure is a ConfigError naming ``display``."""
     try:
         info = path.stat()
-        if not (stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode)):  # a FIFO would block, /dev/zero never end
-            raise ConfigError.one(display, "not a regular file", expected="a YAML file (not a FIFO, device or socket)")
+        if stat.S_ISDIR(info.st_mode):
+            raise ConfigError.one(display, "is a directory", expected=kind)
+        if not stat.S_ISREG(info.st_mode):  # a FIFO would block, /dev/zero never end
+            raise ConfigError.one(display, "not a regular file", expected=f"{kind} (not a FIFO, device or socket)")
         if info.st_size > MAX_FILE_BYTES:
             raise ConfigError.one(display, "file too large", expected=f"at most {MAX_FILE_BYTES} bytes")
         return path.read_bytes()
     except FileNotFoundError:
         raise ConfigError.one(display, "file not found") from None
-    except IsADirectoryError:
-        raise ConfigError.one(display, "is a directory", expected="a YAML file") from None
+    except IsADirectoryError:  # became one since the stat
+        raise ConfigError.one(display, "is a directory", expected=kind) from None
     except OSError as exc:
         raise ConfigError.one(display, f"cannot read: {exc.strerror}") from None
 

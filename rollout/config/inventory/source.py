@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import os
-import stat
 from pathlib import Path
 
-from rollout.config.yamlfile import MAX_FILE_BYTES
+from rollout.config.yamlfile import read_bounded
 from rollout.errors import ConfigError
 
 VAULT_HEADER = b"$ANSIBLE_VAULT;"
@@ -14,19 +13,7 @@ VAULT_HEADER = b"$ANSIBLE_VAULT;"
 
 def read_bytes(path: Path, display: str) -> bytes:
     """The file's bytes; every failure is a ConfigError naming ``display``."""
-    try:
-        info = path.stat()
-        if stat.S_ISDIR(info.st_mode):
-            raise ConfigError.one(display, "is a directory", expected="an inventory file")
-        if not stat.S_ISREG(info.st_mode):  # a FIFO would block, /dev/zero never end
-            raise ConfigError.one(display, "not a regular file", expected="a file (not a FIFO, device or socket)")
-        if info.st_size > MAX_FILE_BYTES:
-            raise ConfigError.one(display, "file too large", expected=f"at most {MAX_FILE_BYTES} bytes")
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError.one(display, "file not found") from None
-    except OSError as exc:
-        raise ConfigError.one(display, f"cannot read: {exc.strerror}") from None
+    return read_bounded(path, display, "an inventory file")
 
 
 def text_of(raw: bytes, display: str) -> str:
