@@ -41,9 +41,9 @@ _NEXT_FENCE = (
     "RETURNING fence"
 )
 POLL_INTERVAL = 0.1
+"""Seconds between two looks for new events while a follower waits."""
 _OPEN: weakref.WeakSet[SqliteJournal] = weakref.WeakSet()
 """Every journal this process opened and still holds (``sync_open``)."""
-"""Seconds between two looks for new events while a follower waits."""
 _INSERT_EVENT = (
     "INSERT INTO events (rollout, time, kind, plant, layer, host, release, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
@@ -296,7 +296,8 @@ class SqliteJournal(SqliteAccess, SqliteAssets, SqlAgents, Journal):
 def sync_open() -> list[str]:
     """Put what every open journal of this process committed on the disk (``sync``), as a
     close's checkpoint would, for a process about to end without closing them; why each
-    journal that could not be synced was not (a removed file, a failed disk)."""
+    journal that could not be synced was not (a failed disk). A journal whose file was
+    removed or replaced is skipped: whoever used it met that already."""
     problems: list[str] = []
     for journal in list(_OPEN):
         try:
