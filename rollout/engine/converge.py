@@ -168,9 +168,11 @@ def _confirm_link(lr: LayerRun, host: Host) -> None:
         raise TransportError(
             host.name, f"the activation playbook left current at {link or 'nothing'}, not {target.release_dir}"
         )
-    name = str(target.release_dir)
-    owed = name if lr.layer.restart is not None else None
-    lr.exec(host, layout.write_record(lr.dir(host), lr.record(host), timeout, owed, name, lr.pruned(host)))
+    restarts = lr.layer.restart is not None
+    step = layout.write_record(
+        lr.dir(host), str(target.release_dir), lr.record(host), timeout, restarts, lr.pruned(host)
+    )
+    lr.exec(host, step)
 
 
 def run_step(lr: LayerRun, step: Step, hosts: list[Host], what: str) -> None:

@@ -184,7 +184,7 @@ class Executor:
             order, unrenderable = preflight.with_old_steps(order, before, render)
             problem = preflight.room(run, order, now) or unrenderable
             if not problem:
-                order, problem = preflight.clean_copies(run, order, now, clean)
+                order = preflight.clean_copies(run, order, now, clean)
             if keep is not None:
                 keep(order)
             if problem:

@@ -17,14 +17,11 @@ from typing import Any
 from rollout.core.assets import parse_probe
 from rollout.core.drift import compare, parse_sums
 from rollout.engine.layout import MANIFEST_NAME, UNSETTLED, HostStep, Room, Running
+from rollout.engine.verify import SUMS
 
 __all__ = ["ASSET_SCRIPT", "PROBE_SCRIPT", "parse_running", "read_running"]
 
 _MARK = "\x1erollout:"  # record separator: cannot occur in JSON or in our file names
-
-
-def _q(value: str) -> str:
-    return shlex.quote(value)
 
 
 def read_running(
@@ -43,25 +40,25 @@ def read_running(
     release folder named (a deploy's target: the host leaves any other, and a rollback to it
     must know whether it is still clean); read by ``parse_running``."""
     script = (
-        (ASSET_SCRIPT.replace("{mark}", _MARK).replace("{known}", _q(known)) if assets else "")
-        + (PROBE_SCRIPT.format(directory=_q(directory), mark=_MARK) if probe else "")
+        (ASSET_SCRIPT.replace("{mark}", _MARK).replace("{known}", shlex.quote(known)) if assets else "")
+        + (PROBE_SCRIPT.format(directory=shlex.quote(directory), mark=_MARK) if probe else "")
         + f"""
-cd {_q(directory)} 2>/dev/null || exit 0
-printf '{_MARK}current\\n'; readlink current 2>/dev/null || true
+cd {shlex.quote(directory)} 2>/dev/null || exit 0
+link=$(readlink current 2>/dev/null || true)
+printf '{_MARK}current\\n%s\\n' "$link"
 printf '{_MARK}files\\n'; grep -a -H -s '' {" ".join(_FILES.values())} || true
 printf '{_MARK}staged\\n'; ls -1t releases 2>/dev/null || true
 printf '{_MARK}digests\\n'; sha256sum releases/*/{MANIFEST_NAME} 2>/dev/null || true
 """
-        + (_VERIFY_SCRIPT.format(mark=_MARK, unless=_q(verify_unless)) if verify_unless is not None else "")
+        + (_VERIFY_SCRIPT.format(mark=_MARK, unless=shlex.quote(verify_unless)) if verify_unless is not None else "")
     )
     return HostStep(script, timeout, "reading the layer's state")
 
 
-_VERIFY_SCRIPT = """
-link=$(readlink current 2>/dev/null || true)
-if [ -n "$link" ] && [ "${{link##*/}}" != {unless} ]; then
-    printf '{mark}sums\\n'
-    (cd current 2>/dev/null && find . ! -type d -print0 | xargs -0 -r sha256sum 2>/dev/null) || true
+_VERIFY_SCRIPT = f"""
+if [ -n "$link" ] && [ "${{{{link##*/}}}}" != {{unless}} ]; then
+    printf '{{mark}}sums\\n'
+    (cd current 2>/dev/null && {SUMS}) || true
 fi
 """
 """The sums ``rollout.core.drift`` compares with the manifest of the release a host runs (see ``verify_unless``)."""

@@ -221,11 +221,12 @@ def parse_link(stdout: str) -> str | None:
 
 
 def write_record(
-    directory: str, record: dict[str, Any], timeout: float, owed: str | None, name: str, remove: tuple[str, ...] = ()
+    directory: str, name: str, record: dict[str, Any], timeout: float, restart: bool, remove: tuple[str, ...] = ()
 ) -> HostStep:
-    """Write the host's record after a playbook switched it to release folder ``name``, and
-    remove ``remove`` as ``activate`` does (``owed``: ``name`` when the layer has a restart step)."""
-    parts = ["set -eu", f"cd {_q(directory)}", _owed_script(owed), _record_script(record), _remove_script(name, remove)]
+    """Write the host's record after a playbook switched it to release folder ``name``: the
+    restart note and the removal of ``remove`` as ``activate`` has them."""
+    owed = _owed_script(name if restart else None)
+    parts = ["set -eu", f"cd {_q(directory)}", owed, _record_script(record), _remove_script(name, remove)]
     script = "\n".join(parts)
     return HostStep(locked(directory, script, timeout), timeout, "writing the record")
 

@@ -8,9 +8,8 @@ from rollout.core.bundle import Bundle
 from rollout.core.steps import Key, PlantResult, Steps, Targets, commits_of
 from rollout.core.workorder import RenderBundles, RenderSteps, WorkOrder
 from rollout.engine.context import PlantRun, common
-from rollout.engine.fanout import HostResults, fan_out
+from rollout.engine.fanout import HostResults
 from rollout.engine.layout import Running
-from rollout.engine.verify import parse_verify, verify
 from rollout.errors import ConfigError
 from rollout.transports.base import TransportError
 
@@ -55,50 +54,27 @@ def with_old_steps(order: WorkOrder, targets: Targets, render: RenderSteps | Non
     return (order.with_old(rendered) if rendered else order), ""
 
 
-def clean_copies(
-    run: PlantRun, order: WorkOrder, now: dict[Key, Running], render: RenderBundles | None
-) -> tuple[WorkOrder, str]:
+def clean_copies(run: PlantRun, order: WorkOrder, now: dict[Key, Running], render: RenderBundles | None) -> WorkOrder:
     """Hosts about to leave a release whose files changed since it was staged: each is named in
     a warning (the release a rollback returns to is not the one that was deployed), and the
     order carries that release's bundle rendered again, so a rollback stages a clean copy
     instead; where it cannot (nothing to render with, no commit recorded, a rendering that is
-    not the deployed bundle because the overlays changed), the warning says so. '' or why a host
-    could not be checked (nothing has changed yet)."""
-    leaving = {lay.layer: lay.release_dir for lay in order.layers}
-    keys = [k for k, s in now.items() if s.release_dir not in (None, leaving.get(k[0]))]
-    found = _drift_of(run, keys, now)
-    if found.failed:
-        return order, "; ".join(sorted(set(found.reasons())))
+    not the deployed bundle because the overlays changed), the warning says so.
+
+    ``now`` is what the plant's first read found, which hashed the release each host leaves
+    (``Running.drift``, asked with the order's targets)."""
     clean: dict[str, Bundle] = {}
     rendered: dict[tuple[str, str], Mapping[str, Bundle] | str] = {}
     """(commit, release) -> its bundles, or why they do not render: each rendered once."""
-    for key, what in sorted(found.succeeded.items()):
-        if not what:
+    for key, state in sorted(now.items()):
+        if state.drift is None or not state.drift.drifted:
             continue
-        state = now[key]
+        what = state.drift.summary()
         why = _render_clean(state, key[0], _memo(render, rendered), clean)
         after = "a rollback to it stages a clean copy" if not why else f"a rollback to it would not be clean: {why}"
         reason = f"{key[1]}: the release it runs, {state.release}, drifted from its manifest ({what}); {after}"
         run.emit("warning", layer=key[0], host=key[1], release=state.release, detail={"reason": reason})
-    return (order.with_clean(clean) if clean else order), ""
-
-
-def _drift_of(run: PlantRun, keys: list[Key], now: dict[Key, Running]) -> HostResults[Key, str]:
-    """Each of ``keys``' current release checked against its manifest: its drift in words ('' clean)."""
-    where = {(layer.name, host.name): (layer, host) for layer in run.layers() for host in run.hosts(layer)}
-    timeout = run.options.command_timeout
-
-    def check(key: Key) -> str:
-        drift = now[key].drift  # the read at the plant's start hashed it already
-        if drift is None:
-            layer, host = where[key]
-            step = verify(run.conns.dir(host, layer), now[key].release_dir, timeout)
-            drift = parse_verify(run.conns.run(host, step).stdout).drift
-        return drift.summary() if drift.drifted else ""
-
-    found = fan_out(keys, check)
-    found.raise_bugs()
-    return found
+    return order.with_clean(clean) if clean else order
 
 
 def _memo(

@@ -14,6 +14,8 @@ from rollout.core.drift import MANIFEST_NAME, Drift, compare, parse_manifest, pa
 from rollout.engine.layout import HostStep
 
 _MARK = "\x1erollout-verify:"
+SUMS = "find . ! -type d -print0 | xargs -0 -r sha256sum 2>/dev/null"
+"""Every file below the working folder hashed (``./<path>`` lines, ``parse_sums`` reads them in any order)."""
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,7 @@ if [ ! -e {where} ] && [ ! -L {where} ]; then exit 0; fi
 printf '{_MARK}link\\n'; readlink {where} 2>/dev/null || printf '%s\\n' {where}
 cd {where} 2>/dev/null || {{ printf '{_MARK}gone\\n'; exit 0; }}
 printf '{_MARK}manifest\\n'; cat {MANIFEST_NAME} 2>/dev/null || true
-printf '{_MARK}sums\\n'; find . ! -type d -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum 2>/dev/null || true
+printf '{_MARK}sums\\n'; {SUMS} || true
 """
     return HostStep(script, timeout, "hashing the release's files")
 

@@ -240,9 +240,12 @@ class SqliteJournal(SqliteAccess, SqliteAssets, SqlAgents, Journal):
         return True
 
     def sync(self) -> None:
+        self._same_file()
+        self._sync_wal()
+
+    def _sync_wal(self) -> None:
         # A commit is in the WAL file (or, after a checkpoint, in the database, which
         # SQLite syncs itself): an fsync of the WAL file makes it durable.
-        self._same_file()
         wal = Path(f"{self.path}-wal")
         try:
             fd = os.open(wal, os.O_RDONLY)
@@ -305,7 +308,7 @@ def sync_open() -> list[str]:
         except JournalError:
             continue  # removed or replaced: the verb that used it has said so, and nothing is left to sync
         try:
-            journal.sync()
+            journal._sync_wal()
         except JournalError as exc:
             problems.append(str(exc))
     return problems
